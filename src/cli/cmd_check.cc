@@ -1,0 +1,103 @@
+// dtkfs check SRC [--index PATH] [--repair]: walk the source, compare with the index, list
+// the directories whose totals differ; --repair installs a fresh index.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/index_tasks.h"
+#include "cli/output.h"
+#include "index/index_location.h"
+#include "index/index_reader.h"
+
+namespace dtkfs::cli {
+namespace {
+
+std::string Describe(const Totals& t) {
+  return fmt::format("bytes={} files={} dirs={}", t.bytes, t.files, t.dirs);
+}
+
+std::string Shown(const std::string& root, const std::string& rel) {
+  return rel.empty() ? root : root + "/" + rel;
+}
+
+}  // namespace
+
+int RunCheck(const CheckArgs& args) {
+  Env& env = Env::Default();
+  auto target = LocateIndex(env, args.source, args.index);
+  if (!target.ok()) {
+    PrintError(target.status().message());
+    return kExitError;
+  }
+  auto lock = LockIndex(env, target->index);
+  if (!lock.ok()) {
+    PrintError(lock.status().message() + " (unmount it, or check while it is not mounted)");
+    return kExitError;
+  }
+  size_t findings = 0;
+  auto reader = IndexReader::Open(env, target->index);
+  if (!reader.ok()) {
+    PrintError(reader.status().message());
+    ++findings;
+  }
+
+  ScanOptions options;
+  auto scan = ScanTree(target->source, "", options);
+  if (!scan.ok()) {
+    PrintError(scan.status().message());
+    return kExitError;
+  }
+  for (const auto& e : scan->errors) PrintError(e.ToString(target->source));
+
+  if (reader.ok()) {
+    // Both sides are sorted by path: one merge finds every difference.
+    const IndexReader& idx = **reader;
+    size_t i = 0, j = 0;
+    const auto& walk = scan->dirs;
+    while (i < idx.size() || j < walk.size()) {
+      int cmp = i == idx.size()   ? 1
+                : j == walk.size() ? -1
+                                   : idx.path_at(i).compare(walk[j].first);
+      if (cmp < 0) {
+        fmt::print("gone\t{}\t(index has it, the source does not)\n",
+                   Shown(target->source, std::string(idx.path_at(i))));
+        ++findings;
+        ++i;
+      } else if (cmp > 0) {
+        fmt::print("new\t{}\t(not in the index; walk: {})\n",
+                   Shown(target->source, walk[j].first), Describe(walk[j].second));
+        ++findings;
+        ++j;
+      } else {
+        Totals t = idx.totals_at(i);
+        if (!(t == walk[j].second)) {
+          fmt::print("differs\t{}\tindex: {}; walk: {}\n", Shown(target->source, walk[j].first),
+                     Describe(t), Describe(walk[j].second));
+          ++findings;
+        }
+        ++i;
+        ++j;
+      }
+    }
+  }
+
+  if (findings > 0 && args.repair) {
+    Status s = InstallScan(env, *target, *scan, reader.ok() ? (*reader)->generation() + 1 : 1);
+    if (!s.ok()) {
+      PrintError(s.message());
+      return kExitError;
+    }
+    fmt::print(stderr, "dtkfs: repaired: {} written ({} directories)\n", target->index,
+               scan->dirs.size());
+  }
+  if (findings == 0 && scan->errors.empty()) {
+    fmt::print(stderr, "dtkfs: {}: index matches the source ({} directories)\n", target->source,
+               scan->dirs.size());
+    return kExitOk;
+  }
+  if (findings > 0)
+    fmt::print(stderr, "dtkfs: {} directories differ{}\n", findings,
+               args.repair ? " (repaired)" : "; dtkfs check --repair fixes the index");
+  return kExitFindings;
+}
+
+}  // namespace dtkfs::cli

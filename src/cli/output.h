@@ -1,0 +1,30 @@
+// Output helpers shared by the CLI commands: du-style human units, JSON strings, and the
+// exit-status convention (0 ok, 1 findings, 2 error).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dtkfs/totals.h"
+
+namespace dtkfs::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFindings = 1;
+inline constexpr int kExitError = 2;
+
+// 1023 -> "1023", 1536 -> "1.5K", 10.2 MiB -> "11M": like `du -h` (powers of 1024, rounded
+// up, one decimal below 10).
+std::string HumanBytes(uint64_t bytes);
+// A JSON string literal. Control bytes are escaped; bytes that are not valid UTF-8 are
+// written as \u00XX (their Latin-1 reading), so the output is always valid JSON.
+std::string JsonString(std::string_view s);
+// One "BYTES<TAB>PATH" line (human units when human is set).
+std::string DuLine(uint64_t bytes, std::string_view path, bool human);
+// {"path":...,"bytes":...,"files":...,"dirs":...}
+std::string JsonRecord(std::string_view path, const Totals& t);
+// Prints "dtkfs: MESSAGE" to stderr.
+void PrintError(std::string_view message);
+
+}  // namespace dtkfs::cli

@@ -1,0 +1,77 @@
+// Env: every OS effect of the index, the compactor and the scanner's output goes through
+// this seam, so tests can inject ENOSPC, EIO and a crash between any two steps (see
+// tests/support/fault_env.h). Passthrough data I/O in the FUSE layer does not use it.
+//
+// Thread-safety: Env implementations are safe to call from any thread. A WritableFile is
+// used by one thread at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace dtkfs {
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Writes all of data at offset (pwrite semantics: sections of a file can be filled
+  // independently).
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  virtual Status Sync() = 0;  // fsync
+  virtual Status Close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// A read-only mapping of a whole file; unmapped when the last owner lets go, so readers that
+// still hold it keep reading the old inode after a rename replaced the file.
+class MappedFile {
+ public:
+  virtual ~MappedFile() = default;
+  virtual const char* data() const = 0;
+  virtual size_t size() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// An exclusive advisory lock (flock) held until destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The process-wide POSIX Env.
+  static Env& Default();
+
+  // Creates or truncates path for writing, with the given mode.
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                                mode_t mode) = 0;
+  virtual Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  // fsync of a directory, so a rename in it is durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  // syncfs on the filesystem holding path (compaction makes the source's data durable before
+  // an index that counts it replaces the old one).
+  virtual Status SyncFilesystem(const std::string& path) = 0;
+  // mkdir -p with mode for directories it creates.
+  virtual Status CreateDirs(const std::string& dir, mode_t mode) = 0;
+  virtual bool FileExists(const std::string& path) = 0;
+  // Takes an exclusive flock on path (created with mode 0600 if absent); Busy if held.
+  virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
+};
+
+}  // namespace dtkfs
+
+namespace dtkfs {
+// A MappedFile over bytes in memory (tests, the fuzz target, tools reading from a buffer).
+std::shared_ptr<const MappedFile> MakeMemoryFile(std::string bytes, std::string name);
+}  // namespace dtkfs

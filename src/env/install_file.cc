@@ -1,0 +1,35 @@
+#include "env/install_file.h"
+
+#include "util/path.h"
+
+namespace dtkfs {
+
+std::string TempPathFor(const std::string& path) { return path + ".tmp"; }
+
+static std::string DirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Status InstallFile(Env& env, const std::string& path, mode_t mode,
+                   const std::function<Status(WritableFile&)>& write_body) {
+  const std::string tmp = TempPathFor(path);
+  auto file = env.NewWritableFile(tmp, mode);
+  if (!file.ok()) return file.status();
+  Status s = write_body(**file);
+  if (s.ok()) s = (*file)->Sync();
+  Status close_status = (*file)->Close();
+  if (s.ok()) s = close_status;
+  if (s.ok()) s = env.Rename(tmp, path);
+  if (!s.ok()) {
+    // The old file at path is untouched; the tmp file is garbage either way.
+    env.Remove(tmp).PermitUnchecked();
+    return s;
+  }
+  // After the rename the new file is visible; syncing the directory makes that durable.
+  return env.SyncDir(DirectoryOf(path));
+}
+
+}  // namespace dtkfs

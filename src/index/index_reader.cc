@@ -1,0 +1,162 @@
+#include "index/index_reader.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "dtkfs/index_format.h"
+#include "util/crc32c.h"
+#include "util/path.h"
+
+namespace dtkfs {
+
+Result<std::shared_ptr<const IndexReader>> IndexReader::Open(Env& env, const std::string& path) {
+  auto file = env.MapReadOnly(path);
+  if (!file.ok()) return file.status();
+  return FromFile(std::move(file).value());
+}
+
+Result<std::shared_ptr<const IndexReader>> IndexReader::FromFile(
+    std::shared_ptr<const MappedFile> file) {
+  std::shared_ptr<IndexReader> reader(new IndexReader(std::move(file)));
+  Status s = reader->Validate();
+  if (!s.ok()) return s;
+  return std::shared_ptr<const IndexReader>(std::move(reader));
+}
+
+Status IndexReader::Validate() {
+  const char* data = file_->data();
+  const uint64_t size = file_->size();
+  auto bad = [&](std::string_view what) {
+    return Status::Corruption(fmt::format("index {}: {}", file_->path(), what));
+  };
+  if (size < format::kHeaderSize)
+    return bad(fmt::format("truncated: {} bytes, smaller than the {}-byte header", size,
+                           format::kHeaderSize));
+  if (std::string_view(data, 8) != format::kMagic) return bad("not a dtkfs index (bad magic)");
+  const uint32_t version = format::LoadU32(data + 8);
+  if (version == format::kSeedVersion)
+    return bad("version 1 (seed layout without counts or checksum) is not supported; rescan");
+  if (version != format::kVersion)
+    return bad(fmt::format("unsupported format version {} (this dtkfs reads {})", version,
+                           format::kVersion));
+  const uint64_t count = format::LoadU32(data + 12);
+  const uint64_t pool_len = format::LoadU32(data + 16);
+  const uint64_t entries_end = format::kHeaderSize + count * format::kEntrySize;
+  const uint64_t pool_end = entries_end + pool_len;
+  const uint64_t aggregates_start = format::AlignUp8(pool_end);
+  const uint64_t aggregates_end = aggregates_start + count * format::kAggregateRecordSize;
+  if (size < format::kTrailerSize || aggregates_end > size - format::kTrailerSize)
+    return bad(fmt::format("truncated: {} bytes, but header announces {} entries and {} pool "
+                           "bytes (need at least {})",
+                           size, count, pool_len, aggregates_end + format::kTrailerSize));
+
+  namespace tr = format::trailer;
+  const char* t = data + size - format::kTrailerSize;
+  if (format::LoadU32(t + tr::kMagicField) != format::kTrailerMagic)
+    return bad("truncated or corrupt: trailer magic missing");
+  if (format::LoadU32(t + tr::kCrcTrailer) != crc32c::Value(t, tr::kCrcTrailer))
+    return bad("trailer checksum mismatch");
+  if (format::LoadU64(t + tr::kAggregatesOffset) != aggregates_start)
+    return bad("aggregates offset in trailer disagrees with the header");
+  if (format::LoadU32(t + tr::kAggregateRecord) != format::kAggregateRecordSize)
+    return bad("unsupported aggregate record size");
+  const uint64_t ext_offset = format::LoadU64(t + tr::kExtOffset);
+  const uint64_t ext_len = format::LoadU64(t + tr::kExtLength);
+  if (ext_offset != aggregates_end || ext_len > size - format::kTrailerSize - ext_offset ||
+      ext_offset + ext_len != size - format::kTrailerSize)
+    return bad("section offsets out of bounds (file size disagrees with the header)");
+
+  if (format::LoadU32(t + tr::kCrcHeadEntries) != crc32c::Value(data, entries_end))
+    return bad("checksum mismatch in header or entry table");
+  if (format::LoadU32(t + tr::kCrcPool) !=
+      crc32c::Value(data + entries_end, aggregates_start - entries_end))
+    return bad("checksum mismatch in path pool");
+  if (format::LoadU32(t + tr::kCrcAggregates) !=
+      crc32c::Value(data + aggregates_start, aggregates_end - aggregates_start))
+    return bad("checksum mismatch in aggregates");
+  if (format::LoadU32(t + tr::kCrcExt) != crc32c::Value(data + ext_offset, ext_len))
+    return bad("checksum mismatch in extension section");
+
+  for (uint64_t off = 0; off < ext_len;) {
+    if (ext_len - off < 8) return bad("extension section: truncated record");
+    const uint32_t tag = format::LoadU32(data + ext_offset + off);
+    const uint64_t len = format::LoadU32(data + ext_offset + off + 4);
+    if (len > ext_len - off - 8) return bad("extension section: record out of bounds");
+    if (tag == format::kExtSourceRoot) source_root_ = std::string_view(data + ext_offset + off + 8, len);
+    off += 8 + len;
+  }
+
+  entries_ = data + format::kHeaderSize;
+  pool_ = data + entries_end;
+  aggregates_ = data + aggregates_start;
+  count_ = 0;  // path_at must not be used before bounds are checked
+  if (count == 0) return bad("no entries (the root entry is required)");
+  std::string_view prev;
+  for (uint64_t i = 0; i < count; ++i) {
+    const char* e = entries_ + i * format::kEntrySize;
+    const uint64_t off = format::LoadU32(e);
+    const uint64_t len = format::LoadU32(e + 4);
+    if (off > pool_len || len > pool_len - off)
+      return bad(fmt::format("entry {} points outside the path pool", i));
+    std::string_view p(pool_ + off, len);
+    if (i == 0 && !p.empty()) return bad("first entry is not the root");
+    if (i > 0 && !(prev < p))
+      return bad(fmt::format("entries not strictly sorted at entry {}", i));
+    if (i > 0 && !path::IsValidRelative(p))
+      return bad(fmt::format("entry {} has a malformed path", i));
+    prev = p;
+  }
+  count_ = count;
+  generation_ = format::LoadU64(t + tr::kIndexGeneration);
+  journal_generation_ = format::LoadU64(t + tr::kJournalGeneration);
+  return Status::Ok();
+}
+
+std::string_view IndexReader::path_at(size_t i) const {
+  const char* e = entries_ + i * format::kEntrySize;
+  return std::string_view(pool_ + format::LoadU32(e), format::LoadU32(e + 4));
+}
+
+Totals IndexReader::totals_at(size_t i) const {
+  const char* a = aggregates_ + i * format::kAggregateRecordSize;
+  return Totals{format::LoadU64(entries_ + i * format::kEntrySize + 8), format::LoadU64(a),
+                format::LoadU64(a + 8)};
+}
+
+size_t IndexReader::LowerBound(std::string_view key) const {
+  size_t lo = 0, hi = count_;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (path_at(mid) < key)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+std::optional<size_t> IndexReader::Find(std::string_view p) const {
+  size_t i = LowerBound(p);
+  if (i < count_ && path_at(i) == p) return i;
+  return std::nullopt;
+}
+
+std::optional<Totals> IndexReader::Lookup(std::string_view p) const {
+  auto i = Find(p);
+  if (!i) return std::nullopt;
+  return totals_at(*i);
+}
+
+std::pair<size_t, size_t> IndexReader::SubtreeRange(std::string_view dir) const {
+  if (dir.empty()) return {count_ == 0 ? 0 : 1, count_};
+  // Every path below dir starts with "dir/"; the first path after them starts with "dir0"
+  // ('0' is the byte after '/').
+  std::string key(dir);
+  key.push_back('/');
+  size_t first = LowerBound(key);
+  key.back() = '0';
+  return {first, LowerBound(key)};
+}
+
+}  // namespace dtkfs

@@ -1,0 +1,295 @@
+#include "scan/scanner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fmt/format.h>
+#include <mutex>
+#include <thread>
+
+#include "util/path.h"
+
+namespace dtkfs {
+namespace {
+
+// Paths longer than this are opened relative to the parent's fd instead of the root's, so
+// depth has no limit (PATH_MAX is 4096).
+constexpr size_t kMaxRootRelativePath = 3000;
+constexpr size_t kDentsBuffer = 64 * 1024;
+constexpr size_t kPublishBatch = 128;
+
+struct Node {
+  Node* parent = nullptr;
+  std::string path;
+  std::atomic<uint64_t> bytes{0}, files{0}, dirs{0};
+  // Children still being walked, plus one for the node's own listing.
+  std::atomic<uint64_t> pending{1};
+};
+
+struct Work {
+  Node* node;
+  int fd;  // already open (deep paths), or -1
+};
+
+class Walk {
+ public:
+  Walk(int root_fd, unsigned threads) : root_fd_(root_fd), threads_(threads) {}
+
+  void Run(Node* start, int start_fd);
+  std::vector<ScanError> TakeErrors() { return std::move(errors_); }
+  std::deque<Node>& arena(size_t i) { return arenas_[i]; }
+  size_t arenas() const { return arenas_.size(); }
+  std::atomic<uint64_t> entries{0};
+  std::atomic<uint64_t> dirs{0};
+
+ private:
+  void Worker(size_t id);
+  void ListDirectory(size_t id, Work w);
+  int OpenBeneath(const std::string& rel);
+  void Finish(Node* n);
+  void AddError(std::string path, const char* op, int err);
+
+  const int root_fd_;
+  const unsigned threads_;
+  std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
+
+  std::mutex mu_;  // guards stack_, busy_, errors_
+  std::condition_variable cv_;
+  std::vector<Work> stack_;
+  unsigned busy_ = 0;
+  std::vector<ScanError> errors_;
+};
+
+int Walk::OpenBeneath(const std::string& rel) {
+  static std::atomic<bool> no_openat2{false};
+  if (!no_openat2.load(std::memory_order_relaxed)) {
+    struct open_how how {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = ::syscall(SYS_openat2, root_fd_, rel.c_str(), &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+    no_openat2.store(true, std::memory_order_relaxed);
+  }
+  return ::openat(root_fd_, rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+void Walk::AddError(std::string p, const char* op, int err) {
+  std::lock_guard lock(mu_);
+  errors_.push_back(ScanError{std::move(p), op, err});
+}
+
+// A directory's listing and all its children are done: fold it into its parent, and the
+// parent into its own parent when that was the last thing it waited for.
+void Walk::Finish(Node* n) {
+  while (n->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    Node* p = n->parent;
+    if (p == nullptr) return;
+    p->bytes.fetch_add(n->bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    p->files.fetch_add(n->files.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    p->dirs.fetch_add(n->dirs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    n = p;
+  }
+}
+
+void Walk::ListDirectory(size_t id, Work w) {
+  Node* node = w.node;
+  int fd = w.fd >= 0 ? w.fd : OpenBeneath(node->path);
+  if (fd < 0) {
+    AddError(node->path, "open", errno);
+    Finish(node);
+    return;
+  }
+  std::vector<Work> children;
+  uint64_t bytes = 0, files = 0, seen = 0;
+  alignas(8) static thread_local char buf[kDentsBuffer];
+  auto publish = [&] {
+    if (children.empty()) return;
+    {
+      std::lock_guard lock(mu_);
+      stack_.insert(stack_.end(), children.begin(), children.end());
+    }
+    cv_.notify_all();
+    children.clear();
+  };
+  while (true) {
+    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      AddError(node->path, "read", errno);
+      break;
+    }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      ++seen;
+      unsigned char type = d->d_type;
+      struct stat st;
+      if (type != DT_DIR) {
+        if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          if (errno != ENOENT) AddError(path::Join(node->path, name), "stat", errno);
+          continue;  // ENOENT: removed while we looked; it is not there
+        }
+        if (!S_ISDIR(st.st_mode)) {
+          bytes += static_cast<uint64_t>(st.st_size);
+          ++files;
+          continue;
+        }
+      }
+      Node& child = arenas_[id].emplace_back();
+      child.parent = node;
+      child.path = path::Join(node->path, name);
+      int child_fd = -1;
+      if (child.path.size() > kMaxRootRelativePath) {
+        child_fd = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child_fd < 0) {
+          AddError(child.path, "open", errno);
+          node->dirs.fetch_add(1, std::memory_order_relaxed);  // it exists; its content is unknown
+          continue;
+        }
+      }
+      node->pending.fetch_add(1, std::memory_order_relaxed);
+      children.push_back(Work{&child, child_fd});
+      if (children.size() >= kPublishBatch) publish();
+    }
+  }
+  ::close(fd);
+  node->bytes.fetch_add(bytes, std::memory_order_relaxed);
+  node->files.fetch_add(files, std::memory_order_relaxed);
+  entries.fetch_add(seen, std::memory_order_relaxed);
+  dirs.fetch_add(1, std::memory_order_relaxed);
+  publish();
+  Finish(node);
+}
+
+void Walk::Worker(size_t id) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    if (stack_.empty()) {
+      if (busy_ == 0) {
+        cv_.notify_all();
+        return;
+      }
+      cv_.wait(lock);
+      continue;
+    }
+    Work w = stack_.back();
+    stack_.pop_back();
+    ++busy_;
+    lock.unlock();
+    ListDirectory(id, w);
+    lock.lock();
+    --busy_;
+  }
+}
+
+void Walk::Run(Node* start, int start_fd) {
+  arenas_.resize(threads_);
+  stack_.push_back(Work{start, start_fd});
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads_; ++i) pool.emplace_back([this, i] { Worker(i); });
+  Worker(0);
+  for (auto& t : pool) t.join();
+}
+
+void RaiseFdLimit() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+std::string ScanError::ToString(const std::string& root) const {
+  std::string full = path.empty() ? root : root + "/" + path;
+  return fmt::format("{} {}: {}", op, full, std::strerror(err));
+}
+
+Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
+                            const ScanOptions& options) {
+  RaiseFdLimit();
+  int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return Status::FromErrno(errno, "open", root);
+  int start_fd = start.empty() ? ::dup(root_fd)
+                               : ::openat(root_fd, start.c_str(),
+                                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (start_fd < 0) {
+    int err = errno;
+    ::close(root_fd);
+    return Status::FromErrno(err, "open", root + "/" + start);
+  }
+
+  Walk walk(root_fd, std::max(1u, options.threads));
+  Node start_node;
+  start_node.path = start;
+
+  std::atomic<bool> done{false};
+  std::thread progress;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options.on_progress) {
+    progress = std::thread([&] {
+      std::mutex m;
+      std::condition_variable cv;
+      while (!done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (done.load()) break;
+        options.on_progress(ScanProgress{
+            walk.entries.load(), walk.dirs.load(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+      }
+    });
+  }
+  walk.Run(&start_node, start_fd);
+  done.store(true);
+  if (progress.joinable()) progress.join();
+  ::close(root_fd);
+
+  ScanResult result;
+  result.entries = walk.entries.load();
+  size_t total = 1;
+  for (size_t i = 0; i < walk.arenas(); ++i) total += walk.arena(i).size();
+  result.dirs.reserve(total);
+  auto totals_of = [](const Node& n) {
+    return Totals{n.bytes.load(), n.files.load(), n.dirs.load()};
+  };
+  result.dirs.emplace_back(std::move(start_node.path), totals_of(start_node));
+  for (size_t i = 0; i < walk.arenas(); ++i) {
+    for (Node& n : walk.arena(i)) result.dirs.emplace_back(std::move(n.path), totals_of(n));
+  }
+  std::sort(result.dirs.begin(), result.dirs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  result.errors = walk.TakeErrors();
+  std::sort(result.errors.begin(), result.errors.end(),
+            [](const ScanError& a, const ScanError& b) { return a.path < b.path; });
+  if (options.on_progress)
+    options.on_progress(ScanProgress{
+        result.entries, walk.dirs.load(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  return result;
+}
+
+std::function<void(const ScanProgress&)> TerminalProgress() {
+  return [](const ScanProgress& p) {
+    double rate = p.seconds > 0 ? static_cast<double>(p.entries) / p.seconds : 0;
+    fmt::print(stderr, "\rscanning: {} entries, {} dirs, {:.0f} entries/s   ", p.entries, p.dirs,
+               rate);
+    std::fflush(stderr);
+  };
+}
+
+}  // namespace dtkfs

@@ -1,0 +1,59 @@
+// Scanner: the one walk of a source tree, used by `dtkfs scan`, `dtkfs check`, the mount's
+// first start and (later) recovery. It computes the Totals of every directory (brief
+// section 2) with both cores.
+//
+// How it walks: relative to directory fds (openat with RESOLVE_NO_SYMLINKS beneath the root,
+// getdents64, fstatat with AT_SYMLINK_NOFOLLOW), never following a symlink, without
+// recursion (a shared stack of directories to list; any depth works, deep paths are opened
+// relative to their parent's fd). Only non-directories are stat'ed.
+// An unreadable directory is recorded in errors and counted as what could be read.
+//
+// Thread-safety: ScanTree is reentrant; it starts and joins its own threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dtkfs/totals.h"
+#include "util/status.h"
+
+namespace dtkfs {
+
+struct ScanProgress {
+  uint64_t entries = 0;
+  uint64_t dirs = 0;
+  double seconds = 0;
+};
+
+struct ScanOptions {
+  unsigned threads = 2;
+  // Called about every 200 ms from a helper thread while the scan runs (null: none).
+  std::function<void(const ScanProgress&)> on_progress;
+};
+
+struct ScanError {
+  std::string path;  // relative to the scanned root
+  std::string op;    // "open", "read", "stat"
+  int err = 0;
+  std::string ToString(const std::string& root) const;
+};
+
+struct ScanResult {
+  // Every directory (the start directory first, as ""-relative paths), sorted by path bytes.
+  std::vector<std::pair<std::string, Totals>> dirs;
+  std::vector<ScanError> errors;
+  uint64_t entries = 0;  // every entry seen, directories included
+};
+
+// Walks root/start (start is relative to root, "" for the whole tree). Paths in the result are
+// relative to root. Fails only when the start directory cannot be opened.
+Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
+                            const ScanOptions& options);
+
+// A progress printer for a terminal: "\rscanning: N entries, D dirs, R entries/s".
+std::function<void(const ScanProgress&)> TerminalProgress();
+
+}  // namespace dtkfs

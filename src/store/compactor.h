@@ -1,0 +1,64 @@
+// Compactor: merges the size store's overlays into a new index file and publishes it
+// (DESIGN-BRIEF section 5): clone, merge, save, then publish.
+//
+//   1. freeze   (SizeStore::Freeze: the active overlay becomes frozen, microseconds)
+//   2. syncfs on the source, so file data the new index counts cannot be lost to a power cut
+//   3. merge base + frozen into PATH.tmp, fsync, rename over PATH, fsync the directory
+//   4. open and verify the new file, then publish it (SizeStore::Publish)
+//
+// On any failure nothing changes meaning: the frozen overlays stay readable, the old index
+// stays on disk, the error is returned (and kept for status), and a later run retries.
+// A run never reports success for work it did not do.
+//
+// Thread-safety: CompactNow may be called from any thread. At most one compaction runs at a
+// time; calls that arrive while one runs coalesce into a single further run, and each call
+// returns the result of a run that started after the call began.
+// Lock order: mu_ is never held while calling into the store or the Env.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "env/env.h"
+#include "store/size_store.h"
+
+namespace dtkfs {
+
+class Compactor {
+ public:
+  // source_root: the directory whose filesystem is synced before install (empty: skip, for
+  // tests that have no source).
+  Compactor(SizeStore& store, Env& env, std::string index_path, std::string source_root);
+
+  Status CompactNow();
+
+  struct Report {
+    uint64_t runs = 0;            // finished runs, successful or not
+    uint64_t generation = 0;      // generation of the index on disk after the last success
+    std::chrono::system_clock::time_point last_time{};  // when the last run finished
+    Status last_status;           // its result
+    uint64_t last_entries = 0;    // entries written by the last successful run
+    double last_seconds = 0;      // its duration
+  };
+  Report GetReport() const;
+
+ private:
+  Status RunOnce(uint64_t* entries);
+
+  SizeStore& store_;
+  Env& env_;
+  const std::string index_path_;
+  const std::string source_root_;
+
+  mutable std::mutex mu_;  // guards the fields below
+  std::condition_variable done_cv_;
+  bool running_ = false;
+  uint64_t started_ = 0;   // runs started
+  uint64_t finished_ = 0;  // runs finished
+  Report report_;
+};
+
+}  // namespace dtkfs

@@ -1,0 +1,231 @@
+#include "store/size_store.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "util/path.h"
+
+namespace dtkfs {
+
+SizeStore::SizeStore(std::shared_ptr<const IndexReader> base)
+    : base_(std::move(base)), active_(std::make_shared<Overlay>()) {}
+
+Levels SizeStore::Snapshot::levels() const {
+  Levels l;
+  for (const auto& f : frozen) l.overlays.push_back(f.get());
+  l.base = base.get();
+  return l;
+}
+
+Levels SizeStore::LevelsLocked() const {
+  Levels l;
+  l.overlays.push_back(active_.get());
+  for (const auto& f : frozen_) l.overlays.push_back(f.get());
+  l.base = base_.get();
+  return l;
+}
+
+std::optional<Totals> SizeStore::LookupLocked(std::string_view dir) const {
+  if (auto it = active_->find(dir); it != active_->end()) {
+    if (it->second.tombstone) return std::nullopt;
+    return it->second.totals;
+  }
+  for (const auto& f : frozen_) {
+    if (auto it = f->find(dir); it != f->end()) {
+      if (it->second.tombstone) return std::nullopt;
+      return it->second.totals;
+    }
+  }
+  if (base_) return base_->Lookup(dir);
+  return std::nullopt;
+}
+
+bool SizeStore::PersistedLocked(std::string_view dir) const {
+  for (const auto& f : frozen_)
+    if (f->find(dir) != f->end()) return true;
+  return base_ && base_->Find(dir).has_value();
+}
+
+void SizeStore::PutLocked(std::string_view dir, const OverlayValue& value) {
+  auto it = active_->find(dir);
+  if (it == active_->end())
+    active_->emplace(std::string(dir), value);
+  else
+    it->second = value;
+}
+
+void SizeStore::EraseLocked(std::string_view dir) {
+  // A tombstone is only needed when an older level still has the path.
+  if (PersistedLocked(dir)) {
+    PutLocked(dir, OverlayValue{Totals{}, /*tombstone=*/true});
+  } else if (auto it = active_->find(dir); it != active_->end()) {
+    active_->erase(it);
+  }
+}
+
+Status SizeStore::ApplyToChainLocked(std::string_view dir, const Delta& delta,
+                                     std::string_view op) {
+  // Check the whole chain first, so a failure changes nothing.
+  std::vector<std::pair<std::string_view, Totals>> chain;
+  chain.reserve(path::Depth(dir) + 1);
+  Status missing;
+  path::ForSelfAndAncestors(dir, [&](std::string_view a) {
+    if (!missing.ok()) return;
+    auto t = LookupLocked(a);
+    if (!t) {
+      missing = Status::NotFound(fmt::format("{} {}: directory '{}' not in the size store", op,
+                                             dir, a));
+      return;
+    }
+    chain.emplace_back(a, *t);
+  });
+  DTKFS_RETURN_IF_ERROR(missing);
+  Status underflow;
+  for (auto& [a, t] : chain) {
+    Totals next = Apply(t, delta);
+    auto negative = [](uint64_t before, int64_t d) {
+      return d < 0 && static_cast<uint64_t>(-d) > before;
+    };
+    if (negative(t.bytes, delta.bytes) || negative(t.files, delta.files) ||
+        negative(t.dirs, delta.dirs)) {
+      // The store disagrees with the source (changed behind the mount); keep it sane and say
+      // so. `dtkfs check --repair` fixes the numbers.
+      underflow = Status::Corruption(
+          fmt::format("{} {}: totals of '{}' would go negative; run dtkfs check", op, dir, a));
+      if (negative(t.bytes, delta.bytes)) next.bytes = 0;
+      if (negative(t.files, delta.files)) next.files = 0;
+      if (negative(t.dirs, delta.dirs)) next.dirs = 0;
+    }
+    PutLocked(a, OverlayValue{next});
+  }
+  return underflow;
+}
+
+std::optional<Totals> SizeStore::Lookup(std::string_view dir) const {
+  std::shared_lock lock(mu_);
+  return LookupLocked(dir);
+}
+
+Status SizeStore::AddDelta(std::string_view dir, const Delta& delta) {
+  std::unique_lock lock(mu_);
+  return ApplyToChainLocked(dir, delta, "update");
+}
+
+Status SizeStore::MakeDir(std::string_view p) {
+  if (path::IsRoot(p)) return Status::InvalidArgument("mkdir: the root always exists");
+  std::unique_lock lock(mu_);
+  if (LookupLocked(p))
+    return Status::InvalidArgument(fmt::format("mkdir {}: already in the size store", p));
+  std::string_view parent = path::Parent(p);
+  if (!LookupLocked(parent))
+    return Status::NotFound(fmt::format("mkdir {}: parent not in the size store", p));
+  // The parent chain is known to exist, so this cannot fail half way.
+  PutLocked(p, OverlayValue{});
+  return ApplyToChainLocked(parent, Delta{0, 0, 1}, "mkdir");
+}
+
+Status SizeStore::RemoveDir(std::string_view p) {
+  if (path::IsRoot(p)) return Status::InvalidArgument("rmdir: cannot remove the root");
+  std::unique_lock lock(mu_);
+  auto t = LookupLocked(p);
+  if (!t) return Status::NotFound(fmt::format("rmdir {}: not in the size store", p));
+  std::vector<std::string> below;
+  KeyRange r = StrictlyBelow(p);
+  MergedRange(LevelsLocked(), r.lo, r.hi, [&](std::string_view q, const Totals&) {
+    below.emplace_back(q);
+    return true;
+  });
+  for (const auto& q : below) EraseLocked(q);
+  EraseLocked(p);
+  return ApplyToChainLocked(path::Parent(p), -SubtreeContribution(*t), "rmdir");
+}
+
+Status SizeStore::RenameDir(std::string_view from, std::string_view to) {
+  if (path::IsRoot(from) || path::IsRoot(to))
+    return Status::InvalidArgument("rename: the root cannot be renamed");
+  if (path::IsSameOrBelow(to, from))
+    return Status::InvalidArgument(fmt::format("rename {} to {}: target inside source", from, to));
+  std::unique_lock lock(mu_);
+  auto t = LookupLocked(from);
+  if (!t) return Status::NotFound(fmt::format("rename {}: not in the size store", from));
+  if (LookupLocked(to))
+    return Status::InvalidArgument(fmt::format("rename {} to {}: target exists", from, to));
+  if (!LookupLocked(path::Parent(to)))
+    return Status::NotFound(fmt::format("rename {} to {}: target parent unknown", from, to));
+
+  std::vector<std::pair<std::string, Totals>> moved;
+  moved.emplace_back(std::string(from), *t);
+  KeyRange r = StrictlyBelow(from);
+  MergedRange(LevelsLocked(), r.lo, r.hi, [&](std::string_view q, const Totals& qt) {
+    moved.emplace_back(std::string(q), qt);
+    return true;
+  });
+  const Delta contribution = SubtreeContribution(*t);
+  for (const auto& [q, qt] : moved) EraseLocked(q);
+  for (const auto& [q, qt] : moved) {
+    std::string target(to);
+    target.append(q, from.size(), std::string::npos);
+    PutLocked(target, OverlayValue{qt});
+  }
+  Status a = ApplyToChainLocked(path::Parent(from), -contribution, "rename");
+  Status b = ApplyToChainLocked(path::Parent(to), contribution, "rename");
+  return a.ok() ? b : a;
+}
+
+std::vector<std::pair<std::string, Totals>> SizeStore::ListBelow(std::string_view dir,
+                                                                 size_t max_depth) const {
+  std::vector<std::pair<std::string, Totals>> out;
+  const size_t base_depth = path::Depth(dir);
+  std::shared_lock lock(mu_);
+  KeyRange r = StrictlyBelow(dir);
+  MergedRange(LevelsLocked(), r.lo, r.hi, [&](std::string_view q, const Totals& t) {
+    if (max_depth == 0 || path::Depth(q) - base_depth <= max_depth) out.emplace_back(q, t);
+    return true;
+  });
+  return out;
+}
+
+SizeStore::Stats SizeStore::GetStats() const {
+  std::shared_lock lock(mu_);
+  Stats s;
+  s.base_entries = base_ ? base_->size() : 0;
+  s.active_entries = active_->size();
+  for (const auto& f : frozen_) s.frozen_entries += f->size();
+  s.generation = base_ ? base_->generation() : 0;
+  s.base_path = base_ ? base_->file_path() : std::string();
+  return s;
+}
+
+bool SizeStore::dirty() const {
+  std::shared_lock lock(mu_);
+  return !active_->empty() || !frozen_.empty();
+}
+
+size_t SizeStore::active_size() const {
+  std::shared_lock lock(mu_);
+  return active_->size();
+}
+
+SizeStore::Snapshot SizeStore::Freeze() {
+  std::unique_lock lock(mu_);
+  if (!active_->empty()) {
+    frozen_.insert(frozen_.begin(), std::shared_ptr<const Overlay>(std::move(active_)));
+    active_ = std::make_shared<Overlay>();
+  }
+  return Snapshot{base_, frozen_};
+}
+
+void SizeStore::Publish(std::shared_ptr<const IndexReader> new_base, const Snapshot& snapshot) {
+  std::shared_ptr<const IndexReader> old;  // unmapped after the lock is released
+  std::unique_lock lock(mu_);
+  old = std::move(base_);
+  base_ = std::move(new_base);
+  std::erase_if(frozen_, [&](const std::shared_ptr<const Overlay>& f) {
+    for (const auto& s : snapshot.frozen)
+      if (s == f) return true;
+    return false;
+  });
+}
+
+}  // namespace dtkfs

@@ -1,0 +1,89 @@
+// SizeStore: the live totals of every directory of one source tree (DESIGN-BRIEF section 4).
+//
+//   reads:  active overlay -> frozen overlays (newest first) -> base index (mmap)
+//   writes: the changed directory and all its ancestors, into the active overlay, under one
+//           exclusive lock, so a reader never sees a half-applied change.
+//
+// Values in the overlays are absolute totals (not deltas), so an overlay entry stays right
+// whatever base it is read over; tombstones hide deleted directories.
+// Compaction (compactor.h) freezes the active overlay, merges base + frozen into a new file
+// and publishes it; the store's meaning never changes along the way.
+//
+// Thread-safety: all public methods are safe from any thread. Lock: mu_ (shared for reads,
+// exclusive for writes, freeze and publish; held for one update, never across I/O).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dtkfs/totals.h"
+#include "index/index_reader.h"
+#include "store/overlay.h"
+
+namespace dtkfs {
+
+class SizeStore {
+ public:
+  explicit SizeStore(std::shared_ptr<const IndexReader> base);
+
+  std::optional<Totals> Lookup(std::string_view dir) const;
+
+  // A non-directory entry directly inside dir changed (created, removed, resized): applies
+  // delta to dir and every ancestor. NotFound if dir is unknown.
+  Status AddDelta(std::string_view dir, const Delta& delta);
+  // A new empty directory. Its parent must exist and it must not.
+  Status MakeDir(std::string_view path);
+  // Removes path and everything recorded below it, taking their totals off the ancestors.
+  Status RemoveDir(std::string_view path);
+  // Moves the subtree at from to to (which must not exist); both ancestor chains adjust.
+  Status RenameDir(std::string_view from, std::string_view to);
+
+  // Entries strictly below dir, in path order (children only if max_depth == 1; 0 = all).
+  // Copies under the shared lock, so fn may take its time.
+  std::vector<std::pair<std::string, Totals>> ListBelow(std::string_view dir,
+                                                        size_t max_depth) const;
+
+  struct Stats {
+    size_t base_entries = 0;
+    size_t active_entries = 0;
+    size_t frozen_entries = 0;
+    uint64_t generation = 0;
+    std::string base_path;
+  };
+  Stats GetStats() const;
+  bool dirty() const;
+  size_t active_size() const;
+
+  // --- for the Compactor only ---
+  struct Snapshot {
+    std::shared_ptr<const IndexReader> base;
+    std::vector<std::shared_ptr<const Overlay>> frozen;  // newest first
+    Levels levels() const;
+  };
+  // Moves the active overlay (if not empty) to the frozen list and returns base + frozen.
+  Snapshot Freeze();
+  // Installs new_base, which must contain everything in snapshot, and drops the snapshot's
+  // frozen overlays.
+  void Publish(std::shared_ptr<const IndexReader> new_base, const Snapshot& snapshot);
+
+ private:
+  // The helpers below expect mu_ held (shared for reads, exclusive for writes).
+  std::optional<Totals> LookupLocked(std::string_view dir) const;
+  bool PersistedLocked(std::string_view dir) const;  // in base or a frozen overlay
+  void PutLocked(std::string_view dir, const OverlayValue& value);
+  void EraseLocked(std::string_view dir);
+  Status ApplyToChainLocked(std::string_view dir, const Delta& delta, std::string_view op);
+  Levels LevelsLocked() const;
+
+  mutable std::shared_mutex mu_;  // guards everything below
+  std::shared_ptr<const IndexReader> base_;
+  std::vector<std::shared_ptr<const Overlay>> frozen_;  // newest first
+  std::shared_ptr<Overlay> active_;
+};
+
+}  // namespace dtkfs
