@@ -37,4 +37,8 @@ struct CheckArgs {
 };
 int RunCheck(const CheckArgs& args);
 
+int RunUmount(const std::string& mountpoint);
+int RunStatus(const std::string& mountpoint);
+int RunCompact(const std::string& mountpoint);
+
 }  // namespace dtkfs::cli

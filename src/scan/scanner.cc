@@ -213,6 +213,25 @@ void RaiseFdLimit() {
   }
 }
 
+// Opens root/start one component at a time, each with O_NOFOLLOW: a symlink anywhere on the
+// way is refused (O_NOFOLLOW alone only guards the last component, and a symlink could lead
+// out of the source), and start may be longer than PATH_MAX. -1 with errno on failure.
+int OpenStart(int root_fd, const std::string& start) {
+  int fd = ::dup(root_fd);
+  for (size_t pos = 0; fd >= 0 && pos < start.size();) {
+    size_t slash = start.find('/', pos);
+    if (slash == std::string::npos) slash = start.size();
+    const std::string name = start.substr(pos, slash - pos);
+    int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    fd = next;
+    pos = slash + 1;
+  }
+  return fd;
+}
+
 }  // namespace
 
 std::string ScanError::ToString(const std::string& root) const {
@@ -225,9 +244,11 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   RaiseFdLimit();
   int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return Status::FromErrno(errno, "open", root);
-  int start_fd = start.empty() ? ::dup(root_fd)
-                               : ::openat(root_fd, start.c_str(),
-                                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (!path::IsValidRelative(start)) {
+    ::close(root_fd);
+    return Status::InvalidArgument(fmt::format("scan {}: bad start path {}", root, start));
+  }
+  int start_fd = OpenStart(root_fd, start);
   if (start_fd < 0) {
     int err = errno;
     ::close(root_fd);

@@ -48,8 +48,9 @@ struct ScanResult {
   uint64_t entries = 0;  // every entry seen, directories included
 };
 
-// Walks root/start (start is relative to root, "" for the whole tree). Paths in the result are
-// relative to root. Fails only when the start directory cannot be opened.
+// Walks root/start (start is relative to root, "" for the whole tree; no symlink on the way to
+// it is followed, and it may be longer than PATH_MAX). Paths in the result are relative to
+// root. Fails only when start is not a valid relative path or cannot be opened.
 Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
                             const ScanOptions& options);
 

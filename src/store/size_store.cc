@@ -154,23 +154,59 @@ Status SizeStore::RenameDir(std::string_view from, std::string_view to) {
   if (!LookupLocked(path::Parent(to)))
     return Status::NotFound(fmt::format("rename {} to {}: target parent unknown", from, to));
 
-  std::vector<std::pair<std::string, Totals>> moved;
-  moved.emplace_back(std::string(from), *t);
-  KeyRange r = StrictlyBelow(from);
-  MergedRange(LevelsLocked(), r.lo, r.hi, [&](std::string_view q, const Totals& qt) {
-    moved.emplace_back(std::string(q), qt);
-    return true;
-  });
+  const auto moved = CollectSubtreeLocked(from);
   const Delta contribution = SubtreeContribution(*t);
   for (const auto& [q, qt] : moved) EraseLocked(q);
-  for (const auto& [q, qt] : moved) {
-    std::string target(to);
-    target.append(q, from.size(), std::string::npos);
-    PutLocked(target, OverlayValue{qt});
-  }
+  MoveEntriesLocked(moved, from, to);
   Status a = ApplyToChainLocked(path::Parent(from), -contribution, "rename");
   Status b = ApplyToChainLocked(path::Parent(to), contribution, "rename");
   return a.ok() ? b : a;
+}
+
+std::vector<std::pair<std::string, Totals>> SizeStore::CollectSubtreeLocked(
+    std::string_view dir) const {
+  std::vector<std::pair<std::string, Totals>> out;
+  auto t = LookupLocked(dir);
+  if (!t) return out;
+  out.emplace_back(std::string(dir), *t);
+  KeyRange r = StrictlyBelow(dir);
+  MergedRange(LevelsLocked(), r.lo, r.hi, [&](std::string_view q, const Totals& qt) {
+    out.emplace_back(std::string(q), qt);
+    return true;
+  });
+  return out;
+}
+
+void SizeStore::MoveEntriesLocked(const std::vector<std::pair<std::string, Totals>>& entries,
+                                  std::string_view from, std::string_view to) {
+  std::string target;
+  for (const auto& [q, qt] : entries) {
+    target.assign(to);
+    target.append(q, from.size(), std::string::npos);
+    PutLocked(target, OverlayValue{qt});
+  }
+}
+
+Status SizeStore::ExchangeDirs(std::string_view a, std::string_view b) {
+  if (path::IsRoot(a) || path::IsRoot(b) || path::IsSameOrBelow(a, b) ||
+      path::IsSameOrBelow(b, a))
+    return Status::InvalidArgument(fmt::format("exchange {} and {}: nested or root", a, b));
+  std::unique_lock lock(mu_);
+  auto ta = LookupLocked(a);
+  auto tb = LookupLocked(b);
+  if (!ta || !tb)
+    return Status::NotFound(fmt::format("exchange {} and {}: not in the size store", a, b));
+  const auto sub_a = CollectSubtreeLocked(a);
+  const auto sub_b = CollectSubtreeLocked(b);
+  for (const auto& [q, qt] : sub_a) EraseLocked(q);
+  for (const auto& [q, qt] : sub_b) EraseLocked(q);
+  MoveEntriesLocked(sub_a, a, b);
+  MoveEntriesLocked(sub_b, b, a);
+  const Delta ca = SubtreeContribution(*ta), cb = SubtreeContribution(*tb);
+  const Delta a_to_b{cb.bytes - ca.bytes, cb.files - ca.files, cb.dirs - ca.dirs};
+  Status s1 = ApplyToChainLocked(path::Parent(a), a_to_b, "exchange");
+  Status s2 = ApplyToChainLocked(path::Parent(b), -a_to_b, "exchange");
+  return s1.ok() ? s2 : s1;
 }
 
 std::vector<std::pair<std::string, Totals>> SizeStore::ListBelow(std::string_view dir,

@@ -43,6 +43,9 @@ class SizeStore {
   // Moves the subtree at from to to (which must not exist); both ancestor chains adjust.
   Status RenameDir(std::string_view from, std::string_view to);
 
+  // Swaps the subtrees at a and b (rename with RENAME_EXCHANGE of two directories).
+  Status ExchangeDirs(std::string_view a, std::string_view b);
+
   // Entries strictly below dir, in path order (children only if max_depth == 1; 0 = all).
   // Copies under the shared lock, so fn may take its time.
   std::vector<std::pair<std::string, Totals>> ListBelow(std::string_view dir,
@@ -79,6 +82,11 @@ class SizeStore {
   void EraseLocked(std::string_view dir);
   Status ApplyToChainLocked(std::string_view dir, const Delta& delta, std::string_view op);
   Levels LevelsLocked() const;
+  // The entries of dir and everything below it (dir first), from all levels.
+  std::vector<std::pair<std::string, Totals>> CollectSubtreeLocked(std::string_view dir) const;
+  // Erases entries and re-puts them with the prefix from replaced by to.
+  void MoveEntriesLocked(const std::vector<std::pair<std::string, Totals>>& entries,
+                         std::string_view from, std::string_view to);
 
   mutable std::shared_mutex mu_;  // guards everything below
   std::shared_ptr<const IndexReader> base_;

@@ -1,0 +1,57 @@
+#include "fs/control.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "fs/filesystem.h"
+#include "util/log.h"
+
+namespace dtkfs::fs {
+
+bool IsControlName(std::string_view name) {
+  return name == kControlStatus || name == kControlCompact;
+}
+
+static std::string TimeString(std::chrono::system_clock::time_point t) {
+  if (t.time_since_epoch().count() == 0) return "never";
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  struct tm tm;
+  ::localtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+  return buf;
+}
+
+int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
+  if (name == kControlCompact) {
+    auto r = fs.compactor().GetReport();
+    *value = r.runs == 0 ? "never" : r.last_status.ToString();
+    return 0;
+  }
+  auto stats = fs.store().GetStats();
+  auto report = fs.compactor().GetReport();
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - fs.started()).count();
+  *value = fmt::format(
+      "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\ngeneration: {}\n"
+      "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n",
+      ::getpid(), fs.source_root(), fs.options().index_path, stats.base_entries,
+      stats.active_entries + stats.frozen_entries, stats.generation, report.runs,
+      TimeString(report.last_time), report.runs == 0 ? "none" : report.last_status.ToString(),
+      uptime);
+  return 0;
+}
+
+int ControlSet(Filesystem& fs, std::string_view name, std::string_view) {
+  if (name != kControlCompact) return EPERM;
+  Status s = fs.compactor().CompactNow();
+  if (!s.ok()) {
+    log::Error("{}", s.message());
+    return s.errno_value() != 0 ? s.errno_value() : EIO;
+  }
+  return 0;
+}
+
+}  // namespace dtkfs::fs

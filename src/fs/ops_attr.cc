@@ -1,0 +1,88 @@
+// Attributes: getattr, setattr (chmod, chown, truncate, utimens), statfs, access.
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs/ops.h"
+
+namespace dtkfs::fs {
+namespace {
+
+int StatInode(Inode& inode, fuse_file_info* fi, struct stat* st) {
+  int rc = fi != nullptr ? ::fstat(static_cast<int>(fi->fh), st)
+                         : ::fstatat(inode.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  return rc == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem& fs = Filesystem::From(req);
+  struct stat st;
+  int err = StatInode(fs.Get(ino), fi, &st);
+  if (err != 0) return ReplyErr(req, err);
+  fuse_reply_attr(req, &st, fs.options().attr_timeout);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& inode = fs.Get(ino);
+    const int fd = fi != nullptr ? static_cast<int>(fi->fh) : -1;
+    const std::string proc = ProcPath(inode.fd);
+    if (to_set & FUSE_SET_ATTR_MODE) {
+      int rc = fd >= 0 ? ::fchmod(fd, attr->st_mode) : ::chmod(proc.c_str(), attr->st_mode);
+      if (rc != 0) return ReplyErr(req, errno);
+    }
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+      uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+      gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+      if (::fchownat(inode.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+        return ReplyErr(req, errno);
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      int rc = fd >= 0 ? ::ftruncate(fd, attr->st_size) : ::truncate(proc.c_str(), attr->st_size);
+      if (rc != 0) return ReplyErr(req, errno);
+      fs.Account(inode, fd);
+    }
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+      struct timespec tv[2];
+      tv[0].tv_nsec = UTIME_OMIT;
+      tv[1].tv_nsec = UTIME_OMIT;
+      if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+        tv[0].tv_nsec = UTIME_NOW;
+      else if (to_set & FUSE_SET_ATTR_ATIME)
+        tv[0] = attr->st_atim;
+      if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        tv[1].tv_nsec = UTIME_NOW;
+      else if (to_set & FUSE_SET_ATTR_MTIME)
+        tv[1] = attr->st_mtim;
+      int rc = fd >= 0 ? ::futimens(fd, tv) : ::utimensat(AT_FDCWD, proc.c_str(), tv, 0);
+      if (rc != 0) return ReplyErr(req, errno);
+    }
+    struct stat st;
+    int err = StatInode(inode, fi, &st);
+    if (err != 0) return ReplyErr(req, err);
+    fuse_reply_attr(req, &st, fs.options().attr_timeout);
+  });
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
+  Filesystem& fs = Filesystem::From(req);
+  struct statvfs sv;
+  if (::fstatvfs(fs.Get(ino).fd, &sv) != 0) return ReplyErr(req, errno);
+  fuse_reply_statfs(req, &sv);
+}
+
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Filesystem& fs = Filesystem::From(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  // The caller's ids, not the daemon's: faccessat with AT_EACCESS under switched fsuid.
+  CallerIds ids(req);
+  int rc = ::faccessat(AT_FDCWD, ProcPath(fs.Get(ino).fd).c_str(), mask,
+                       ctx != nullptr && ctx->uid != 0 ? AT_EACCESS : 0);
+  ReplyErr(req, rc == 0 ? 0 : errno);
+}
+
+}  // namespace dtkfs::fs

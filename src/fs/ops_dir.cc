@@ -1,0 +1,298 @@
+// Names and directories: lookup/forget, mkdir/rmdir, unlink, symlink, mknod, link,
+// readlink, and directory listing.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "fs/ops.h"
+#include "util/path.h"
+
+namespace dtkfs::fs {
+namespace {
+
+// What a name in a directory is right now (before the syscall that changes it).
+struct Existing {
+  bool exists = false;
+  struct stat st {};
+};
+Existing StatName(Inode& parent, const char* name) {
+  Existing e;
+  e.exists = ::fstatat(parent.fd, name, &e.st, AT_SYMLINK_NOFOLLOW) == 0;
+  return e;
+}
+
+// Replies to a call that created name in parent: looks it up (the kernel gets a reference)
+// and counts it as one new non-directory of its size.
+void ReplyNewEntry(fuse_req_t req, Filesystem& fs, Inode& parent, const char* name) {
+  fuse_entry_param e;
+  int err = fs.Lookup(parent, name, &e);
+  if (err != 0) return ReplyErr(req, err);
+  // A new link of a known file counts what its other links count.
+  const auto size = static_cast<int64_t>(fs.AccountedSize(fs.Get(e.ino)));
+  fs.ApplyDelta(parent, Delta{size, 1, 0});
+  fuse_reply_entry(req, &e);
+}
+
+}  // namespace
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    fuse_entry_param e;
+    int err;
+    {
+      std::shared_lock ns(fs.ns_mu());
+      err = fs.Lookup(fs.Get(parent), name, &e);
+    }
+    if (err == ENOENT) {
+      // A negative entry the kernel may cache as long as a positive one.
+      std::memset(&e, 0, sizeof e);
+      e.entry_timeout = fs.options().entry_timeout;
+      return void(fuse_reply_entry(req, &e));
+    }
+    if (err != 0) return ReplyErr(req, err);
+    fuse_reply_entry(req, &e);
+  });
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Filesystem& fs = Filesystem::From(req);
+  fs.Forget(fs.Get(ino), nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Filesystem& fs = Filesystem::From(req);
+  for (size_t i = 0; i < count; ++i) fs.Forget(fs.Get(forgets[i].ino), forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    {
+      CallerIds ids(req);
+      if (::mkdirat(parent.fd, name, mode) != 0) return ReplyErr(req, errno);
+    }
+    fuse_entry_param e;
+    int err = fs.Lookup(parent, name, &e);
+    if (auto p = fs.DirPath(parent)) fs.ReportStoreError(fs.store().MakeDir(path::Join(*p, name)));
+    fs.MaybeRequestCompaction();
+    ns.unlock();
+    if (err != 0) return ReplyErr(req, err);
+    fuse_reply_entry(req, &e);
+  });
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    Existing old = StatName(parent, name);
+    if (::unlinkat(parent.fd, name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
+    if (auto p = fs.DirPath(parent)) fs.ReportStoreError(fs.store().RemoveDir(path::Join(*p, name)));
+    if (old.exists)
+      if (Inode* gone = fs.Find(old.st.st_dev, old.st.st_ino)) fs.DetachDir(*gone);
+    ns.unlock();
+    ReplyErr(req, 0);
+  });
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    Existing old = StatName(parent, name);
+    if (::unlinkat(parent.fd, name, 0) != 0) return ReplyErr(req, errno);
+    if (old.exists) {
+      uint64_t size = static_cast<uint64_t>(old.st.st_size);
+      if (Inode* inode = fs.Find(old.st.st_dev, old.st.st_ino)) {
+        size = fs.AccountedSize(*inode);
+        fs.RemoveLink(*inode, parent, name);
+      }
+      fs.ApplyDelta(parent, Delta{-static_cast<int64_t>(size), -1, 0});
+    }
+    ns.unlock();
+    ReplyErr(req, 0);
+  });
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    {
+      CallerIds ids(req);
+      if (::symlinkat(target, parent.fd, name) != 0) return ReplyErr(req, errno);
+    }
+    ReplyNewEntry(req, fs, parent, name);
+  });
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode, dev_t rdev) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    {
+      CallerIds ids(req);
+      if (::mknodat(parent.fd, name, mode, rdev) != 0) return ReplyErr(req, errno);
+    }
+    ReplyNewEntry(req, fs, parent, name);
+  });
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& inode = fs.Get(ino);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    if (::linkat(inode.fd, "", parent.fd, name, AT_EMPTY_PATH) != 0) {
+      // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: go through /proc.
+      if (errno != ENOENT && errno != EPERM) return ReplyErr(req, errno);
+      if (::linkat(AT_FDCWD, ProcPath(inode.fd).c_str(), parent.fd, name, AT_SYMLINK_FOLLOW) != 0)
+        return ReplyErr(req, errno);
+    }
+    ReplyNewEntry(req, fs, parent, name);
+  });
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    char buf[PATH_MAX + 1];
+    ssize_t n = ::readlinkat(fs.Get(ino).fd, "", buf, sizeof buf);
+    if (n < 0) return ReplyErr(req, errno);
+    if (static_cast<size_t>(n) >= sizeof buf) return ReplyErr(req, ENAMETOOLONG);
+    buf[n] = '\0';
+    fuse_reply_readlink(req, buf);
+  });
+}
+
+namespace {
+struct DirHandle {
+  DIR* dp = nullptr;
+  off_t offset = 0;
+  struct dirent* entry = nullptr;
+  ~DirHandle() {
+    if (dp != nullptr) ::closedir(dp);
+  }
+};
+DirHandle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+}  // namespace
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    int fd = ::openat(fs.Get(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ReplyErr(req, errno);
+    auto d = std::make_unique<DirHandle>();
+    d->dp = ::fdopendir(fd);
+    if (d->dp == nullptr) {
+      int err = errno;
+      ::close(fd);
+      return ReplyErr(req, err);
+    }
+    fi->fh = reinterpret_cast<uint64_t>(d.release());
+    fi->cache_readdir = 0;
+    if (fuse_reply_open(req, fi) == -ENOENT) delete HandleOf(fi);  // interrupted
+  });
+}
+
+static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                    fuse_file_info* fi, bool plus) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    DirHandle* d = HandleOf(fi);
+    std::unique_ptr<char[]> buf(new char[size]);
+    char* p = buf.get();
+    size_t rem = size;
+    if (offset != d->offset) {
+      ::seekdir(d->dp, offset);
+      d->entry = nullptr;
+      d->offset = offset;
+    }
+    int err = 0;
+    while (true) {
+      if (d->entry == nullptr) {
+        errno = 0;
+        d->entry = ::readdir(d->dp);
+        if (d->entry == nullptr) {
+          err = errno;
+          break;
+        }
+      }
+      const char* name = d->entry->d_name;
+      const off_t next = d->entry->d_off;
+      const bool dot = std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0;
+      size_t used;
+      if (plus && !dot) {
+        fuse_entry_param e;
+        int lerr;
+        {
+          std::shared_lock ns(fs.ns_mu());
+          lerr = fs.Lookup(fs.Get(ino), name, &e);
+        }
+        if (lerr != 0) {  // gone since readdir saw it: skip
+          d->entry = nullptr;
+          d->offset = next;
+          continue;
+        }
+        used = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+        if (used > rem) {
+          fs.Forget(fs.Get(e.ino), 1);  // the kernel will not get this entry
+          break;
+        }
+      } else if (plus) {
+        fuse_entry_param e{};
+        e.attr.st_ino = d->entry->d_ino;
+        e.attr.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+        used = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+        if (used > rem) break;
+      } else {
+        struct stat st {};
+        st.st_ino = d->entry->d_ino;
+        st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+        used = fuse_add_direntry(req, p, rem, name, &st, next);
+        if (used > rem) break;
+      }
+      p += used;
+      rem -= used;
+      d->entry = nullptr;
+      d->offset = next;
+    }
+    if (err != 0 && rem == size) return ReplyErr(req, err);
+    fuse_reply_buf(req, buf.get(), size - rem);
+  });
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
+  Readdir(req, ino, size, offset, fi, false);
+}
+
+void OpReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                   fuse_file_info* fi) {
+  Readdir(req, ino, size, offset, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete HandleOf(fi);
+  ReplyErr(req, 0);
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  int fd = ::dirfd(HandleOf(fi)->dp);
+  int rc = datasync ? ::fdatasync(fd) : ::fsync(fd);
+  ReplyErr(req, rc == 0 ? 0 : errno);
+}
+
+}  // namespace dtkfs::fs

@@ -1,0 +1,148 @@
+// Open files: create, open, read, write, flush, release, fsync, fallocate,
+// copy_file_range, lseek, flock. The handle (fi->fh) is the source file's fd.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "fs/ops.h"
+
+namespace dtkfs::fs {
+namespace {
+
+int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
+
+// Source open flags: never follow a symlink by surprise, never leak into children, and
+// serve O_DIRECT as direct I/O on the FUSE side instead of failing on unaligned buffers.
+int SourceFlags(fuse_file_info* fi) {
+  int flags = fi->flags & ~(O_NOFOLLOW | O_DIRECT);
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  return flags | O_CLOEXEC;
+}
+
+}  // namespace
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& parent = fs.Get(parent_id);
+    std::unique_lock ns(fs.ns_mu());
+    struct stat old;
+    const bool existed = ::fstatat(parent.fd, name, &old, AT_SYMLINK_NOFOLLOW) == 0;
+    int fd;
+    {
+      CallerIds ids(req);
+      fd = ::openat(parent.fd, name, SourceFlags(fi) | O_CREAT, mode);
+    }
+    if (fd < 0) return ReplyErr(req, errno);
+    fuse_entry_param e;
+    bool created = false;
+    int err = fs.Lookup(parent, name, &e, &created);
+    if (err != 0) {
+      ::close(fd);
+      return ReplyErr(req, err);
+    }
+    Inode& inode = fs.Get(e.ino);
+    if (!existed) {
+      fs.ApplyDelta(parent, Delta{static_cast<int64_t>(fs.AccountedSize(inode)), 1, 0});
+    } else {
+      if (created) {
+        // New to the table: the store counts the size it had before O_TRUNC.
+        std::lock_guard size_lock(inode.size_mu);
+        inode.accounted_size = static_cast<uint64_t>(old.st_size);
+      }
+      fs.Account(inode, fd, /*ns_held=*/true);
+    }
+    ns.unlock();
+    fi->fh = static_cast<uint64_t>(fd);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) ::close(fd);
+  });
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& inode = fs.Get(ino);
+    int fd = ::open(ProcPath(inode.fd).c_str(), SourceFlags(fi));
+    if (fd < 0) return ReplyErr(req, errno);
+    if (fi->flags & O_TRUNC) fs.Account(inode, fd);
+    fi->fh = static_cast<uint64_t>(fd);
+    if (fuse_reply_open(req, fi) == -ENOENT) ::close(fd);
+  });
+}
+
+void OpReadBuf(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = FdOf(fi);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
+                fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+    out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    out.buf[0].fd = FdOf(fi);
+    out.buf[0].pos = off;
+    ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_NO_SPLICE);
+    if (n < 0) return ReplyErr(req, static_cast<int>(-n));
+    fs.AccountWrite(fs.Get(ino), FdOf(fi), static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
+    fuse_reply_write(req, static_cast<size_t>(n));
+  });
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  // Closing a duplicate reports delayed write errors (NFS and the like) without closing.
+  int rc = ::close(::dup(FdOf(fi)));
+  ReplyErr(req, rc == 0 ? 0 : errno);
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  ::close(FdOf(fi));
+  ReplyErr(req, 0);
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  int rc = datasync ? ::fdatasync(FdOf(fi)) : ::fsync(FdOf(fi));
+  ReplyErr(req, rc == 0 ? 0 : errno);
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                 fuse_file_info* fi) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    if (::fallocate(FdOf(fi), mode, off, len) != 0) return ReplyErr(req, errno);
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) fs.Account(fs.Get(ino), FdOf(fi));
+    ReplyErr(req, 0);
+  });
+}
+
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in,
+                     fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
+                     int flags) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    loff_t in = off_in, out = off_out;
+    ssize_t n = ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len,
+                                  static_cast<unsigned>(flags));
+    if (n < 0) return ReplyErr(req, errno);
+    fs.AccountWrite(fs.Get(ino_out), FdOf(fi_out), static_cast<uint64_t>(out));
+    fuse_reply_write(req, static_cast<size_t>(n));
+  });
+}
+
+void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
+  off_t res = ::lseek(FdOf(fi), off, whence);
+  if (res < 0) return ReplyErr(req, errno);
+  fuse_reply_lseek(req, res);
+}
+
+void OpFlock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) {
+  int rc = ::flock(FdOf(fi), op);
+  ReplyErr(req, rc == 0 ? 0 : errno);
+}
+
+}  // namespace dtkfs::fs

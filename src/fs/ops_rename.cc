@@ -1,0 +1,116 @@
+// rename: plain, RENAME_NOREPLACE and RENAME_EXCHANGE, of files and of whole directories.
+//
+// The store moves a directory's subtree as one range (SizeStore::RenameDir); a file moves
+// its size and count between the two parents. What a rename replaces (a file, or an empty
+// directory) leaves the store first.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+
+#include "fs/ops.h"
+#include "util/log.h"
+#include "util/path.h"
+
+namespace dtkfs::fs {
+namespace {
+
+struct Side {
+  Inode& dir;
+  const char* name;
+  bool exists = false;
+  struct stat st {};
+  Inode* inode = nullptr;  // the inode if the kernel knows it
+  bool is_dir() const { return exists && S_ISDIR(st.st_mode); }
+};
+
+void Probe(Filesystem& fs, Side& s) {
+  s.exists = ::fstatat(s.dir.fd, s.name, &s.st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (s.exists) s.inode = fs.Find(s.st.st_dev, s.st.st_ino);
+}
+
+// The size the store counts for a non-directory at s.
+int64_t CountedSize(Filesystem& fs, const Side& s) {
+  return static_cast<int64_t>(s.inode != nullptr ? fs.AccountedSize(*s.inode)
+                                                 : static_cast<uint64_t>(s.st.st_size));
+}
+
+// The entry at `from` now lives at `to` (store and inode table).
+void Moved(Filesystem& fs, const Side& from, const Side& to, const std::string& from_path,
+           const std::string& to_path) {
+  if (from.is_dir()) {
+    fs.ReportStoreError(fs.store().RenameDir(from_path, to_path));
+    if (from.inode != nullptr) fs.MoveDir(*from.inode, to.dir, to.name);
+  } else {
+    const int64_t size = CountedSize(fs, from);
+    fs.ApplyDelta(from.dir, Delta{-size, -1, 0});
+    fs.ApplyDelta(to.dir, Delta{size, 1, 0});
+    if (from.inode != nullptr) {
+      fs.RemoveLink(*from.inode, from.dir, from.name);
+      fs.AddLink(*from.inode, to.dir, to.name);
+    }
+  }
+}
+
+// The entry at s was replaced and is gone from the tree.
+void Replaced(Filesystem& fs, const Side& s, const std::string& s_path) {
+  if (s.is_dir()) {
+    fs.ReportStoreError(fs.store().RemoveDir(s_path));
+    if (s.inode != nullptr) fs.DetachDir(*s.inode);
+  } else {
+    fs.ApplyDelta(s.dir, Delta{-CountedSize(fs, s), -1, 0});
+    if (s.inode != nullptr) fs.RemoveLink(*s.inode, s.dir, s.name);
+  }
+}
+
+}  // namespace
+
+void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t newparent_id,
+              const char* newname, unsigned int flags) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Side from{fs.Get(parent_id), name};
+    Side to{fs.Get(newparent_id), newname};
+    std::unique_lock ns(fs.ns_mu());
+    Probe(fs, from);
+    Probe(fs, to);
+    if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0)
+      return ReplyErr(req, errno);
+    // Renaming one link of a file onto another link of it changes nothing.
+    const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
+                            from.st.st_ino == to.st.st_ino;
+    if (from.exists && !same_inode) {
+      auto from_dir = fs.DirPath(from.dir);
+      auto to_dir = fs.DirPath(to.dir);
+      if (from_dir && to_dir) {
+        const std::string from_path = path::Join(*from_dir, name);
+        const std::string to_path = path::Join(*to_dir, newname);
+        if (flags & RENAME_EXCHANGE) {
+          if (from.is_dir() && to.is_dir()) {
+            fs.ReportStoreError(fs.store().ExchangeDirs(from_path, to_path));
+            if (from.inode) fs.MoveDir(*from.inode, to.dir, newname);
+            if (to.inode) fs.MoveDir(*to.inode, from.dir, name);
+          } else {
+            // Files leave first so a directory can move onto a name the store does not hold.
+            const Side* file_first[2] = {from.is_dir() ? &to : &from, from.is_dir() ? &from : &to};
+            for (const Side* s : file_first) {
+              const Side& other = s == &from ? to : from;
+              const std::string& sp = s == &from ? from_path : to_path;
+              const std::string& op = s == &from ? to_path : from_path;
+              Moved(fs, *s, other, sp, op);
+            }
+          }
+        } else {
+          if (to.exists) Replaced(fs, to, to_path);
+          Moved(fs, from, to, from_path, to_path);
+        }
+      } else {
+        log::Warning("rename {} to {}: a parent directory is no longer in the tree", name,
+                     newname);
+      }
+    }
+    ns.unlock();
+    ReplyErr(req, 0);
+  });
+}
+
+}  // namespace dtkfs::fs

@@ -1,0 +1,134 @@
+// Extended attributes. The size names (user.total_bytes, user.total_files,
+// user.total_dirs) are answered from the size store, read-only, and hidden from listxattr
+// unless -o list_totals. The control names on the root (user.dtkfs.*) are the daemon's
+// control channel (docs/control.md). Everything else passes through to the source.
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string_view>
+
+#include "fs/control.h"
+#include "fs/ops.h"
+
+namespace dtkfs::fs {
+namespace {
+
+constexpr std::string_view kTotalBytes = "user.total_bytes";
+constexpr std::string_view kTotalFiles = "user.total_files";
+constexpr std::string_view kTotalDirs = "user.total_dirs";
+
+bool IsSizeName(std::string_view n) {
+  return n == kTotalBytes || n == kTotalFiles || n == kTotalDirs;
+}
+
+void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) return void(fuse_reply_xattr(req, value.size()));
+  if (size < value.size()) return ReplyErr(req, ERANGE);
+  fuse_reply_buf(req, value.data(), value.size());
+}
+
+// Totals of a directory from the store; of anything else, itself.
+std::optional<Totals> TotalsOf(Filesystem& fs, Inode& inode) {
+  if (inode.is_dir) {
+    std::shared_lock ns(fs.ns_mu());
+    auto p = fs.DirPath(inode);
+    if (!p) return std::nullopt;
+    return fs.store().Lookup(*p);
+  }
+  struct stat st;
+  if (::fstatat(inode.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  return Totals{static_cast<uint64_t>(st.st_size), 1, 0};
+}
+
+bool IsSymlink(Inode& inode) {
+  struct stat st;
+  return ::fstatat(inode.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISLNK(st.st_mode);
+}
+
+}  // namespace
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& inode = fs.Get(ino);
+    std::string_view n(name);
+    if (IsSizeName(n)) {
+      auto t = TotalsOf(fs, inode);
+      if (!t) return ReplyErr(req, ENODATA);
+      uint64_t v = n == kTotalBytes ? t->bytes : n == kTotalFiles ? t->files : t->dirs;
+      return ReplyValue(req, std::to_string(v), size);
+    }
+    if (ino == FUSE_ROOT_ID && IsControlName(n)) {
+      std::string value;
+      int err = ControlGet(fs, n, &value);
+      if (err != 0) return ReplyErr(req, err);
+      return ReplyValue(req, value, size);
+    }
+    if (IsSymlink(inode)) return ReplyErr(req, ENODATA);
+    std::string proc = ProcPath(inode.fd);
+    if (size == 0) {
+      ssize_t len = ::getxattr(proc.c_str(), name, nullptr, 0);
+      if (len < 0) return ReplyErr(req, errno);
+      return void(fuse_reply_xattr(req, static_cast<size_t>(len)));
+    }
+    std::string buf(size, '\0');
+    ssize_t len = ::getxattr(proc.c_str(), name, buf.data(), size);
+    if (len < 0) return ReplyErr(req, errno);
+    fuse_reply_buf(req, buf.data(), static_cast<size_t>(len));
+  });
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    Inode& inode = fs.Get(ino);
+    std::string names;
+    if (!IsSymlink(inode)) {
+      std::string proc = ProcPath(inode.fd);
+      ssize_t len = ::listxattr(proc.c_str(), nullptr, 0);
+      if (len < 0) return ReplyErr(req, errno);
+      names.resize(static_cast<size_t>(len));
+      len = ::listxattr(proc.c_str(), names.data(), names.size());
+      if (len < 0) return ReplyErr(req, errno);
+      names.resize(static_cast<size_t>(len));
+    }
+    if (fs.options().list_totals && inode.is_dir) {
+      for (std::string_view n : {kTotalBytes, kTotalFiles, kTotalDirs}) {
+        names.append(n);
+        names.push_back('\0');
+      }
+    }
+    ReplyValue(req, names, size);
+  });
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                size_t size, int flags) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    std::string_view n(name);
+    if (IsSizeName(n)) return ReplyErr(req, EPERM);
+    if (ino == FUSE_ROOT_ID && IsControlName(n))
+      return ReplyErr(req, ControlSet(fs, n, std::string_view(value, size)));
+    Inode& inode = fs.Get(ino);
+    if (IsSymlink(inode)) return ReplyErr(req, EPERM);
+    int rc = ::setxattr(ProcPath(inode.fd).c_str(), name, value, size, flags);
+    ReplyErr(req, rc == 0 ? 0 : errno);
+  });
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Safely(req, [&] {
+    Filesystem& fs = Filesystem::From(req);
+    std::string_view n(name);
+    if (IsSizeName(n) || (ino == FUSE_ROOT_ID && IsControlName(n))) return ReplyErr(req, EPERM);
+    Inode& inode = fs.Get(ino);
+    if (IsSymlink(inode)) return ReplyErr(req, EPERM);
+    int rc = ::removexattr(ProcPath(inode.fd).c_str(), name);
+    ReplyErr(req, rc == 0 ? 0 : errno);
+  });
+}
+
+}  // namespace dtkfs::fs
