@@ -1,13 +1,20 @@
 #include "cli/totals_source.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <boost/filesystem.hpp>
 
 #include "index/index_location.h"
 #include "store/overlay.h"
 #include "util/path.h"
+
+#include <algorithm>
+#include <cstdlib>
 
 namespace fs = boost::filesystem;
 
@@ -31,6 +38,68 @@ std::vector<std::pair<std::string, Totals>> IndexTotalsSource::ListBelow(const s
 }
 
 namespace {
+
+// Live totals of a mounted dtkfs, read from the xattrs the daemon answers.
+class MountTotalsSource final : public TotalsSource {
+ public:
+  explicit MountTotalsSource(std::string root) : root_(std::move(root)) {}
+  std::optional<Totals> Lookup(const std::string& rel) const override {
+    return Read(rel.empty() ? root_ : root_ + "/" + rel);
+  }
+  std::vector<std::pair<std::string, Totals>> ListBelow(const std::string& rel,
+                                                        size_t max_depth) const override {
+    // Lists directories only (readdir's d_type), asking each for its totals: no file stat.
+    std::vector<std::pair<std::string, Totals>> out;
+    std::vector<std::pair<std::string, size_t>> stack{{rel, 0}};
+    while (!stack.empty()) {
+      auto [dir, depth] = stack.back();
+      stack.pop_back();
+      if (max_depth != 0 && depth >= max_depth) continue;
+      std::string full = dir.empty() ? root_ : root_ + "/" + dir;
+      DIR* dp = ::opendir(full.c_str());
+      if (dp == nullptr) continue;
+      while (struct dirent* d = ::readdir(dp)) {
+        std::string name = d->d_name;
+        if (name == "." || name == ".." || d->d_type != DT_DIR) continue;
+        std::string child = path::Join(dir, name);
+        if (auto t = Read(root_ + "/" + child)) out.emplace_back(child, *t);
+        stack.emplace_back(child, depth + 1);
+      }
+      ::closedir(dp);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
+  }
+  static std::optional<Totals> Read(const std::string& p) {
+    Totals t;
+    for (auto [name, field] : {std::pair{"user.total_bytes", &t.bytes},
+                               std::pair{"user.total_files", &t.files},
+                               std::pair{"user.total_dirs", &t.dirs}}) {
+      char buf[32];
+      ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
+      if (n <= 0) return std::nullopt;
+      buf[n] = '\0';
+      *field = std::strtoull(buf, nullptr, 10);
+    }
+    return t;
+  }
+
+ private:
+  std::string root_;
+};
+
+// The root of the dtkfs mount that holds canonical (the control xattr lives on the root).
+std::optional<std::string> MountRootOf(const std::string& canonical) {
+  std::string cur = canonical;
+  char buf[1];
+  while (true) {
+    ssize_t n = ::lgetxattr(cur.c_str(), "user.dtkfs.status", buf, 0);
+    if (n > 0) return cur;
+    if (cur == "/") return std::nullopt;
+    size_t slash = cur.rfind('/');
+    cur = slash == 0 ? std::string("/") : cur.substr(0, slash);
+  }
+}
 
 // Canonical form of path, resolving the parent only (so a symlink argument is itself).
 Result<std::string> CanonicalNoFollow(const std::string& p) {
@@ -67,6 +136,17 @@ Result<Target> Resolve(Env& env, const std::string& p, const std::string& index_
   struct stat st;
   if (::lstat(canonical->c_str(), &st) != 0) return Status::FromErrno(errno, "stat", p);
 
+  Target t;
+  t.is_directory = S_ISDIR(st.st_mode);
+  t.own_size = t.is_directory ? 0 : static_cast<uint64_t>(st.st_size);
+  if (index_path.empty()) {
+    if (auto mount_root = MountRootOf(*canonical)) {
+      t.relative = RelativeTo(*canonical, *mount_root);
+      t.source = std::make_shared<MountTotalsSource>(*mount_root);
+      return t;
+    }
+  }
+
   std::string index_file = index_path;
   std::string root;
   if (index_file.empty()) {
@@ -83,10 +163,7 @@ Result<Target> Resolve(Env& env, const std::string& p, const std::string& index_
   if (!IsUnder(*canonical, root))
     return Status::InvalidArgument(
         fmt::format("{}: not inside {}, the source of index {}", p, root, index_file));
-  Target t;
   t.relative = RelativeTo(*canonical, root);
-  t.is_directory = S_ISDIR(st.st_mode);
-  t.own_size = t.is_directory ? 0 : static_cast<uint64_t>(st.st_size);
   t.source = std::make_shared<IndexTotalsSource>(std::move(reader).value());
   return t;
 }

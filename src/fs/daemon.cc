@@ -224,9 +224,8 @@ int RunMount(MountArgs args) {
   if (!target.ok()) return fail(target.status());
   auto lock = LockIndex(env, target->index);
   if (!lock.ok())
-    return fail(Status::Busy(fmt::format(
-        "index {} is in use by another dtkfs process (one daemon per index): {}",
-        target->index, lock.status().message())));
+    return fail(lock.status().WithContext(
+        fmt::format("cannot mount {}: its index is in use", *source)));
 
   RaiseFdLimit();
   ::umask(0);  // the kernel already applied the caller's umask

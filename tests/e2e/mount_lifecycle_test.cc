@@ -1,0 +1,270 @@
+// End-to-end: what survives an unmount, a remount, a timer compaction and kill -9; bad
+// arguments; the xattr rules; fstab; a real workload (kernel sources, git, a compile).
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "env/env.h"
+#include "index/index_reader.h"
+#include "support/mount_fixture.h"
+#include "support/reference_walk.h"
+
+using namespace dtkfs;
+using namespace dtkfs::testing;
+
+namespace {
+
+void MakeTree(const std::string& root) {
+  REQUIRE(Run({"mkdir", "-p", root + "/a/b/c", root + "/d"}).status == 0);
+  std::ofstream(root + "/a/f1") << std::string(1000, 'a');
+  std::ofstream(root + "/a/b/c/f2") << std::string(2345, 'b');
+  std::ofstream(root + "/d/f3") << "hi";
+}
+
+// The index file alone, read with the reader, against a walk of the source.
+std::string IndexDifferences(const std::string& index, const std::string& src) {
+  auto reader = IndexReader::Open(Env::Default(), index);
+  if (!reader.ok()) return reader.status().message();
+  std::map<std::string, Totals> from_index;
+  for (size_t i = 0; i < (*reader)->size(); ++i)
+    from_index[std::string((*reader)->path_at(i))] = (*reader)->totals_at(i);
+  return DescribeDifferences(ReferenceWalk(src), from_index);
+}
+
+uint64_t Generation(const std::string& index) {
+  auto reader = IndexReader::Open(Env::Default(), index);
+  return reader.ok() ? (*reader)->generation() : 0;
+}
+
+}  // namespace
+
+TEST_CASE("unmount writes an exact index; a remount maps it without a scan", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  auto first = fx.Mount();
+  REQUIRE(first.status == 0);
+  CHECK(first.err.find("scanning") != std::string::npos);
+  REQUIRE(Run({"cp", "-r", fx.mnt() + "/a", fx.mnt() + "/a2"}).status == 0);
+  REQUIRE(Run({"rm", "-rf", fx.mnt() + "/d"}).status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+  const uint64_t gen = Generation(fx.index());
+
+  auto again = fx.Mount();
+  REQUIRE(again.status == 0);
+  INFO(again.err);
+  CHECK(again.err.find("scanning") == std::string::npos);  // mapped, not scanned
+  REQUIRE(fx.Differences() == "");
+  auto status = Run({DtkfsBinary(), "status", fx.mnt()});
+  CHECK(status.out.find("generation: " + std::to_string(gen)) != std::string::npos);
+  REQUIRE(fx.Unmount().status == 0);
+  CHECK(Generation(fx.index()) == gen);  // nothing changed: no new file
+}
+
+TEST_CASE("a timer compaction reaches the disk while mounted; dtkfs compact too", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  REQUIRE(fx.Mount({"--compact-interval", "1"}).status == 0);
+  const uint64_t gen = Generation(fx.index());
+  std::ofstream(fx.mnt() + "/a/new") << std::string(777, 'n');
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Generation(fx.index()) == gen && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(Generation(fx.index()) > gen);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+
+  std::ofstream(fx.mnt() + "/d/more") << "more";
+  auto c = Run({DtkfsBinary(), "compact", fx.mnt()});
+  INFO(c.err);
+  REQUIRE(c.status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE("plain fusermount3 -u also ends in a final compaction", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  REQUIRE(fx.Mount().status == 0);
+  std::ofstream(fx.mnt() + "/a/b/late") << std::string(4321, 'l');
+  REQUIRE(Run({"fusermount3", "-u", fx.mnt()}).status == 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!Env::Default().FileExists(fx.index() + ".last-exit") &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+}
+
+TEST_CASE("kill -9 loses nothing: the next mount is exact", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  REQUIRE(fx.Mount().status == 0);
+  std::ofstream(fx.mnt() + "/a/crash") << std::string(5555, 'c');
+  REQUIRE(Run({"rm", "-rf", fx.mnt() + "/a/b"}).status == 0);
+  char buf[4096];
+  ssize_t n = ::getxattr(fx.mnt().c_str(), "user.dtkfs.status", buf, sizeof buf);
+  REQUIRE(n > 0);
+  std::string status(buf, static_cast<size_t>(n));
+  const pid_t pid = std::stoi(status.substr(status.find("pid: ") + 5));
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  while (::kill(pid, 0) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Run({"fusermount3", "-u", "-z", fx.mnt()});
+  auto again = fx.Mount();
+  INFO(again.err);
+  REQUIRE(again.status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+}
+
+TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  auto missing = Run({DtkfsBinary(), "mount", fx.src() + "/nope", fx.mnt(), "--index", fx.index()});
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("nope") != std::string::npos);
+  REQUIRE(Run({"mkdir", "-p", fx.src() + "/inner"}).status == 0);
+  auto inside = Run({DtkfsBinary(), "mount", fx.src(), fx.src() + "/inner", "--index", fx.index()});
+  CHECK(inside.status == 2);
+  CHECK(inside.err.find("inside") != std::string::npos);
+  auto idx_inside = Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", fx.src() + "/x.idx"});
+  CHECK(idx_inside.status == 2);
+  CHECK(idx_inside.err.find("inside") != std::string::npos);
+
+  REQUIRE(fx.Mount().status == 0);
+  TempDir other;
+  auto second = Run({DtkfsBinary(), "mount", fx.src(), other.path(), "--index", fx.index()});
+  CHECK(second.status == 2);
+  CHECK(second.err.find("one daemon per index") != std::string::npos);
+  auto twice = fx.Mount();
+  CHECK(twice.status == 2);
+
+  // The size names are read-only, hidden from listxattr, and plain digits.
+  const std::string d = fx.mnt();
+  errno = 0;
+  CHECK(::setxattr(d.c_str(), "user.total_bytes", "5", 1, 0) == -1);
+  CHECK(errno == EPERM);
+  CHECK(::removexattr(d.c_str(), "user.total_files") == -1);
+  CHECK(errno == EPERM);
+  char names[4096];
+  ssize_t n = ::listxattr(d.c_str(), names, sizeof names);
+  REQUIRE(n >= 0);
+  CHECK(std::string(names, static_cast<size_t>(n)).find("user.total") == std::string::npos);
+  // Other xattrs pass through to the source.
+  std::ofstream(d + "/file") << "x";
+  REQUIRE(::setxattr((d + "/file").c_str(), "user.note", "hello", 5, 0) == 0);
+  char v[16];
+  REQUIRE(::getxattr((fx.src() + "/file").c_str(), "user.note", v, sizeof v) == 5);
+  Totals t;
+  REQUIRE(ReadTotals(d + "/file", &t));  // a file answers with itself
+  CHECK(t.bytes == 1);
+  CHECK(t.files == 1);
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE("list_totals shows the size names in listxattr", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  REQUIRE(fx.Mount({"-o", "list_totals"}).status == 0);
+  char names[4096];
+  ssize_t n = ::listxattr(fx.mnt().c_str(), names, sizeof names);
+  REQUIRE(n > 0);
+  CHECK(std::string(names, static_cast<size_t>(n)).find("user.total_bytes") != std::string::npos);
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE("du and top on a mounted path answer from the live xattrs", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  REQUIRE(fx.Mount().status == 0);
+  std::ofstream(fx.mnt() + "/d/live") << std::string(10000, 'l');
+  auto ref = ReferenceWalk(fx.src());
+  auto du = Run({DtkfsBinary(), "du", fx.mnt() + "/d", fx.mnt()});
+  REQUIRE(du.status == 0);
+  CHECK(du.out == std::to_string(ref["d"].bytes) + "\t" + fx.mnt() + "/d\n" +
+                      std::to_string(ref[""].bytes) + "\t" + fx.mnt() + "\n");
+  auto top = Run({DtkfsBinary(), "top", "-n", "1", fx.mnt()});
+  REQUIRE(top.status == 0);
+  CHECK(top.out == std::to_string(ref["d"].bytes) + "\t" + fx.mnt() + "/d\n");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE("fstab: mount MNT runs dtkfs through mount.fuse3", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("fstab test needs root (mount -T); not run");
+    return;
+  }
+  // mount.fuse3 looks for `dtkfs` in the standard PATH; link the binary under test there if
+  // no dtkfs is installed, and remove the link afterwards.
+  const std::string link = "/usr/local/bin/dtkfs";
+  struct stat st;
+  const bool made_link = ::lstat(link.c_str(), &st) != 0;
+  if (made_link) REQUIRE(::symlink(DtkfsBinary().c_str(), link.c_str()) == 0);
+  MakeTree(fx.src());
+  const std::string fstab = fx.state() + "/fstab";
+  std::ofstream(fstab) << fx.src() << " " << fx.mnt() << " fuse.dtkfs defaults,index="
+                       << fx.index() << ",compact_interval=30 0 0\n";
+  auto m = Run({"mount", "-T", fstab, fx.mnt()});
+  if (made_link) ::unlink(link.c_str());
+  INFO(m.err);
+  REQUIRE(m.status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+}
+
+TEST_CASE("a real workload: kernel sources, git, a compile, rm -rf of half", "[e2e][workload]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string tarball = "/usr/src/linux-source-6.1.tar.xz";
+  if (::access(tarball.c_str(), R_OK) != 0) {
+    WARN("linux-source-6.1 not installed: workload test not run");
+    return;
+  }
+  REQUIRE(fx.Mount().status == 0);
+  const std::string m = fx.mnt();
+  // Part of the tree (fs/ and lib/: about 4,000 files) keeps the suite fast.
+  auto tar = Run({"tar", "-xJf", tarball, "-C", m, "linux-source-6.1/fs", "linux-source-6.1/lib"});
+  INFO(tar.err);
+  REQUIRE(tar.status == 0);
+  REQUIRE(fx.Differences() == "");
+
+  const std::string repo = m + "/linux-source-6.1/lib";
+  auto git = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"git", "-C", repo, "-c", "user.name=t", "-c",
+                                     "user.email=t@t"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Run(argv);
+  };
+  if (::access("/usr/bin/git", X_OK) == 0) {
+    REQUIRE(git({"init", "-q"}).status == 0);
+    REQUIRE(git({"add", "."}).status == 0);
+    REQUIRE(git({"commit", "-qm", "import"}).status == 0);
+    REQUIRE(fx.Differences() == "");
+  }
+  std::ofstream(m + "/hello.c") << "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
+  if (::access("/usr/bin/cc", X_OK) == 0) {
+    REQUIRE(Run({"cc", "-O2", "-o", m + "/hello", m + "/hello.c"}).status == 0);
+    REQUIRE(Run({m + "/hello"}).status == 0);
+    REQUIRE(fx.Differences() == "");
+  }
+  REQUIRE(Run({"rm", "-rf", m + "/linux-source-6.1/fs"}).status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+}

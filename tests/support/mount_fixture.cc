@@ -1,0 +1,125 @@
+#include "support/mount_fixture.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "support/reference_walk.h"
+
+extern char** environ;
+
+namespace dtkfs::testing {
+
+std::string DtkfsBinary() { return DTKFS_BINARY; }
+
+CommandResult Run(const std::vector<std::string>& argv) {
+  CommandResult r;
+  TempDir tmp;
+  const std::string out = tmp / "out", err = tmp / "err";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<std::string> copy = argv;
+  std::vector<char*> args;
+  for (auto& a : copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ) == 0) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+MountFixture::MountFixture() {
+  ::mkdir(src().c_str(), 0755);
+  ::mkdir(mnt().c_str(), 0755);
+  ::mkdir(state().c_str(), 0700);
+  available_ = ::access("/dev/fuse", R_OK | W_OK) == 0 &&
+               (::access("/usr/bin/fusermount3", X_OK) == 0 ||
+                ::access("/bin/fusermount3", X_OK) == 0);
+}
+
+bool MountFixture::mounted() const {
+  struct stat a, b;
+  if (::stat(mnt().c_str(), &a) != 0) return true;  // ENOTCONN: a dead mount is still there
+  if (::stat(dir_.path().c_str(), &b) != 0) return false;
+  return a.st_dev != b.st_dev;
+}
+
+MountFixture::~MountFixture() {
+  if (mounted()) {
+    Run({DtkfsBinary(), "umount", mnt()});
+    if (mounted()) Run({"fusermount3", "-u", "-z", mnt()});
+  }
+}
+
+CommandResult MountFixture::Mount(const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {DtkfsBinary(), "mount", src(), mnt(), "--index", index()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return Run(argv);
+}
+
+CommandResult MountFixture::Unmount() { return Run({DtkfsBinary(), "umount", mnt()}); }
+
+bool ReadTotals(const std::string& p, Totals* out) {
+  for (auto [name, field] : {std::pair{"user.total_bytes", &out->bytes},
+                             std::pair{"user.total_files", &out->files},
+                             std::pair{"user.total_dirs", &out->dirs}}) {
+    char buf[32];
+    ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; ++i)
+      if (buf[i] < '0' || buf[i] > '9') return false;  // digits only, no NUL, no newline
+    *field = std::strtoull(buf, nullptr, 10);
+  }
+  return true;
+}
+
+std::map<std::string, Totals> MountMapTotals(const std::string& mnt,
+                                            const std::map<std::string, Totals>& dirs) {
+  std::map<std::string, Totals> out;
+  for (const auto& [rel, unused] : dirs) {
+    std::string p = rel.empty() ? mnt : mnt + "/" + rel;
+    if (p.size() >= 4000) continue;  // beyond PATH_MAX: not reachable by path here
+    Totals t;
+    if (ReadTotals(p, &t)) out[rel] = t;
+  }
+  return out;
+}
+
+std::map<std::string, Totals> MountFixture::MountTotals() const {
+  return MountMapTotals(mnt(), ReferenceWalk(src()));
+}
+
+std::string MountFixture::Differences() const {
+  auto expected = ReferenceWalk(src());
+  for (auto it = expected.begin(); it != expected.end();) {
+    if ((mnt().size() + 1 + it->first.size()) >= 4000)
+      it = expected.erase(it);
+    else
+      ++it;
+  }
+  return DescribeDifferences(expected, MountMapTotals(mnt(), expected));
+}
+
+}  // namespace dtkfs::testing

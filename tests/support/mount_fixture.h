@@ -1,0 +1,72 @@
+// MountFixture: a real dtkfs mount for end-to-end tests, and the check every such test ends
+// with: each directory's three xattrs, read through the mount, equal ReferenceWalk of the
+// source.
+//
+// Needs /dev/fuse and fusermount3. Without them the fixture's available() is false and the
+// test returns early with a warning, unless DTKFS_REQUIRE_FUSE=1 (CI), where it fails.
+// The destructor unmounts (lazily if needed) whatever is still mounted, so a failing test
+// never leaves a mount behind; it kills nothing.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dtkfs/totals.h"
+#include "support/temp_dir.h"
+
+namespace dtkfs::testing {
+
+struct CommandResult {
+  int status = -1;  // exit status
+  std::string out, err;
+};
+// Runs argv (argv[0] searched in PATH) and captures its output.
+CommandResult Run(const std::vector<std::string>& argv);
+// The dtkfs binary under test.
+std::string DtkfsBinary();
+
+class MountFixture {
+ public:
+  MountFixture();
+  ~MountFixture();
+
+  // True when FUSE can be used here. With DTKFS_REQUIRE_FUSE=1 a false here fails the test.
+  bool available() const { return available_; }
+  std::string src() const { return dir_ / "src"; }
+  std::string mnt() const { return dir_ / "mnt"; }
+  std::string index() const { return dir_ / "state/tree.idx"; }
+  std::string state() const { return dir_ / "state"; }
+
+  // dtkfs mount SRC MNT --index INDEX extra...; returns the command's result.
+  CommandResult Mount(const std::vector<std::string>& extra = {});
+  // dtkfs umount MNT.
+  CommandResult Unmount();
+  bool mounted() const;
+
+  // Every directory of the source, its xattrs read through the mount.
+  std::map<std::string, Totals> MountTotals() const;
+  // "" when MountTotals() equals ReferenceWalk(src()), else the differences.
+  std::string Differences() const;
+
+ private:
+  TempDir dir_;
+  bool available_ = false;
+};
+
+// Reads the three size xattrs of path (nullopt-like zero Totals with ok=false on failure).
+bool ReadTotals(const std::string& path, Totals* out);
+
+}  // namespace dtkfs::testing
+
+// Skips (with a warning) or fails, per DTKFS_REQUIRE_FUSE, when FUSE is unavailable.
+#define DTKFS_REQUIRE_MOUNTABLE(fixture)                                                   \
+  do {                                                                                     \
+    if (!(fixture).available()) {                                                          \
+      const char* req = std::getenv("DTKFS_REQUIRE_FUSE");                                 \
+      if (req != nullptr && std::string(req) == "1")                                       \
+        FAIL("FUSE is required (DTKFS_REQUIRE_FUSE=1) but /dev/fuse or fusermount3 is missing"); \
+      WARN("FUSE unavailable: end-to-end test not run");                                   \
+      return;                                                                              \
+    }                                                                                      \
+  } while (0)
