@@ -7,6 +7,7 @@
 #include "dtkfs/index_format.h"
 #include "env/install_file.h"
 #include "util/crc32c.h"
+#include "util/path.h"
 
 namespace dtkfs {
 namespace {
@@ -47,6 +48,11 @@ Status IndexBuilder::Add(std::string_view path, const Totals& totals) {
     return error_ = Status::InvalidArgument(
                fmt::format("index {}: more entries than the {} announced", file_.path(), count_));
   }
+  if (!path::IsValidRelative(path)) {
+    // The reader rejects such an index; refuse it here rather than install it.
+    return error_ = Status::InvalidArgument(
+               fmt::format("index {}: malformed path '{}'", file_.path(), path));
+  }
   if (added_ == 0 ? !path.empty() : !(std::string_view(last_path_) < path)) {
     return error_ = Status::InvalidArgument(
                fmt::format("index {}: entry '{}' out of order (after '{}')", file_.path(), path,
@@ -85,6 +91,10 @@ Status IndexBuilder::Add(std::string_view path, const Totals& totals) {
 
 Status IndexBuilder::Finish(const IndexMeta& meta) {
   if (!error_.ok()) return error_;
+  if (count_ == 0) {
+    return error_ = Status::InvalidArgument(
+               fmt::format("index {}: no entries (the root entry is required)", file_.path()));
+  }
   if (added_ != count_ || pool_used_ != pool_length_) {
     return error_ = Status::InvalidArgument(
                fmt::format("index {}: {} entries / {} pool bytes added, {} / {} announced",

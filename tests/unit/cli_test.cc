@@ -1,0 +1,450 @@
+// The dtkfs command line, run as a real process (DTKFS_BINARY) with its own XDG_STATE_HOME:
+// scan, du, top and check against the reference walk, the exit statuses (0 ok, 1 findings,
+// 2 error), the messages for bad input, and where and how the index is stored.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/reference_walk.h"
+#include "support/temp_dir.h"
+
+extern char** environ;
+
+namespace dtkfs {
+namespace {
+
+using testing::ReferenceWalk;
+using testing::TempDir;
+
+struct Run {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  REQUIRE(out.good());
+}
+
+void MakeFile(const std::string& path, uint64_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REQUIRE(fd >= 0);
+  if (size <= 4096) {
+    std::string data(size, 'y');
+    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(size));
+  } else {
+    REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);  // sparse
+  }
+  ::close(fd);
+}
+void MakeDir(const std::string& path) { REQUIRE(::mkdir(path.c_str(), 0755) == 0); }
+
+// A dtkfs to run: one state directory (XDG_STATE_HOME) and a scratch directory for output.
+class Cli {
+ public:
+  std::string state() const { return state_.path(); }
+
+  Run operator()(const std::vector<std::string>& args) {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e)
+      if (std::strncmp(*e, "XDG_STATE_HOME=", 15) != 0) env_strings.emplace_back(*e);
+    env_strings.push_back("XDG_STATE_HOME=" + state_.path());
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    std::vector<std::string> argv_strings{DTKFS_BINARY};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+
+    const std::string out_path = scratch_ / "stdout";
+    const std::string err_path = scratch_ / "stderr";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE(rc == 0);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    Run r;
+    r.out = ReadFile(out_path);
+    r.err = ReadFile(err_path);
+    INFO("dtkfs " << fmt::format("{}", fmt::join(args, " ")) << "\nstdout:\n" << r.out
+                  << "\nstderr:\n" << r.err);
+    REQUIRE(WIFEXITED(status));
+    r.code = WEXITSTATUS(status);
+    return r;
+  }
+
+  // `dtkfs scan src`, checked; returns the index path it reports ("... -> PATH").
+  std::string Scan(const std::string& src) {
+    Run r = (*this)({"scan", src});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    const size_t arrow = r.err.rfind("-> ");
+    REQUIRE(arrow != std::string::npos);
+    const size_t end = r.err.find('\n', arrow);
+    return r.err.substr(arrow + 3, end == std::string::npos ? end : end - arrow - 3);
+  }
+
+ private:
+  TempDir state_;
+  TempDir scratch_;
+};
+
+std::string Lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+// A source tree with a bit of everything, sizes chosen so that no two directories tie.
+void MakeSource(const std::string& src) {
+  MakeDir(src + "/sub");
+  MakeDir(src + "/sub/deeper");
+  MakeDir(src + "/other");
+  MakeDir(src + "/empty");
+  MakeFile(src + "/top-file", 11);
+  MakeFile(src + "/sub/a", 1000);
+  MakeFile(src + "/sub/deeper/b", 3000);
+  MakeFile(src + "/sub/sparse", 1ull << 33);
+  REQUIRE(::link((src + "/sub/a").c_str(), (src + "/other/a-link").c_str()) == 0);
+  REQUIRE(::symlink("../sub", (src + "/other/to-sub").c_str()) == 0);
+  REQUIRE(::mkfifo((src + "/other/fifo").c_str(), 0644) == 0);
+  MakeFile(src + "/other/gone-soon", 77);
+}
+
+TEST_CASE("cli: scan then du prints the reference walk's bytes", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+  const auto ref = ReferenceWalk(src);
+
+  SECTION("du of directories") {
+    Run r = dtkfs({"du", src, src + "/sub", src + "/sub/deeper", src + "/empty"});
+    CHECK(r.code == 0);
+    CHECK(r.out == Lines({fmt::format("{}\t{}", ref.at("").bytes, src),
+                          fmt::format("{}\t{}/sub", ref.at("sub").bytes, src),
+                          fmt::format("{}\t{}/sub/deeper", ref.at("sub/deeper").bytes, src),
+                          fmt::format("0\t{}/empty", src)}));
+    CHECK(r.err.empty());
+    // A path with a trailing slash or through "." is the same directory.
+    r = dtkfs({"du", src + "/sub/"});
+    CHECK(r.code == 0);
+    CHECK(r.out == fmt::format("{}\t{}/sub/\n", ref.at("sub").bytes, src));
+  }
+
+  SECTION("du --json carries all three totals") {
+    Run r = dtkfs({"du", "--json", src, src + "/other"});
+    CHECK(r.code == 0);
+    const auto& a = ref.at("");
+    const auto& o = ref.at("other");
+    CHECK(r.out ==
+          fmt::format("[{{\"path\":\"{}\",\"bytes\":{},\"files\":{},\"dirs\":{}}},"
+                      "{{\"path\":\"{}/other\",\"bytes\":{},\"files\":{},\"dirs\":{}}}]\n",
+                      src, a.bytes, a.files, a.dirs, src, o.bytes, o.files, o.dirs));
+    CHECK(a.files == 8);
+    CHECK(a.dirs == 4);
+  }
+
+  SECTION("du of a file or symlink gives its own size") {
+    Run r = dtkfs({"du", src + "/sub/a", src + "/sub/sparse", src + "/other/to-sub"});
+    CHECK(r.code == 0);
+    CHECK(r.out == Lines({fmt::format("1000\t{}/sub/a", src),
+                          fmt::format("{}\t{}/sub/sparse", 1ull << 33, src),
+                          fmt::format("6\t{}/other/to-sub", src)}));
+    r = dtkfs({"du", "--json", src + "/sub/a"});
+    CHECK(r.out == fmt::format("[{{\"path\":\"{}/sub/a\",\"bytes\":1000,\"files\":1,\"dirs\":0}}]\n",
+                               src));
+  }
+
+  SECTION("the index is private: file 0600 in a 0700 directory under XDG_STATE_HOME") {
+    CHECK(index.rfind(dtkfs.state() + "/dtkfs/", 0) == 0);
+    struct stat st;
+    REQUIRE(::stat(index.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    REQUIRE(::stat((dtkfs.state() + "/dtkfs").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0700);
+    // Nothing was written into the source.
+    CHECK(ReferenceWalk(src) == ref);
+  }
+}
+
+TEST_CASE("cli: du -h prints du-style human units", "[cli]") {
+  TempDir t;
+  const std::string src = t / "h";
+  MakeDir(src);
+  for (const char* d : {"small", "mid", "big", "ten"}) MakeDir(src + "/" + d);
+  MakeFile(src + "/small/f", 1023);
+  MakeFile(src + "/mid/f", 1536);
+  MakeFile(src + "/big/f", (5ull << 30) + 1);  // just above 5 GiB rounds up, as du -h does
+  MakeFile(src + "/ten/f", 10695475);          // 10.2 MiB: no decimal at 10 and above
+  Cli dtkfs;
+  dtkfs.Scan(src);
+  Run r = dtkfs({"du", "-h", src + "/small", src + "/mid", src + "/big", src + "/ten", src});
+  CHECK(r.code == 0);
+  CHECK(r.out == Lines({"1023\t" + src + "/small", "1.5K\t" + src + "/mid",
+                        "5.1G\t" + src + "/big", "11M\t" + src + "/ten", "5.1G\t" + src}));
+  r = dtkfs({"du", "--human-readable", src + "/mid/f"});
+  CHECK(r.out == "1.5K\t" + src + "/mid/f\n");
+}
+
+TEST_CASE("cli: top lists the largest directories in order", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeDir(src + "/a");
+  MakeDir(src + "/a/x");
+  MakeDir(src + "/b");
+  MakeDir(src + "/c");
+  MakeFile(src + "/a/f", 500);
+  MakeFile(src + "/a/x/f", 2500);  // a/x (2500) is larger than b (2000), but one level down
+  MakeFile(src + "/b/f", 2000);
+  MakeFile(src + "/c/f", 100);
+  Cli dtkfs;
+  dtkfs.Scan(src);
+
+  Run r = dtkfs({"top", "-n", "2", "--depth", "1", src});
+  CHECK(r.code == 0);
+  CHECK(r.out == Lines({"3000\t" + src + "/a", "2000\t" + src + "/b"}));
+  r = dtkfs({"top", "-n", "2", src});
+  CHECK(r.out == Lines({"3000\t" + src + "/a", "2500\t" + src + "/a/x"}));
+  r = dtkfs({"top", src + "/a"});
+  CHECK(r.out == Lines({"2500\t" + src + "/a/x"}));
+  r = dtkfs({"top", "--json", "-n", "1", src});
+  CHECK(r.out == "[{\"path\":\"" + src + "/a\",\"bytes\":3000,\"files\":2,\"dirs\":1}]\n");
+  r = dtkfs({"top", src + "/a/f"});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains(src + "/a/f") && Catch::Contains("not a directory"));
+}
+
+// check's stdout as a set of "KIND<TAB>PATH".
+std::set<std::string> Findings(const std::string& out) {
+  std::set<std::string> found;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t tab = line.find('\t');
+    const size_t tab2 = line.find('\t', tab + 1);
+    found.insert(line.substr(0, tab2));
+  }
+  return found;
+}
+
+TEST_CASE("cli: check finds changes made behind the index, --repair fixes them", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  MakeDir(src + "/will-go");
+  Cli dtkfs;
+  dtkfs.Scan(src);
+
+  Run r = dtkfs({"check", src});
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Catch::Contains("matches"));
+
+  MakeFile(src + "/sub/deeper/new-file", 50);  // sub/deeper, sub and the root grow
+  REQUIRE(::unlink((src + "/other/gone-soon").c_str()) == 0);  // other shrinks
+  MakeDir(src + "/new-dir");                                 // not in the index
+  MakeFile(src + "/new-dir/f", 5);
+  REQUIRE(::rmdir((src + "/will-go").c_str()) == 0);  // in the index only
+
+  r = dtkfs({"check", src});
+  CHECK(r.code == 1);
+  CHECK(Findings(r.out) == std::set<std::string>{
+                               "differs\t" + src, "differs\t" + src + "/sub",
+                               "differs\t" + src + "/sub/deeper", "differs\t" + src + "/other",
+                               "new\t" + src + "/new-dir", "gone\t" + src + "/will-go"});
+  CHECK_THAT(r.err, Catch::Contains("6 directories differ") && Catch::Contains("--repair"));
+  // check alone changes nothing.
+  CHECK(dtkfs({"check", src}).code == 1);
+
+  r = dtkfs({"check", "--repair", src});
+  CHECK(r.code == 1);  // there were findings; they are repaired
+  CHECK_THAT(r.err, Catch::Contains("repaired"));
+
+  r = dtkfs({"check", src});
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+  const auto ref = ReferenceWalk(src);
+  r = dtkfs({"du", "--json", src, src + "/new-dir"});
+  CHECK(r.code == 0);
+  CHECK(r.out == fmt::format("[{{\"path\":\"{}\",\"bytes\":{},\"files\":{},\"dirs\":{}}},"
+                             "{{\"path\":\"{}/new-dir\",\"bytes\":5,\"files\":1,\"dirs\":0}}]\n",
+                             src, ref.at("").bytes, ref.at("").files, ref.at("").dirs, src));
+}
+
+TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+
+  SECTION("a missing source") {
+    for (const char* cmd : {"scan", "check"}) {
+      Run r = dtkfs({cmd, t / "missing"});
+      CHECK(r.code == 2);
+      CHECK_THAT(r.err, Catch::Contains(t / "missing"));
+    }
+  }
+
+  SECTION("du and top outside any scanned source") {
+    dtkfs.Scan(src);
+    const std::string outside = t / "outside";
+    MakeDir(outside);
+    Run r = dtkfs({"du", outside});
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains(outside) && Catch::Contains("not inside a scanned source"));
+    r = dtkfs({"top", outside});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(outside));
+    // A missing path inside the source.
+    r = dtkfs({"du", src + "/no-such"});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(src + "/no-such"));
+    // One bad path among good ones: the good ones are still printed, the status is 2.
+    r = dtkfs({"du", src + "/no-such", src + "/sub/a"});
+    CHECK(r.code == 2);
+    CHECK(r.out == "1000\t" + src + "/sub/a\n");
+  }
+
+  SECTION("a directory created after the scan") {
+    dtkfs.Scan(src);
+    MakeDir(src + "/later");
+    Run r = dtkfs({"du", src + "/later"});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(src + "/later") && Catch::Contains("not in the index"));
+  }
+
+  SECTION("an index inside the source is refused") {
+    const auto before = ReferenceWalk(src);
+    Run r = dtkfs({"scan", src, "--index", src + "/inside.idx"});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("inside the source"));
+    r = dtkfs({"scan", src, "--index", src + "/sub/inside.idx"});
+    CHECK(r.code == 2);
+    // Also when the source is named through a symlink to it.
+    REQUIRE(::symlink(src.c_str(), (t / "alias").c_str()) == 0);
+    r = dtkfs({"scan", t / "alias", "--index", src + "/inside.idx"});
+    CHECK(r.code == 2);
+    r = dtkfs({"scan", src, "--index", t / "alias/inside.idx"});
+    CHECK(r.code == 2);
+    CHECK(ReferenceWalk(src) == before);  // nothing was written into the source
+  }
+
+  SECTION("an explicit --index outside the source works for scan, du, top and check") {
+    const std::string idx = t / "elsewhere/my.idx";
+    Run r = dtkfs({"scan", src, "--index", idx});
+    CHECK(r.code == 0);
+    CHECK_THAT(r.err, Catch::Contains("-> " + idx));
+    const auto ref = ReferenceWalk(src);
+    r = dtkfs({"du", "--index", idx, src + "/sub"});
+    CHECK(r.code == 0);
+    CHECK(r.out == fmt::format("{}\t{}/sub\n", ref.at("sub").bytes, src));
+    CHECK(dtkfs({"check", src, "--index", idx}).code == 0);
+    // Without --index the default index does not exist: du does not know the source.
+    CHECK(dtkfs({"du", src}).code == 2);
+  }
+
+  SECTION("a corrupt index is refused with a clear message, and a scan rebuilds it") {
+    const std::string index = dtkfs.Scan(src);
+    const std::string good = ReadFile(index);
+    REQUIRE(good.size() > 100);
+    struct Case {
+      const char* name;
+      std::string bytes;
+      const char* says;
+    };
+    std::string flipped = good;
+    flipped[good.size() / 2] ^= 0x40;
+    const std::vector<Case> cases = {
+        {"garbage", std::string(200, 'g'), "not a dtkfs index"},
+        {"empty", "", "truncated"},
+        {"truncated", good.substr(0, good.size() - 30), "trunc"},
+        {"one flipped bit", flipped, "checksum"},
+    };
+    for (const auto& c : cases) {
+      INFO(c.name);
+      WriteBytes(index, c.bytes);
+      Run r = dtkfs({"du", src});
+      CHECK(r.code == 2);
+      CHECK(r.out.empty());
+      CHECK_THAT(r.err, Catch::Contains(index) && Catch::Contains(c.says));
+      CHECK(dtkfs({"top", src}).code == 2);
+    }
+    // check reports the bad index as a finding; --repair rewrites it.
+    Run r = dtkfs({"check", src});
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains(index));
+    CHECK(dtkfs({"check", "--repair", src}).code == 1);
+    CHECK(dtkfs({"check", src}).code == 0);
+    // And a plain scan over a corrupt index rebuilds it too.
+    WriteBytes(index, "garbage");
+    dtkfs.Scan(src);
+    r = dtkfs({"du", src});
+    CHECK(r.code == 0);
+    CHECK(r.out == fmt::format("{}\t{}\n", ReferenceWalk(src).at("").bytes, src));
+  }
+
+  SECTION("usage errors") {
+    CHECK(dtkfs({}).code == 2);
+    CHECK(dtkfs({"frobnicate"}).code == 2);
+    CHECK(dtkfs({"du"}).code == 2);
+    CHECK(dtkfs({"scan"}).code == 2);
+    CHECK(dtkfs({"top", "-n", "many", src}).code == 2);
+  }
+}
+
+TEST_CASE("cli: every subcommand accepts --help", "[cli]") {
+  Cli dtkfs;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"scan", "--help"}, {"du", "--help"}, {"top", "--help"},
+           {"check", "--help"}}) {
+    Run r = dtkfs(args);
+    INFO(fmt::format("{}", fmt::join(args, " ")));
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("Usage") || Catch::Contains("usage"));
+    CHECK_THAT(r.out, Catch::Contains(args.front() == "--help" ? "scan" : args.front()));
+  }
+  Run r = dtkfs({"--version"});
+  CHECK(r.code == 0);
+}
+
+}  // namespace
+}  // namespace dtkfs
