@@ -161,7 +161,7 @@ TEST_CASE("every size-changing operation through the mount keeps every directory
   REQUIRE(::renameat2(AT_FDCWD, (m + "/empty").c_str(), AT_FDCWD, (m + "/pre").c_str(),
                       RENAME_EXCHANGE) == 0);
   EXACT(fx);
-  REQUIRE(::renameat2(AT_FDCWD, (m + "/empty/deep").c_str(), AT_FDCWD, (m + "/a/victim").c_str(),
+  REQUIRE(::renameat2(AT_FDCWD, (m + "/pre/deep").c_str(), AT_FDCWD, (m + "/a/victim").c_str(),
                       RENAME_EXCHANGE) == 0);
   EXACT(fx);
   step = "rmdir and unlink everything in a subtree";
