@@ -45,7 +45,7 @@ if [[ -n ${DTKFS_BENCH_NICE:-} ]]; then
 fi
 
 for tool in hyperfine gdu du cmake tar; do
-  command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh with DTKFS_WITH_PEERS=1)"
+  command -v "$tool" >/dev/null || die "$tool is missing (./scripts/deps.sh bench installs it)"
 done
 [[ -n $PY ]] || die "python3 is missing"
 # hyperfine -N (no shell: process start is part of what we measure) splits on whitespace.
@@ -336,7 +336,7 @@ else:
             "noise; every section says when it was run and what the load was. Each section is "
             "written by the script that measured it, not by hand.\n\n"
             "How to reproduce: `./bench/core_bench.sh` (needs hyperfine, gdu and the Debian "
-            "package linux-source-6.1; `DTKFS_WITH_PEERS=1 scripts/deps.sh` installs them). It "
+            "package linux-source-6.1; `./scripts/deps.sh bench` installs them). It "
             "builds `build-bench/` (Release), extracts the kernel tree once into "
             "`$DTKFS_BENCH_DIR` (default `/var/tmp/dtkfs-bench`) and rewrites the section "
             "below.\n\n")

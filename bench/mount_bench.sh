@@ -6,10 +6,10 @@
 #  3. in-process getxattr round trip on dtkfs vs mergerfs (a stat-like call on each);
 #  4. mount time of a 100k-file tree: first mount (scan) vs a mount from the index.
 # Writes the "Mount" section of docs/benchmarks.md. Needs root (mounts) and the peers:
-#   DTKFS_WITH_PEERS=1 ./scripts/deps.sh
+#   ./scripts/deps.sh bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DTKFS_WITH_PEERS=1 ./scripts/deps.sh
+./scripts/deps.sh bench
 ./scripts/build.sh >/dev/null
 DTKFS=$PWD/build/dtkfs
 TARBALL=/usr/src/linux-source-6.1.tar.xz

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dtkfs needs to build and test, when any is missing.
 # Run as root (or with sudo available); otherwise it only says what is missing.
+#   deps.sh          what building needs
+#   deps.sh test     and what the tests need (the kernel source tarball for the workload test)
+#   deps.sh bench    and the peers the benchmarks compare with
 set -euo pipefail
 PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboost-filesystem-dev
-          libfmt-dev libcli11-dev catch2 attr clang libclang-rt-14-dev git)
-if [[ "${DTKFS_WITH_PEERS:-0}" == 1 ]]; then
-  PACKAGES+=(mergerfs bindfs gdu hyperfine linux-source-6.1 xz-utils)
-fi
+          libfmt-dev catch2 attr)
+case "${1:-build}" in
+  build) ;;
+  test) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils) ;;
+  bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
+                    hyperfine) ;;
+  *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

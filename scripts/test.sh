@@ -4,6 +4,7 @@
 # libFuzzer run of every on-disk reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/deps.sh test
 ./scripts/build.sh
 (cd build && ctest --output-on-failure)
 

@@ -144,7 +144,6 @@ class PosixEnv final : public Env {
   }
 
   Status CreateDirs(const std::string& dir, mode_t mode) override {
-    boost::system::error_code ec;
     boost::filesystem::path p(dir);
     boost::filesystem::path cur;
     for (const auto& part : p) {

@@ -2,13 +2,39 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "dtkfs/index_format.h"
 #include "util/crc32c.h"
 #include "util/path.h"
 
 namespace dtkfs {
+namespace {
+
+// Length of the longest common prefix of a and b.
+size_t SharedPrefix(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i + 8 <= n) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) {
+      if constexpr (std::endian::native == std::endian::little)
+        return i + static_cast<size_t>(std::countr_zero(x ^ y) / 8);
+      break;  // the byte loop below finds the first difference
+    }
+    i += 8;
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<const IndexReader>> IndexReader::Open(Env& env, const std::string& path) {
   auto file = env.MapReadOnly(path);
@@ -67,16 +93,52 @@ Status IndexReader::Validate() {
       ext_offset + ext_len != size - format::kTrailerSize)
     return bad("section offsets out of bounds (file size disagrees with the header)");
 
-  if (format::LoadU32(t + tr::kCrcHeadEntries) != crc32c::Value(data, entries_end))
-    return bad("checksum mismatch in header or entry table");
-  if (format::LoadU32(t + tr::kCrcPool) !=
-      crc32c::Value(data + entries_end, aggregates_start - entries_end))
-    return bad("checksum mismatch in path pool");
-  if (format::LoadU32(t + tr::kCrcAggregates) !=
-      crc32c::Value(data + aggregates_start, aggregates_end - aggregates_start))
-    return bad("checksum mismatch in aggregates");
-  if (format::LoadU32(t + tr::kCrcExt) != crc32c::Value(data + ext_offset, ext_len))
-    return bad("checksum mismatch in extension section");
+  // The checks that read every byte: the four checksums and the entry table (bounds, order,
+  // syntax). They are independent, so a big index splits them over two threads.
+  struct Part {
+    const char* what;
+    uint32_t field;
+    uint64_t begin, end;
+  };
+  const Part parts[] = {{"header or entry table", tr::kCrcHeadEntries, 0, entries_end},
+                        {"path pool", tr::kCrcPool, entries_end, aggregates_start},
+                        {"aggregates", tr::kCrcAggregates, aggregates_start, aggregates_end},
+                        {"extension section", tr::kCrcExt, ext_offset, ext_offset + ext_len}};
+  auto check_sum = [&](const Part& part) {
+    if (format::LoadU32(t + part.field) == crc32c::Value(data + part.begin, part.end - part.begin))
+      return Status::Ok();
+    return bad(fmt::format("checksum mismatch in {}", part.what));
+  };
+  if (count == 0) return bad("no entries (the root entry is required)");
+  entries_ = data + format::kHeaderSize;
+  pool_ = data + entries_end;
+  aggregates_ = data + aggregates_start;
+  auto check_entries = [&](uint64_t begin, uint64_t end) {
+    std::string problem = CheckEntries(begin, end, pool_len);
+    return problem.empty() ? Status::Ok() : bad(problem);
+  };
+
+  Status sums[4], halves[2];
+  const uint64_t mid = count / 2;
+  if (count >= kParallelValidateMin && std::thread::hardware_concurrency() >= 2) {
+    // The pool is the largest section: it and the upper half of the entries go to a helper.
+    std::thread helper([&] {
+      sums[1] = check_sum(parts[1]);
+      halves[1] = check_entries(mid, count);
+    });
+    sums[0] = check_sum(parts[0]);
+    sums[2] = check_sum(parts[2]);
+    sums[3] = check_sum(parts[3]);
+    halves[0] = check_entries(0, mid);
+    helper.join();
+  } else {
+    for (int i = 0; i < 4; ++i) sums[i] = check_sum(parts[i]);
+    halves[0] = check_entries(0, count);
+  }
+  // Report what a sequential check would find first: checksums, then the extension records,
+  // then the entries in file order.
+  for (const Status& st : sums)
+    if (!st.ok()) return st;
 
   for (uint64_t off = 0; off < ext_len;) {
     if (ext_len - off < 8) return bad("extension section: truncated record");
@@ -86,31 +148,50 @@ Status IndexReader::Validate() {
     if (tag == format::kExtSourceRoot) source_root_ = std::string_view(data + ext_offset + off + 8, len);
     off += 8 + len;
   }
-
-  entries_ = data + format::kHeaderSize;
-  pool_ = data + entries_end;
-  aggregates_ = data + aggregates_start;
-  count_ = 0;  // path_at must not be used before bounds are checked
-  if (count == 0) return bad("no entries (the root entry is required)");
-  std::string_view prev;
-  for (uint64_t i = 0; i < count; ++i) {
-    const char* e = entries_ + i * format::kEntrySize;
-    const uint64_t off = format::LoadU32(e);
-    const uint64_t len = format::LoadU32(e + 4);
-    if (off > pool_len || len > pool_len - off)
-      return bad(fmt::format("entry {} points outside the path pool", i));
-    std::string_view p(pool_ + off, len);
-    if (i == 0 && !p.empty()) return bad("first entry is not the root");
-    if (i > 0 && !(prev < p))
-      return bad(fmt::format("entries not strictly sorted at entry {}", i));
-    if (i > 0 && !path::IsValidRelative(p))
-      return bad(fmt::format("entry {} has a malformed path", i));
-    prev = p;
-  }
+  for (const Status& st : halves)
+    if (!st.ok()) return st;
   count_ = count;
   generation_ = format::LoadU64(t + tr::kIndexGeneration);
   journal_generation_ = format::LoadU64(t + tr::kJournalGeneration);
   return Status::Ok();
+}
+
+std::string IndexReader::CheckEntries(uint64_t begin, uint64_t end, uint64_t pool_len) const {
+  auto entry_path = [&](uint64_t i) -> std::optional<std::string_view> {
+    const char* e = entries_ + i * format::kEntrySize;
+    const uint64_t off = format::LoadU32(e);
+    const uint64_t len = format::LoadU32(e + 4);
+    if (off > pool_len || len > pool_len - off) return std::nullopt;
+    return std::string_view(pool_ + off, len);
+  };
+  std::string_view prev;
+  if (begin > 0) {
+    // The entry before the range is the other range's to report; here it is only compared.
+    auto p = entry_path(begin - 1);
+    if (!p) return "";
+    prev = *p;
+  }
+  for (uint64_t i = begin; i < end; ++i) {
+    auto maybe = entry_path(i);
+    if (!maybe) return fmt::format("entry {} points outside the path pool", i);
+    const std::string_view p = *maybe;
+    if (i == 0) {
+      if (!p.empty()) return "first entry is not the root";
+    } else {
+      // One pass does both checks: p must sort after prev, and only the part of p from the
+      // component where it leaves prev needs the syntax check (prev's part passed already).
+      const size_t common = SharedPrefix(prev, p);
+      if (common == p.size() ||
+          (common < prev.size() && uint8_t(p[common]) < uint8_t(prev[common])))
+        return fmt::format("entries not strictly sorted at entry {}", i);
+      const size_t slash = p.substr(0, common).rfind('/');
+      const size_t from = slash == std::string_view::npos ? 0 : slash + 1;
+      if (from == p.size() || !path::IsValidRelative(p.substr(from)))
+        return fmt::format("entry {} has a malformed path", i);
+    }
+    prev = p;
+  }
+  return "";
 }
 
 std::string_view IndexReader::path_at(size_t i) const {

@@ -259,16 +259,16 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   Node start_node;
   start_node.path = start;
 
-  std::atomic<bool> done{false};
+  // The progress reporter wakes every 200 ms, or at once when the walk ends.
+  std::mutex progress_mu;
+  std::condition_variable progress_cv;
+  bool done = false;
   std::thread progress;
   const auto t0 = std::chrono::steady_clock::now();
   if (options.on_progress) {
     progress = std::thread([&] {
-      std::mutex m;
-      std::condition_variable cv;
-      while (!done.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        if (done.load()) break;
+      std::unique_lock lock(progress_mu);
+      while (!progress_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) {
         options.on_progress(ScanProgress{
             walk.entries.load(), walk.dirs.load(),
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
@@ -276,7 +276,11 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
     });
   }
   walk.Run(&start_node, start_fd);
-  done.store(true);
+  {
+    std::lock_guard lock(progress_mu);
+    done = true;
+  }
+  progress_cv.notify_all();
   if (progress.joinable()) progress.join();
   ::close(root_fd);
 

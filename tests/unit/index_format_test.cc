@@ -5,8 +5,10 @@
 // from an independent encoder written here from the layout documented in index_format.h,
 // never read back from the implementation under test.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -1062,5 +1064,60 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
     // Only the failing-write section replaces the old index: its last, successful write.
     CHECK((*r)->generation() == 2);
     CHECK((*r)->size() > 5000);
+  }
+}
+
+TEST_CASE("big indexes (checked on two threads) report the first fault in file order",
+          "[format]") {
+  // Enough entries for the reader's parallel check; names generated so they sort as listed.
+  const size_t n = 3 * IndexReader::kParallelValidateMin / 2;
+  std::vector<std::pair<std::string, Totals>> entries{{"", Totals{1, 2, 3}}};
+  for (size_t i = 1; i < n; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "d%07zu/x", i);
+    entries.push_back({name, Totals{i, i, 0}});
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return MemLess(a.first, b.first); });
+  const std::string good = Encode(entries, "/big");
+  auto ok = FromBytes(good, "big-index");
+  REQUIRE(ok.ok());
+  REQUIRE(ok.value()->size() == n);
+  for (size_t i : {size_t{1}, n / 3, n / 2 - 1, n / 2, n / 2 + 1, n - 1})
+    REQUIRE(ok.value()->Lookup(entries[i].first) == std::optional<Totals>(entries[i].second));
+
+  // Swap two neighbours at a position: the first unsorted entry is reported, whichever half
+  // (or the boundary between the halves) it is in.
+  auto swapped = [&](std::vector<size_t> at) {
+    auto e = entries;
+    for (size_t i : at) std::swap(e[i], e[i + 1]);
+    return Encode(e, "/big");
+  };
+  for (size_t i : {size_t{5}, n / 2 - 2, n / 2 - 1, n / 2, n - 2}) {
+    CAPTURE(i);
+    CheckStructural(swapped({i}), fmt::format("not strictly sorted at entry {}", i + 1));
+  }
+  CheckStructural(swapped({n - 10, 20}), "not strictly sorted at entry 21");
+  // A malformed path in the upper half, and one in each half.
+  auto with_path = [&](std::vector<std::pair<size_t, std::string>> patches) {
+    auto e = entries;
+    for (auto& [i, p] : patches) e[i].first = p;
+    return Encode(e, "/big");
+  };
+  const std::string upper = entries[n - 5].first;
+  CheckStructural(with_path({{n - 5, upper + "/."}}), fmt::format("entry {} has a malformed", n - 5));
+  CheckStructural(with_path({{n - 5, upper + "/."}, {7, entries[7].first + "//y"}}),
+                  "entry 7 has a malformed");
+  // An entry pointing outside the pool just before the split does not crash the other half.
+  {
+    std::vector<RawEntry> raw;
+    std::string pool;
+    for (const auto& [p, t] : entries) {
+      raw.push_back(RawEntry{static_cast<uint32_t>(pool.size()), static_cast<uint32_t>(p.size()), t});
+      pool += p;
+    }
+    raw[n / 2 - 1].offset = static_cast<uint32_t>(pool.size() + 100);
+    CheckStructural(EncodeRaw(raw, pool, "", 1, 0),
+                    fmt::format("entry {} points outside the path pool", n / 2 - 1));
   }
 }
