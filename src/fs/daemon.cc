@@ -1,6 +1,7 @@
 #include "fs/daemon.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fuse_lowlevel.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -287,7 +288,11 @@ int RunMount(MountArgs args) {
     fuse_loop_cfg_destroy(config);
     filesystem.SetCompactionWaker(nullptr);
   }
-  // Unmounted (fusermount3 -u, dtkfs umount, or a signal): make everything durable.
+  // Unmounted (fusermount3 -u, dtkfs umount), or a signal: libfuse then returns the signal
+  // number, which is a normal way to stop. Unmount first (no worker serves the mount any
+  // more, so nothing may hang on it), then make everything durable.
+  if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) rc = 0;
+  fuse_session_unmount(se);
   Status final_status = compactor.CompactNow();
   if (final_status.ok()) {
     env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
@@ -299,7 +304,6 @@ int RunMount(MountArgs args) {
         .PermitUnchecked();
     log::Error("final compaction failed: {}; the next mount rescans", final_status.message());
   }
-  fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   return final_status.ok() && rc == 0 ? 0 : 2;

@@ -85,10 +85,7 @@ Inode* Filesystem::FindOrCreateLocked(int fd, const struct stat& st, Inode& pare
   } else {
     bool known = std::any_of(inode->links.begin(), inode->links.end(),
                              [&](const Link& l) { return l.parent == &parent && l.name == name; });
-    if (!known) {
-      inode->links.push_back(Link{&parent, name});
-      parent.refs++;
-    }
+    if (!known) AddLinkLocked(*inode, parent, name);
   }
   return inode;
 }
@@ -202,12 +199,19 @@ uint64_t Filesystem::AccountedSize(Inode& inode) {
   return inode.accounted_size;
 }
 
+void Filesystem::AddLinkLocked(Inode& file, Inode& parent, const std::string& name) {
+  file.links.push_back(Link{&parent, name});
+  parent.refs++;
+  // A file with two known links pins itself: when the kernel forgets it, the table must
+  // still know every name a later size change has to reach.
+  if (file.links.size() == 2) file.refs++;
+}
+
 void Filesystem::AddLink(Inode& file, Inode& parent, const std::string& name) {
   std::lock_guard lock(table_mu_);
   for (const Link& l : file.links)
     if (l.parent == &parent && l.name == name) return;
-  file.links.push_back(Link{&parent, name});
-  parent.refs++;
+  AddLinkLocked(file, parent, name);
 }
 
 void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name) {
@@ -217,6 +221,7 @@ void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name)
   if (it == file.links.end()) return;
   file.links.erase(it);
   UnrefLocked(&parent, 1);
+  if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
 }
 
 void Filesystem::MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name) {

@@ -123,6 +123,8 @@ class Filesystem {
   // Link bookkeeping (caller holds ns_mu_ exclusive).
   void AddLink(Inode& file, Inode& parent, const std::string& name);
   void RemoveLink(Inode& file, Inode& parent, const std::string& name);
+  // The caller holds table_mu_ and has checked that the link is new.
+  void AddLinkLocked(Inode& file, Inode& parent, const std::string& name);
   void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
   void DetachDir(Inode& dir);
 

@@ -29,7 +29,13 @@ Existing StatName(Inode& parent, const char* name) {
 void ReplyNewEntry(fuse_req_t req, Filesystem& fs, Inode& parent, const char* name) {
   fuse_entry_param e;
   int err = fs.Lookup(parent, name, &e);
-  if (err != 0) return ReplyErr(req, err);
+  if (err != 0) {
+    // The entry exists even though the reply fails: count it from the source.
+    struct stat st;
+    if (::fstatat(parent.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+      fs.ApplyDelta(parent, Delta{static_cast<int64_t>(st.st_size), 1, 0});
+    return ReplyErr(req, err);
+  }
   // A new link of a known file counts what its other links count.
   const auto size = static_cast<int64_t>(fs.AccountedSize(fs.Get(e.ino)));
   fs.ApplyDelta(parent, Delta{size, 1, 0});
@@ -242,10 +248,14 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
           std::shared_lock ns(fs.ns_mu());
           lerr = fs.Lookup(fs.Get(ino), name, &e);
         }
-        if (lerr != 0) {  // gone since readdir saw it: skip
+        if (lerr == ENOENT) {  // gone since readdir saw it: skip
           d->entry = nullptr;
           d->offset = next;
           continue;
+        }
+        if (lerr != 0) {  // e.g. out of fds: never hide the entry; fail or stop here
+          err = lerr;
+          break;
         }
         used = fuse_add_direntry_plus(req, p, rem, name, &e, next);
         if (used > rem) {

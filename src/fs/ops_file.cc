@@ -32,13 +32,19 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     int fd;
     {
       CallerIds ids(req);
-      fd = ::openat(parent.fd, name, SourceFlags(fi) | O_CREAT, mode);
+      // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
+      // there beside the mount, following it could create a file outside the source.
+      fd = ::openat(parent.fd, name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
     }
     if (fd < 0) return ReplyErr(req, errno);
     fuse_entry_param e;
     bool created = false;
     int err = fs.Lookup(parent, name, &e, &created);
     if (err != 0) {
+      // The file exists now even though the reply fails: count a new one.
+      struct stat now;
+      if (!existed && ::fstat(fd, &now) == 0)
+        fs.ApplyDelta(parent, Delta{static_cast<int64_t>(now.st_size), 1, 0});
       ::close(fd);
       return ReplyErr(req, err);
     }
@@ -96,7 +102,10 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
 
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   // Closing a duplicate reports delayed write errors (NFS and the like) without closing.
-  int rc = ::close(::dup(FdOf(fi)));
+  // Out of fds for the duplicate: nothing to report, rather than a misleading EBADF.
+  const int dup = ::dup(FdOf(fi));
+  if (dup < 0) return ReplyErr(req, 0);
+  int rc = ::close(dup);
   ReplyErr(req, rc == 0 ? 0 : errno);
 }
 
@@ -114,9 +123,11 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                  fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
-    if (::fallocate(FdOf(fi), mode, off, len) != 0) return ReplyErr(req, errno);
+    const int rc = ::fallocate(FdOf(fi), mode, off, len);
+    const int err = rc == 0 ? 0 : errno;
+    // Also after a failure: a fallocate that runs out of space may have grown the file.
     if (!(mode & FALLOC_FL_KEEP_SIZE)) fs.Account(fs.Get(ino), FdOf(fi));
-    ReplyErr(req, 0);
+    ReplyErr(req, err);
   });
 }
 

@@ -45,8 +45,10 @@ void Moved(Filesystem& fs, const Side& from, const Side& to, const std::string& 
     fs.ApplyDelta(from.dir, Delta{-size, -1, 0});
     fs.ApplyDelta(to.dir, Delta{size, 1, 0});
     if (from.inode != nullptr) {
-      fs.RemoveLink(*from.inode, from.dir, from.name);
+      // Add before remove: the link count never passes through one, so a pinned file
+      // (see Filesystem::AddLinkLocked) stays pinned.
       fs.AddLink(*from.inode, to.dir, to.name);
+      fs.RemoveLink(*from.inode, from.dir, from.name);
     }
   }
 }
@@ -73,6 +75,9 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     std::unique_lock ns(fs.ns_mu());
     Probe(fs, from);
     Probe(fs, to);
+    // RENAME_WHITEOUT (overlayfs on top of dtkfs) would leave a device node the sizes do
+    // not count; refuse it, as filesystems without whiteout support do.
+    if (flags & RENAME_WHITEOUT) return ReplyErr(req, EINVAL);
     if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0)
       return ReplyErr(req, errno);
     // Renaming one link of a file onto another link of it changes nothing.
