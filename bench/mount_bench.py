@@ -110,12 +110,19 @@ def main():
     for t in TARGETS:
         run(["tar", "-xf", tar, "-C", path[t]])
     root = os.path.join(path["dtkfs"], "linux-source-6.1")
-    getfattr = [timed(["getfattr", "-n", "user.total_bytes", root]) for _ in range(30)]
+    with open(os.path.join(WORK, "workloads.json"), "w") as f:  # kept if a later step fails
+        json.dump(times, f, indent=1)
+    getfattr = [timed(["getfattr", "--absolute-names", "-n", "user.total_bytes", root])
+                for _ in range(30)]
     du = [timed(["du", "-sb", root]) for _ in range(10)]
     value = int(out(["getfattr", "--only-values", "-n", "user.total_bytes", root]))
     reference = tree_bytes(os.path.join(WORK, "dtkfs-src", "linux-source-6.1"))
 
-    probe = "linux-source-6.1/Makefile"
+    # A regular file of the extracted tree, the same on every target.
+    native_root = os.path.join(path["native"], "linux-source-6.1")
+    probe = next(os.path.relpath(os.path.join(dp, f), path["native"])
+                 for dp, _, files in sorted(os.walk(native_root)) for f in sorted(files)
+                 if os.path.isfile(os.path.join(dp, f)) and not os.path.islink(os.path.join(dp, f)))
     for src in [path["native"], path["bindfs"] + "-src", path["mergerfs"] + "-src", path["dtkfs"] + "-src"]:
         run(["setfattr", "-n", "user.bench", "-v", "x" * 16, os.path.join(src, probe)])
 

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 WORK=${DTKFS_BENCH_DIR:-/var/tmp/dtkfs-bench}/mount
 # Mounts left by an interrupted run: unmount them before removing the scratch directory.
 if [[ -d $WORK ]]; then
-  findmnt -rn -o TARGET | grep -F "$WORK/" | while read -r m; do
+  { findmnt -rn -o TARGET | grep -F "$WORK/" || true; } | while read -r m; do
     fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m"
   done
 fi
