@@ -26,6 +26,7 @@
 #include "index/index_reader.h"
 #include "store/compactor.h"
 #include "store/size_store.h"
+#include "support/env_wrappers.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 
@@ -82,70 +83,10 @@ std::string Diff(const SizeStore& store, const View& want, const std::vector<std
   return "";
 }
 
-// An Env that forwards everything; the base for the test Envs below.
-class ForwardingEnv : public Env {
- public:
-  explicit ForwardingEnv(Env& base) : base_(base) {}
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    return base_.NewWritableFile(path, mode);
-  }
-  Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    return base_.MapReadOnly(path);
-  }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_.Rename(from, to);
-  }
-  Status Remove(const std::string& path) override { return base_.Remove(path); }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  Status SyncFilesystem(const std::string& path) override { return base_.SyncFilesystem(path); }
-  Status CreateDirs(const std::string& dir, mode_t mode) override {
-    return base_.CreateDirs(dir, mode);
-  }
-  bool FileExists(const std::string& path) override { return base_.FileExists(path); }
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_.LockFile(path);
-  }
+using dtkfs::testing::ForwardingEnv;
+using dtkfs::testing::NoSyncEnv;
 
- private:
-  Env& base_;
-};
-
-// Skips fsync, directory sync and syncfs. Power loss is not what these tests simulate (the
-// FaultEnv above it still counts and fails those steps), and on a busy disk real syncs
-// would make the step-by-step tests take minutes.
-class NoSyncEnv final : public ForwardingEnv {
- public:
-  NoSyncEnv() : ForwardingEnv(Env::Default()) {}
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    auto f = ForwardingEnv::NewWritableFile(path, mode);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(f).value()));
-  }
-  Status SyncDir(const std::string&) override { return Status::Ok(); }
-  Status SyncFilesystem(const std::string&) override { return Status::Ok(); }
-
- private:
-  class File final : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status WriteAt(uint64_t offset, std::string_view data) override {
-      return base_->WriteAt(offset, data);
-    }
-    Status Sync() override { return Status::Ok(); }
-    Status Close() override { return base_->Close(); }
-    const std::string& path() const override { return base_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-};
-
-Env& Fast() {
-  static NoSyncEnv env;
-  return env;
-}
+Env& Fast() { return dtkfs::testing::NoSyncDefault(); }
 
 // Holds the first SyncFilesystem (the first step of a compaction after the freeze) until
 // Release(), and sleeps before every write, so a test can act while a compaction is under

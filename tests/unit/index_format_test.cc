@@ -25,6 +25,7 @@
 #include "env/env.h"
 #include "index/index_builder.h"
 #include "index/index_reader.h"
+#include "support/env_wrappers.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 #include "util/crc32c.h"
@@ -209,54 +210,7 @@ std::vector<std::string> ProbeKeys(const Model& model, std::mt19937_64& rng) {
 // ---------------------------------------------------------------------------------------------
 // Writing and reading.
 
-// The POSIX Env without fsync: these tests write many small files and never lose power, and a
-// loaded disk makes each fsync cost a good part of a second.
-class NoSyncEnv final : public Env {
- public:
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    auto f = base_.NewWritableFile(path, mode);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(f).value()));
-  }
-  Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    return base_.MapReadOnly(path);
-  }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_.Rename(from, to);
-  }
-  Status Remove(const std::string& path) override { return base_.Remove(path); }
-  Status SyncDir(const std::string&) override { return Status::Ok(); }
-  Status SyncFilesystem(const std::string&) override { return Status::Ok(); }
-  Status CreateDirs(const std::string& dir, mode_t mode) override {
-    return base_.CreateDirs(dir, mode);
-  }
-  bool FileExists(const std::string& path) override { return base_.FileExists(path); }
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_.LockFile(path);
-  }
-
- private:
-  class File final : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status WriteAt(uint64_t offset, std::string_view data) override {
-      return base_->WriteAt(offset, data);
-    }
-    Status Sync() override { return Status::Ok(); }
-    Status Close() override { return base_->Close(); }
-    const std::string& path() const override { return base_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env& base_ = Env::Default();
-};
-
-Env& TestEnv() {
-  static NoSyncEnv env;
-  return env;
-}
+Env& TestEnv() { return dtkfs::testing::NoSyncDefault(); }
 
 Status WriteModel(Env& env, const std::string& file, const Model& model, const IndexMeta& meta) {
   return WriteIndex(env, file, meta, [&](const EntryEmitter& emit) {

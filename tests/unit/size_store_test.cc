@@ -24,6 +24,7 @@
 #include "index/index_reader.h"
 #include "store/compactor.h"
 #include "store/size_store.h"
+#include "support/env_wrappers.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 
@@ -103,55 +104,7 @@ struct Model {
   }
 };
 
-// Skips fsync, directory sync and syncfs: power loss is not what these tests simulate, and
-// hundreds of compactions on a busy disk would otherwise take minutes. (compactor_test.cc
-// runs one compaction against the real Env.)
-class NoSyncEnv final : public Env {
- public:
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    auto f = base_.NewWritableFile(path, mode);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(f).value()));
-  }
-  Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    return base_.MapReadOnly(path);
-  }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_.Rename(from, to);
-  }
-  Status Remove(const std::string& path) override { return base_.Remove(path); }
-  Status SyncDir(const std::string&) override { return Status::Ok(); }
-  Status SyncFilesystem(const std::string&) override { return Status::Ok(); }
-  Status CreateDirs(const std::string& dir, mode_t mode) override {
-    return base_.CreateDirs(dir, mode);
-  }
-  bool FileExists(const std::string& path) override { return base_.FileExists(path); }
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_.LockFile(path);
-  }
-
- private:
-  class File final : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status WriteAt(uint64_t offset, std::string_view data) override {
-      return base_->WriteAt(offset, data);
-    }
-    Status Sync() override { return Status::Ok(); }
-    Status Close() override { return base_->Close(); }
-    const std::string& path() const override { return base_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env& base_ = Env::Default();
-};
-
-Env& Fast() {
-  static NoSyncEnv env;
-  return env;
-}
+Env& Fast() { return dtkfs::testing::NoSyncDefault(); }
 
 Status WriteModelIndex(const std::string& path, const View& totals, uint64_t generation = 1) {
   IndexMeta meta;
