@@ -17,6 +17,7 @@ if command -v clang++ >/dev/null; then
   # Seeds: real indexes of small trees.
   mkdir -p "$corpus/tree/a/b" "$corpus/tree/c d"
   echo hi >"$corpus/tree/a/f"; ln -s f "$corpus/tree/a/l"; echo x >"$corpus/tree/c d/g"
+  ln "$corpus/tree/a/f" "$corpus/tree/c d/hard"  # a link table record
   ./build/dtkfs scan "$corpus/tree" --index "$corpus/seed1.dtkidx" 2>/dev/null
   ./build/dtkfs scan "$corpus/tree/a" --index "$corpus/seed2.dtkidx" 2>/dev/null
   rm -rf "$corpus/tree" "$corpus"/*.lock

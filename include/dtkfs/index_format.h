@@ -54,6 +54,7 @@ inline constexpr size_t kCrcTrailer = 76;        // u32: CRC32C of trailer bytes
 
 // Extension record tags.
 inline constexpr uint32_t kExtSourceRoot = 1;  // the canonical source path, raw bytes
+inline constexpr uint32_t kExtLinkTable = 2;   // the multi-link table (src/index/link_table.h)
 
 inline size_t AlignUp8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
 

@@ -1,6 +1,9 @@
 // dtkfs check SRC [--index PATH] [--repair]: walk the source, compare with the index, list
-// the directories whose totals differ; --repair installs a fresh index.
+// the directories whose totals differ and the hard links the index does not know as they
+// are; --repair installs a fresh index.
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "cli/commands.h"
 #include "cli/index_tasks.h"
@@ -17,6 +20,35 @@ std::string Describe(const Totals& t) {
 
 std::string Shown(const std::string& root, const std::string& rel) {
   return rel.empty() ? root : root + "/" + rel;
+}
+
+std::string Describe(const LinkRecord& r) {
+  return fmt::format("{} names, size {}", r.paths.size(), r.size);
+}
+
+// Prints the multi-link records that differ between the index and the walk (both sorted by
+// key); returns how many.
+size_t CompareLinks(const std::string& root, const LinkTableView& index,
+                    const std::vector<LinkRecord>& walk) {
+  size_t findings = 0, i = 0, j = 0;
+  auto report = [&](const LinkRecord& shown, const std::string& what) {
+    fmt::print("links\t{}\t{}\n", Shown(root, shown.paths.front()), what);
+    ++findings;
+  };
+  while (i < index.size() || j < walk.size()) {
+    if (j == walk.size() || (i < index.size() && index.key_at(i) < walk[j].key)) {
+      report(index.at(i++), "(index lists hard links the source does not have)");
+    } else if (i == index.size() || walk[j].key < index.key_at(i)) {
+      report(walk[j], fmt::format("(not in the index's link table; walk: {})", Describe(walk[j])));
+      ++j;
+    } else {
+      LinkRecord r = index.at(i++);
+      std::sort(r.paths.begin(), r.paths.end());
+      if (!(r == walk[j])) report(walk[j], fmt::format("index: {}; walk: {}", Describe(r), Describe(walk[j])));
+      ++j;
+    }
+  }
+  return findings;
 }
 
 }  // namespace
@@ -78,6 +110,7 @@ int RunCheck(const CheckArgs& args) {
         ++j;
       }
     }
+    findings += CompareLinks(target->source, idx.links(), scan->links);
   }
 
   if (findings > 0 && args.repair) {
@@ -95,7 +128,7 @@ int RunCheck(const CheckArgs& args) {
     return kExitOk;
   }
   if (findings > 0)
-    fmt::print(stderr, "dtkfs: {} directories differ{}\n", findings,
+    fmt::print(stderr, "dtkfs: {} entries differ{}\n", findings,
                args.repair ? " (repaired)" : "; dtkfs check --repair fixes the index");
   return kExitFindings;
 }

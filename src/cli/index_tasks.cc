@@ -30,6 +30,7 @@ Status InstallScan(Env& env, const IndexTarget& target, const ScanResult& scan,
   IndexMeta meta;
   meta.source_root = target.source;
   meta.generation = generation;
+  meta.link_table = EncodeLinkTable(scan.links);
   return WriteIndex(env, target.index, meta, [&](const EntryEmitter& emit) {
     for (const auto& [p, t] : scan.dirs) DTKFS_RETURN_IF_ERROR(emit(p, t));
     return Status::Ok();

@@ -248,6 +248,7 @@ int RunMount(MountArgs args) {
   Options options = parsed->fs;
   options.index_path = target->index;
   Filesystem filesystem(root_fd, *source, store, compactor, options);
+  compactor.SetFreezer([&filesystem] { return filesystem.FreezeForCompaction(); });
 
   std::vector<std::string> fuse_argv_store = {"dtkfs", "-o", "fsname=dtkfs:" + *source,
                                               "-o", "subtype=dtkfs"};

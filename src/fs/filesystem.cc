@@ -82,12 +82,123 @@ Inode* Filesystem::FindOrCreateLocked(int fd, const struct stat& st, Inode& pare
       inode->removed = false;
       parent.refs++;
     }
-  } else {
-    bool known = std::any_of(inode->links.begin(), inode->links.end(),
-                             [&](const Link& l) { return l.parent == &parent && l.name == name; });
-    if (!known) AddLinkLocked(*inode, parent, name);
+  } else if (!HasLink(*inode, parent, name)) {
+    AddLinkLocked(*inode, parent, name);
   }
   return inode;
+}
+
+bool Filesystem::HasLink(const Inode& file, const Inode& parent, std::string_view name) {
+  return std::any_of(file.links.begin(), file.links.end(),
+                     [&](const Link& l) { return l.parent == &parent && l.name == name; });
+}
+
+Inode* Filesystem::ResolveDir(std::string_view dir_path) {
+  Inode* cur = root_.get();  // the root is never freed: it needs no reference
+  for (size_t pos = 0; pos < dir_path.size();) {
+    size_t slash = dir_path.find('/', pos);
+    if (slash == std::string_view::npos) slash = dir_path.size();
+    const std::string name(dir_path.substr(pos, slash - pos));
+    pos = slash + 1;
+    int fd = ::openat(cur->fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && ::fstat(fd, &st) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+    std::lock_guard lock(table_mu_);
+    if (fd < 0) {
+      UnrefLocked(cur, 1);
+      return nullptr;
+    }
+    bool created;
+    Inode* child = FindOrCreateLocked(fd, st, *cur, name.c_str(), &created);
+    if (!created) ::close(fd);
+    child->refs++;
+    UnrefLocked(cur, 1);  // the child's parent reference keeps cur
+    cur = child;
+  }
+  return cur;
+}
+
+std::optional<LinkRecord> Filesystem::UnclaimedRecord(dev_t dev, ino_t ino) {
+  {
+    std::lock_guard lock(table_mu_);
+    const Key key{dev, ino};
+    if (inodes_.count(key) != 0 || claimed_.count(key) != 0) return std::nullopt;
+  }
+  auto base = store_.base();
+  if (!base) return std::nullopt;
+  return base->links().Find(LinkKey{dev, ino});
+}
+
+Filesystem::TableLinks Filesystem::ResolveRecord(const LinkRecord& record) {
+  TableLinks found;
+  found.size = record.size;
+  for (const std::string& p : record.paths) {
+    Inode* dir = ResolveDir(path::Parent(p));
+    if (dir == nullptr) continue;  // gone beside the mount
+    found.held.push_back(dir);
+    std::string name(path::Basename(p));
+    struct stat now;
+    if (::fstatat(dir->fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+        now.st_dev == record.key.dev && now.st_ino == record.key.ino)
+      found.links.push_back(Link{dir, std::move(name)});
+  }
+  return found;
+}
+
+Inode* Filesystem::InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
+                                TableLinks* table, bool* created) {
+  Inode* inode = FindOrCreateLocked(fd, st, parent, name, created);
+  if (table != nullptr) {
+    if (*created) {
+      // First meeting: the table knows every name and what the store counts for each.
+      claimed_.insert(Key{inode->dev, inode->ino});
+      inode->accounted_size = table->size;
+      for (Link& l : table->links)
+        if (!HasLink(*inode, *l.parent, l.name)) AddLinkLocked(*inode, *l.parent, l.name, false);
+    }
+    for (Inode* dir : table->held) UnrefLocked(dir, 1);
+    table->held.clear();
+  }
+  return inode;
+}
+
+void Filesystem::AdoptLinksBelow(Inode& parent, const std::string& name) {
+  auto base = store_.base();
+  if (!base || base->links().empty()) return;
+  auto dir = DirPath(parent);
+  if (!dir) return;
+  const LinkTableView& table = base->links();
+  for (size_t i : table.RecordsBelow(path::Join(*dir, name))) {
+    const LinkKey key = table.key_at(i);
+    auto record = UnclaimedRecord(static_cast<dev_t>(key.dev), static_cast<ino_t>(key.ino));
+    if (!record) continue;
+    TableLinks found = ResolveRecord(*record);
+    int fd = -1;
+    struct stat st;
+    if (!found.links.empty()) {
+      const Link& first = found.links.front();
+      fd = ::openat(first.parent->fd, first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0 && (::fstat(fd, &st) != 0 || st.st_dev != key.dev || st.st_ino != key.ino)) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
+    std::lock_guard lock(table_mu_);
+    if (fd < 0) {
+      // None of its names is left: nothing of it is counted any more.
+      claimed_.insert(Key{static_cast<dev_t>(key.dev), static_cast<ino_t>(key.ino)});
+      for (Inode* held : found.held) UnrefLocked(held, 1);
+      continue;
+    }
+    bool created;
+    Link first = found.links.front();
+    Inode* inode = InsertLocked(fd, st, *first.parent, first.name.c_str(), &found, &created);
+    if (!created) ::close(fd);
+    UnrefLocked(inode, 0);  // kept only while pinned (two or more names)
+  }
 }
 
 int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created_out) {
@@ -101,11 +212,16 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
     ::close(fd);
     return err;
   }
+  std::optional<TableLinks> table;
+  if (!S_ISDIR(e->attr.st_mode) && e->attr.st_nlink > 1) {
+    if (auto record = UnclaimedRecord(e->attr.st_dev, e->attr.st_ino))
+      table = ResolveRecord(*record);
+  }
   bool created;
   Inode* inode;
   {
     std::lock_guard lock(table_mu_);
-    inode = FindOrCreateLocked(fd, e->attr, parent, name, &created);
+    inode = InsertLocked(fd, e->attr, parent, name, table ? &*table : nullptr, &created);
     inode->refs++;
   }
   if (!created) ::close(fd);
@@ -136,6 +252,10 @@ void Filesystem::Forget(Inode& inode, uint64_t n) {
 
 std::optional<std::string> Filesystem::DirPath(Inode& dir) {
   std::lock_guard lock(table_mu_);
+  return DirPathLocked(dir);
+}
+
+std::optional<std::string> Filesystem::DirPathLocked(Inode& dir) {
   std::vector<const std::string*> names;
   for (Inode* d = &dir; d != root_.get(); d = d->parent) {
     if (d == nullptr || d->removed) return std::nullopt;
@@ -200,18 +320,26 @@ uint64_t Filesystem::AccountedSize(Inode& inode) {
 }
 
 void Filesystem::AddLinkLocked(Inode& file, Inode& parent, const std::string& name) {
+  AddLinkLocked(file, parent, name, true);
+}
+
+void Filesystem::AddLinkLocked(Inode& file, Inode& parent, const std::string& name,
+                               bool note_change) {
   file.links.push_back(Link{&parent, name});
   parent.refs++;
+  if (file.links.size() < 2) return;
   // A file with two known links pins itself: when the kernel forgets it, the table must
-  // still know every name a later size change has to reach.
-  if (file.links.size() == 2) file.refs++;
+  // still know every name a later size change has to reach. Its link-table record is ours.
+  if (file.links.size() == 2) {
+    file.refs++;
+    claimed_.insert(Key{file.dev, file.ino});
+  }
+  if (note_change) store_.NoteLinksChanged();
 }
 
 void Filesystem::AddLink(Inode& file, Inode& parent, const std::string& name) {
   std::lock_guard lock(table_mu_);
-  for (const Link& l : file.links)
-    if (l.parent == &parent && l.name == name) return;
-  AddLinkLocked(file, parent, name);
+  if (!HasLink(file, parent, name)) AddLinkLocked(file, parent, name);
 }
 
 void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name) {
@@ -219,9 +347,45 @@ void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name)
   auto it = std::find_if(file.links.begin(), file.links.end(),
                          [&](const Link& l) { return l.parent == &parent && l.name == name; });
   if (it == file.links.end()) return;
+  if (file.links.size() >= 2) store_.NoteLinksChanged();
   file.links.erase(it);
   UnrefLocked(&parent, 1);
   if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
+}
+
+Compactor::Frozen Filesystem::FreezeForCompaction() {
+  std::unique_lock ns(ns_mu_);  // no namespace change or size accounting in flight
+  Compactor::Frozen out;
+  out.snap = store_.Freeze();
+  std::vector<LinkRecord> records;
+  std::vector<Inode*> pinned;
+  {
+    std::lock_guard lock(table_mu_);
+    if (out.snap.base) {
+      const LinkTableView& table = out.snap.base->links();
+      for (size_t i = 0; i < table.size(); ++i) {
+        const LinkKey k = table.key_at(i);
+        if (claimed_.count(Key{static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino)}) == 0)
+          records.push_back(table.at(i));
+      }
+    }
+    for (auto& [key, inode] : inodes_)
+      if (!inode->is_dir && inode->links.size() >= 2) pinned.push_back(inode.get());
+  }
+  for (Inode* inode : pinned) {
+    LinkRecord r;
+    r.key = LinkKey{inode->dev, inode->ino};
+    r.size = AccountedSize(*inode);
+    std::lock_guard lock(table_mu_);
+    for (const Link& l : inode->links)
+      if (auto dir = DirPathLocked(*l.parent)) r.paths.push_back(path::Join(*dir, l.name));
+    std::sort(r.paths.begin(), r.paths.end());
+    if (r.paths.size() >= 2) records.push_back(std::move(r));
+  }
+  std::sort(records.begin(), records.end(),
+            [](const LinkRecord& a, const LinkRecord& b) { return a.key < b.key; });
+  out.link_table = EncodeLinkTable(records);
+  return out;
 }
 
 void Filesystem::MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name) {

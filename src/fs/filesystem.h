@@ -11,6 +11,15 @@
 // inode we keep the size the store has counted (accounted_size) and the links we know of;
 // after a size-changing call we fstat and apply new - accounted to the parent of every link.
 //
+// Hard links (the multi-link table, src/index/link_table.h): the index lists every file with
+// two or more names in the tree, with those names and the size counted for each. The first
+// time a lookup meets such a file, it takes all its names and that size from the table
+// (checking each name still leads to the file), so a write through one name reaches every
+// directory that counts it, and an unlink takes off what was counted. From then on the inode
+// table is the truth for that file ("claimed"), and a file with two or more known names is
+// pinned in it. Compaction writes the table of that moment: the unclaimed records of the
+// index plus the pinned files (FreezeForCompaction).
+//
 // Locks, in order (never take an earlier one while holding a later one):
 //   ns_mu_        shared_mutex. Exclusive: operations that change the namespace (create,
 //                 mknod, mkdir, symlink, link, unlink, rmdir, rename), held across their
@@ -33,7 +42,9 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/compactor.h"
@@ -104,6 +115,9 @@ class Filesystem {
 
   // The size store key of a directory inode (nullopt if it was removed).
   std::optional<std::string> DirPath(Inode& dir);
+  // The mount's compaction freeze: the store's overlays and the multi-link table of the
+  // same moment (no namespace change or size accounting in between).
+  Compactor::Frozen FreezeForCompaction();
   // The inode for (dev, ino) if the kernel knows it.
   Inode* Find(dev_t dev, ino_t ino);
 
@@ -125,6 +139,13 @@ class Filesystem {
   void RemoveLink(Inode& file, Inode& parent, const std::string& name);
   // The caller holds table_mu_ and has checked that the link is new.
   void AddLinkLocked(Inode& file, Inode& parent, const std::string& name);
+  // True when the file's own name (parent, name) is among its known links.
+  static bool HasLink(const Inode& file, const Inode& parent, std::string_view name);
+  // Before the directory name in parent is renamed: the files below it that the link
+  // table lists and the inode table has not met are taken into the inode table, so their
+  // names follow the rename (the table's paths would go stale). Caller holds ns_mu_
+  // exclusive. Linear in the link table's size.
+  void AdoptLinksBelow(Inode& parent, const std::string& name);
   void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
   void DetachDir(Inode& dir);
 
@@ -135,9 +156,38 @@ class Filesystem {
   void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
 
  private:
+  struct Key {
+    dev_t dev;
+    ino_t ino;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40)); }
+  };
+  // A file's names and counted size from the index's link table, each name checked against
+  // the source, its directory resolved to an inode (held: one temporary reference each).
+  struct TableLinks {
+    uint64_t size = 0;
+    std::vector<Link> links;
+    std::vector<Inode*> held;
+  };
+
   Inode* FindOrCreateLocked(int fd, const struct stat& st, Inode& parent, const char* name,
                             bool* created);
   void UnrefLocked(Inode* inode, uint64_t n);
+  std::optional<std::string> DirPathLocked(Inode& dir);
+  // The index's link-table record of a file the inode table has not met nor claimed.
+  std::optional<LinkRecord> UnclaimedRecord(dev_t dev, ino_t ino);
+  // The record's names that still lead to its file, their directories resolved.
+  TableLinks ResolveRecord(const LinkRecord& record);
+  // FindOrCreateLocked, then, for a new inode with a table record (table non-null): claims
+  // it and takes the record's names and size. Releases table's held references.
+  Inode* InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
+                      TableLinks* table, bool* created);
+  // Opens the directory at path (relative to the root) component by component, without
+  // following symlinks; returns its inode with one temporary reference, or null.
+  Inode* ResolveDir(std::string_view path);
+  void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool note_change);
 
   std::unique_ptr<Inode> root_;
   const std::string source_root_;
@@ -148,16 +198,10 @@ class Filesystem {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::shared_mutex ns_mu_;
-  std::mutex table_mu_;
-  struct Key {
-    dev_t dev;
-    ino_t ino;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40)); }
-  };
+  std::mutex table_mu_;  // guards inodes_, claimed_ (and the Inode fields marked above)
   std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> inodes_;
+  // Files whose link-table record the inode table has taken over (see the top).
+  std::unordered_set<Key, KeyHash> claimed_;
 };
 
 // The table of low-level operations (ops_table.cc).

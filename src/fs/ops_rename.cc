@@ -78,6 +78,10 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     // RENAME_WHITEOUT (overlayfs on top of dtkfs) would leave a device node the sizes do
     // not count; refuse it, as filesystems without whiteout support do.
     if (flags & RENAME_WHITEOUT) return ReplyErr(req, EINVAL);
+    // Hard-linked files below a moving directory must be known by inode, not by the path
+    // the link table has for them.
+    for (const Side* s : {&from, &to})
+      if (s->is_dir()) fs.AdoptLinksBelow(s->dir, s->name);
     if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0)
       return ReplyErr(req, errno);
     // Renaming one link of a file onto another link of it changes nothing.

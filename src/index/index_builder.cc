@@ -113,13 +113,20 @@ Status IndexBuilder::Finish(const IndexMeta& meta) {
   }
   const uint64_t ext_offset = aggregates_start + count_ * format::kAggregateRecordSize;
   std::string ext;
-  if (!meta.source_root.empty()) {
+  auto add_record = [&](uint32_t tag, std::string_view bytes) {
     char rec[8];
-    format::StoreU32(rec, format::kExtSourceRoot);
-    format::StoreU32(rec + 4, static_cast<uint32_t>(meta.source_root.size()));
+    format::StoreU32(rec, tag);
+    format::StoreU32(rec + 4, static_cast<uint32_t>(bytes.size()));
     ext.append(rec, sizeof rec);
-    ext.append(meta.source_root);
+    ext.append(bytes);
+  };
+  if (meta.link_table.size() > UINT32_MAX) {
+    return error_ = Status::InvalidArgument(fmt::format(
+               "index {}: link table of {} bytes exceeds the format's 32-bit record limit",
+               file_.path(), meta.link_table.size()));
   }
+  if (!meta.source_root.empty()) add_record(format::kExtSourceRoot, meta.source_root);
+  if (!meta.link_table.empty()) add_record(format::kExtLinkTable, meta.link_table);
   char t[format::kTrailerSize] = {};
   namespace tr = format::trailer;
   format::StoreU64(t + tr::kAggregatesOffset, aggregates_start);

@@ -21,6 +21,7 @@ struct IndexMeta {
   uint64_t generation = 1;
   uint64_t journal_generation = 0;
   std::string source_root;  // canonical path of the tree this index describes
+  std::string link_table;   // EncodeLinkTable bytes (src/index/link_table.h); "" for none
 };
 
 class IndexBuilder {

@@ -145,7 +145,15 @@ Status IndexReader::Validate() {
     const uint32_t tag = format::LoadU32(data + ext_offset + off);
     const uint64_t len = format::LoadU32(data + ext_offset + off + 4);
     if (len > ext_len - off - 8) return bad("extension section: record out of bounds");
-    if (tag == format::kExtSourceRoot) source_root_ = std::string_view(data + ext_offset + off + 8, len);
+    const std::string_view bytes(data + ext_offset + off + 8, len);
+    if (tag == format::kExtSourceRoot) source_root_ = bytes;
+    if (tag == format::kExtLinkTable) {
+      if (!links_.bytes().empty() || bytes.empty())
+        return bad("extension section: link table repeated or empty");
+      std::string problem = LinkTableView::Check(bytes);
+      if (!problem.empty()) return bad(problem);
+      links_ = LinkTableView(bytes);
+    }
     off += 8 + len;
   }
   for (const Status& st : halves)

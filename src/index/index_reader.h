@@ -19,6 +19,7 @@
 
 #include "dtkfs/totals.h"
 #include "env/env.h"
+#include "index/link_table.h"
 
 namespace dtkfs {
 
@@ -44,6 +45,8 @@ class IndexReader {
   uint64_t journal_generation() const { return journal_generation_; }
   // The canonical source path recorded by the writer ("" if none).
   std::string_view source_root() const { return source_root_; }
+  // The multi-link table (empty if the writer found no file with two names in the tree).
+  const LinkTableView& links() const { return links_; }
   const std::string& file_path() const { return file_->path(); }
   size_t file_size() const { return file_->size(); }
 
@@ -66,6 +69,7 @@ class IndexReader {
   uint64_t generation_ = 0;
   uint64_t journal_generation_ = 0;
   std::string_view source_root_;
+  LinkTableView links_;
 };
 
 }  // namespace dtkfs

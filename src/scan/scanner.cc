@@ -49,6 +49,12 @@ class Walk {
   void Run(Node* start, int start_fd);
   std::vector<ScanError> TakeErrors() { return std::move(errors_); }
   std::deque<Node>& arena(size_t i) { return arenas_[i]; }
+  std::vector<LinkSighting> TakeSightings() {
+    std::vector<LinkSighting> all;
+    for (auto& v : sightings_) all.insert(all.end(), std::make_move_iterator(v.begin()),
+                                          std::make_move_iterator(v.end()));
+    return all;
+  }
   size_t arenas() const { return arenas_.size(); }
   std::atomic<uint64_t> entries{0};
   std::atomic<uint64_t> dirs{0};
@@ -63,6 +69,7 @@ class Walk {
   const int root_fd_;
   const unsigned threads_;
   std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
+  std::vector<std::vector<LinkSighting>> sightings_;  // one per worker: files with nlink > 1
 
   std::mutex mu_;  // guards stack_, busy_, errors_
   std::condition_variable cv_;
@@ -146,6 +153,11 @@ void Walk::ListDirectory(size_t id, Work w) {
         if (!S_ISDIR(st.st_mode)) {
           bytes += static_cast<uint64_t>(st.st_size);
           ++files;
+          if (st.st_nlink > 1) {
+            sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev, st.st_ino},
+                                                  static_cast<uint64_t>(st.st_size),
+                                                  path::Join(node->path, name)});
+          }
           continue;
         }
       }
@@ -198,6 +210,7 @@ void Walk::Worker(size_t id) {
 
 void Walk::Run(Node* start, int start_fd) {
   arenas_.resize(threads_);
+  sightings_.resize(threads_);
   stack_.push_back(Work{start, start_fd});
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads_; ++i) pool.emplace_back([this, i] { Worker(i); });
@@ -298,6 +311,7 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   }
   std::sort(result.dirs.begin(), result.dirs.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  result.links = GroupLinkSightings(walk.TakeSightings());
   result.errors = walk.TakeErrors();
   std::sort(result.errors.begin(), result.errors.end(),
             [](const ScanError& a, const ScanError& b) { return a.path < b.path; });

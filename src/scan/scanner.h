@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dtkfs/totals.h"
+#include "index/link_table.h"
 #include "util/status.h"
 
 namespace dtkfs {
@@ -45,6 +46,8 @@ struct ScanResult {
   // Every directory (the start directory first, as ""-relative paths), sorted by path bytes.
   std::vector<std::pair<std::string, Totals>> dirs;
   std::vector<ScanError> errors;
+  // Non-directories seen under two or more names in the walk (the multi-link table).
+  std::vector<LinkRecord> links;
   uint64_t entries = 0;  // every entry seen, directories included
 };
 

@@ -43,12 +43,19 @@ Status Compactor::CompactNow() {
 }
 
 Status Compactor::RunOnce(uint64_t* entries) {
-  SizeStore::Snapshot snap = store_.Freeze();
+  Frozen frozen;
+  if (freezer_) {
+    frozen = freezer_();
+  } else {
+    frozen.snap = store_.Freeze();
+    if (frozen.snap.base) frozen.link_table = std::string(frozen.snap.base->links().bytes());
+  }
+  const SizeStore::Snapshot& snap = frozen.snap;
   {
     std::lock_guard lock(mu_);
     report_.generation = snap.base ? snap.base->generation() : 0;
   }
-  if (snap.frozen.empty() && snap.base) return Status::Ok();  // nothing changed
+  if (snap.frozen.empty() && !snap.links_changed && snap.base) return Status::Ok();  // nothing changed
   if (!source_root_.empty()) DTKFS_RETURN_IF_ERROR(env_.SyncFilesystem(source_root_));
 
   const Levels levels = snap.levels();
@@ -56,6 +63,7 @@ Status Compactor::RunOnce(uint64_t* entries) {
   meta.generation = (snap.base ? snap.base->generation() : 0) + 1;
   meta.journal_generation = snap.base ? snap.base->journal_generation() : 0;
   if (snap.base) meta.source_root = std::string(snap.base->source_root());
+  meta.link_table = std::move(frozen.link_table);
   Status s = WriteIndex(env_, index_path_, meta, [&](const EntryEmitter& emit) {
     Status st;
     MergedRange(levels, std::string_view(), std::nullopt,

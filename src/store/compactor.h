@@ -1,7 +1,8 @@
 // Compactor: merges the size store's overlays into a new index file and publishes it
 // (DESIGN-BRIEF section 5): clone, merge, save, then publish.
 //
-//   1. freeze   (SizeStore::Freeze: the active overlay becomes frozen, microseconds)
+//   1. freeze   (SizeStore::Freeze: the active overlay becomes frozen, microseconds; with it
+//                the multi-link table of that moment, see SetFreezer)
 //   2. syncfs on the source, so file data the new index counts cannot be lost to a power cut
 //   3. merge base + frozen into PATH.tmp, fsync, rename over PATH, fsync the directory
 //   4. open and verify the new file, then publish it (SizeStore::Publish)
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -34,6 +36,17 @@ class Compactor {
   Compactor(SizeStore& store, Env& env, std::string index_path, std::string source_root);
 
   Status CompactNow();
+
+  // What one run writes: the store's levels and the multi-link table (EncodeLinkTable bytes),
+  // captured at the same moment.
+  struct Frozen {
+    SizeStore::Snapshot snap;
+    std::string link_table;
+  };
+  // Replaces the default freeze (SizeStore::Freeze, with the base's link table carried
+  // forward unchanged) by one that also captures a live link table, as the mount does.
+  // Call before the first run.
+  void SetFreezer(std::function<Frozen()> freezer) { freezer_ = std::move(freezer); }
 
   struct Report {
     uint64_t runs = 0;            // finished runs, successful or not
@@ -52,6 +65,7 @@ class Compactor {
   Env& env_;
   const std::string index_path_;
   const std::string source_root_;
+  std::function<Frozen()> freezer_;
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable done_cv_;

@@ -233,9 +233,19 @@ SizeStore::Stats SizeStore::GetStats() const {
   return s;
 }
 
+std::shared_ptr<const IndexReader> SizeStore::base() const {
+  std::shared_lock lock(mu_);
+  return base_;
+}
+
 bool SizeStore::dirty() const {
   std::shared_lock lock(mu_);
-  return !active_->empty() || !frozen_.empty();
+  return !active_->empty() || !frozen_.empty() || links_active_ || links_frozen_;
+}
+
+void SizeStore::NoteLinksChanged() {
+  std::unique_lock lock(mu_);
+  links_active_ = true;
 }
 
 size_t SizeStore::active_size() const {
@@ -249,7 +259,9 @@ SizeStore::Snapshot SizeStore::Freeze() {
     frozen_.insert(frozen_.begin(), std::shared_ptr<const Overlay>(std::move(active_)));
     active_ = std::make_shared<Overlay>();
   }
-  return Snapshot{base_, frozen_};
+  links_frozen_ = links_frozen_ || links_active_;
+  links_active_ = false;
+  return Snapshot{base_, frozen_, links_frozen_};
 }
 
 void SizeStore::Publish(std::shared_ptr<const IndexReader> new_base, const Snapshot& snapshot) {
@@ -257,6 +269,7 @@ void SizeStore::Publish(std::shared_ptr<const IndexReader> new_base, const Snaps
   std::unique_lock lock(mu_);
   old = std::move(base_);
   base_ = std::move(new_base);
+  if (snapshot.links_changed) links_frozen_ = false;
   std::erase_if(frozen_, [&](const std::shared_ptr<const Overlay>& f) {
     for (const auto& s : snapshot.frozen)
       if (s == f) return true;

@@ -59,13 +59,21 @@ class SizeStore {
     std::string base_path;
   };
   Stats GetStats() const;
+  // The index being served (null before the first one).
+  std::shared_ptr<const IndexReader> base() const;
+  // True when a compaction has something to write: overlay entries, or a changed
+  // multi-link table (NoteLinksChanged).
   bool dirty() const;
+  // The mount's multi-link table changed (a link added, removed or renamed) in a way the
+  // totals may not show: the next compaction must run even if no total changed.
+  void NoteLinksChanged();
   size_t active_size() const;
 
   // --- for the Compactor only ---
   struct Snapshot {
     std::shared_ptr<const IndexReader> base;
     std::vector<std::shared_ptr<const Overlay>> frozen;  // newest first
+    bool links_changed = false;  // a NoteLinksChanged came before this freeze
     Levels levels() const;
   };
   // Moves the active overlay (if not empty) to the frozen list and returns base + frozen.
@@ -92,6 +100,9 @@ class SizeStore {
   std::shared_ptr<const IndexReader> base_;
   std::vector<std::shared_ptr<const Overlay>> frozen_;  // newest first
   std::shared_ptr<Overlay> active_;
+  // NoteLinksChanged since the last freeze / frozen and not yet published (like the overlays).
+  bool links_active_ = false;
+  bool links_frozen_ = false;
 };
 
 }  // namespace dtkfs

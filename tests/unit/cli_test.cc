@@ -289,7 +289,7 @@ TEST_CASE("cli: check finds changes made behind the index, --repair fixes them",
                                "differs\t" + src, "differs\t" + src + "/sub",
                                "differs\t" + src + "/sub/deeper", "differs\t" + src + "/other",
                                "new\t" + src + "/new-dir", "gone\t" + src + "/will-go"});
-  CHECK_THAT(r.err, Catch::Contains("6 directories differ") && Catch::Contains("--repair"));
+  CHECK_THAT(r.err, Catch::Contains("6 entries differ") && Catch::Contains("--repair"));
   // check alone changes nothing.
   CHECK(dtkfs({"check", src}).code == 1);
 

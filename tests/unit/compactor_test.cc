@@ -198,6 +198,10 @@ const std::vector<std::string> kGone = {"gone", "gone/x", "gone/x/y", "mv",     
                                         "mv/c/d", "tmpdir", "bulk/n0002"};
 
 // A base index on disk, opened cold, a store over it, and the edits above applied.
+std::vector<LinkRecord> BaseLinks() {
+  return {{{1, 10}, 4, {"a/x", "mv/y"}}, {{1, 12}, 9, {"a/p", "a/q", "keep/r"}}};
+}
+
 struct Scenario {
   TempDir dir;
   std::string index = dir / "index.mmap";
@@ -212,6 +216,7 @@ struct Scenario {
     IndexMeta meta;
     meta.generation = 1;
     meta.source_root = "/srv/tree";
+    meta.link_table = EncodeLinkTable(BaseLinks());
     REQUIRE(WriteIndex(Fast(), index, meta, [&](const EntryEmitter& emit) {
               for (const auto& [p, t] : base_view) DTKFS_RETURN_IF_ERROR(emit(p, t));
               return Status::Ok();
@@ -581,4 +586,48 @@ TEST_CASE("compactor generation grows by one per real run and the report keeps f
   CHECK(report.last_status.ok());
   CHECK(report.generation == 5);
   CHECK(FileView(s.index) == LiveView(*s.store));
+}
+
+TEST_CASE("compaction carries the link table forward, or writes the freezer's", "[compact]") {
+  Scenario s;
+  FaultEnv env(Fast());
+  Compactor compactor(*s.store, env, s.index, s.source);
+  REQUIRE(compactor.CompactNow().ok());
+  auto first = IndexReader::Open(Env::Default(), s.index);
+  REQUIRE(first.ok());
+  CHECK((*first)->generation() == 2);
+  CHECK((*first)->links().bytes() == EncodeLinkTable(BaseLinks()));
+
+  // The mount's freezer: the store's freeze plus its own table of the same moment.
+  std::vector<LinkRecord> live = {{{1, 12}, 11, {"a/p", "keep/r"}}, {{2, 1}, 3, {"n/a", "n/b"}}};
+  int freezes = 0;
+  compactor.SetFreezer([&] {
+    ++freezes;
+    return Compactor::Frozen{s.store->Freeze(), EncodeLinkTable(live)};
+  });
+  // Only the link table changed (a hard link renamed inside one directory): still dirty, and
+  // a failed run keeps it so until a run succeeds.
+  REQUIRE_FALSE(s.store->dirty());
+  s.store->NoteLinksChanged();
+  CHECK(s.store->dirty());
+  env.reset_steps();
+  env.fail_at(2, ENOSPC);
+  CHECK_FALSE(compactor.CompactNow().ok());
+  CHECK(s.store->dirty());
+  env.clear();
+  REQUIRE(compactor.CompactNow().ok());
+  CHECK_FALSE(s.store->dirty());
+  CHECK(freezes == 2);
+  auto second = IndexReader::Open(Env::Default(), s.index);
+  REQUIRE(second.ok());
+  CHECK((*second)->generation() == 3);
+  REQUIRE((*second)->links().size() == 2);
+  CHECK((*second)->links().at(0) == live[0]);
+  CHECK((*second)->links().at(1) == live[1]);
+  CHECK(FileView(s.index) == s.live_view);
+
+  // Nothing changed since: no run, no write.
+  env.reset_steps();
+  REQUIRE(compactor.CompactNow().ok());
+  CHECK(env.steps() == 0);
 }

@@ -525,7 +525,7 @@ TEST_CASE("index round trip: names with every kind of byte", "[format]") {
     model[deep] = Totals{static_cast<uint64_t>(i), 0, static_cast<uint64_t>(60 - i)};
   }
   TempDir dir;
-  IndexMeta meta{42, 41, all};
+  IndexMeta meta{42, 41, all, ""};
   REQUIRE(WriteModel(TestEnv(), dir / "index", model, meta).ok());
   auto reader = IndexReader::Open(TestEnv(), dir / "index");
   REQUIRE(reader.ok());
@@ -613,7 +613,7 @@ TEST_CASE("an index with only the root", "[format]") {
   const std::string file = dir / "index";
   Model model;
   model[""] = Totals{12345, 6, 0};
-  REQUIRE(WriteModel(TestEnv(), file, model, IndexMeta{3, 2, ""}).ok());
+  REQUIRE(WriteModel(TestEnv(), file, model, IndexMeta{3, 2, "", ""}).ok());
   const std::string bytes = ReadBytes(file);
   CHECK(bytes == Encode(Entries(model), "", 3, 2));
   // header + 1 entry + empty pool + 4 bytes padding + 1 aggregate + no extension + trailer
@@ -637,7 +637,7 @@ TEST_CASE("an index with only the root", "[format]") {
 TEST_CASE("a truncated index is rejected at every length", "[format]") {
   TempDir dir;
   const std::string file = dir / "index";
-  REQUIRE(WriteModel(TestEnv(), file, SmallModel(), IndexMeta{7, 5, kSmallRoot}).ok());
+  REQUIRE(WriteModel(TestEnv(), file, SmallModel(), IndexMeta{7, 5, kSmallRoot, ""}).ok());
   const std::string bytes = ReadBytes(file);
   const Layout l = LayoutOf(bytes);
   REQUIRE(l.aggregates_start > l.pool_end);  // there is padding to cover
@@ -948,7 +948,7 @@ TEST_CASE("the builder refuses entries it cannot write", "[format]") {
     REQUIRE(b.Add("", Totals{1, 2, 3}).ok());
     REQUIRE(b.Add("a", Totals{4, 5, 6}).ok());
     REQUIRE(b.Add("a/b", Totals{7, 8, 9}).ok());
-    REQUIRE(b.Finish(IndexMeta{9, 8, "/r"}).ok());
+    REQUIRE(b.Finish(IndexMeta{9, 8, "/r", ""}).ok());
     auto r = FromBytes(file.bytes, "built");
     REQUIRE(r.ok());
     CHECK((*r)->Lookup("a/b") == Totals{7, 8, 9});
@@ -962,10 +962,10 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
   Model old;
   old[""] = Totals{1, 1, 1};
   old["kept"] = Totals{2, 2, 2};
-  REQUIRE(WriteModel(TestEnv(), file, old, IndexMeta{1, 0, ""}).ok());
+  REQUIRE(WriteModel(TestEnv(), file, old, IndexMeta{1, 0, "", ""}).ok());
 
   SECTION("unsorted source") {
-    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, ""}, [](const EntryEmitter& e) {
+    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, "", ""}, [](const EntryEmitter& e) {
       DTKFS_RETURN_IF_ERROR(e("", {}));
       DTKFS_RETURN_IF_ERROR(e("b", {}));
       return e("a", {});
@@ -973,12 +973,12 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
     CHECK_FALSE(s.ok());
   }
   SECTION("an empty source") {
-    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, ""},
+    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, "", ""},
                           [](const EntryEmitter&) { return Status::Ok(); });
     CHECK_FALSE(s.ok());
   }
   SECTION("a source with a malformed path") {
-    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, ""}, [](const EntryEmitter& e) {
+    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, "", ""}, [](const EntryEmitter& e) {
       DTKFS_RETURN_IF_ERROR(e("", {}));
       return e("a/", {});
     });
@@ -986,7 +986,7 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
   }
   SECTION("a source that yields more the second time") {
     int pass = 0;
-    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, ""}, [&](const EntryEmitter& e) {
+    Status s = WriteIndex(TestEnv(), file, IndexMeta{2, 0, "", ""}, [&](const EntryEmitter& e) {
       DTKFS_RETURN_IF_ERROR(e("", {}));
       if (++pass == 2) DTKFS_RETURN_IF_ERROR(e("extra", {}));
       return Status::Ok();
@@ -998,7 +998,7 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
     for (int step = 0;; ++step) {
       dtkfs::testing::FaultEnv env(TestEnv());
       env.fail_at(step, ENOSPC);
-      Status s = WriteModel(env, file, big, IndexMeta{2, 0, ""});
+      Status s = WriteModel(env, file, big, IndexMeta{2, 0, "", ""});
       if (s.ok()) break;
       CAPTURE(step);
       // The old index or, when only the directory sync failed, the new one; never neither.

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
@@ -420,6 +421,46 @@ TEST_CASE("scan agrees with the reference on random seeded trees", "[scan]") {
         CheckScan(t.path(), ref, all[std::uniform_int_distribution<size_t>(0, all.size() - 1)(rng)],
                   1 + i % 2);
     }
+  }
+}
+
+TEST_CASE("scan lists every file it meets under two or more names, with all its names",
+          "[scan]") {
+  TempDir t;
+  const std::string r = t.path();
+  MakeDir(r + "/a");
+  MakeDir(r + "/a/b");
+  MakeDir(r + "/c");
+  MakeFile(r + "/a/three", 300);
+  MakeHardLink(r + "/a/three", r + "/a/b/three-2");
+  MakeHardLink(r + "/a/three", r + "/c/three\n3");
+  MakeFile(r + "/c/two", 20);
+  MakeHardLink(r + "/c/two", r + "/two-at-root");
+  MakeFile(r + "/a/b/single", 5);
+  MakeFile(r + "/a/b/half", 7);  // its second name is outside the scanned subtree below
+  MakeHardLink(r + "/a/b/half", r + "/c/half");
+  for (unsigned threads : {1u, 2u, 4u}) {
+    CAPTURE(threads);
+    ScanOptions options;
+    options.threads = threads;
+    auto all = ScanTree(r, "", options);
+    REQUIRE(all.ok());
+    auto key = [&](const std::string& rel) {
+      struct stat st;
+      REQUIRE(::lstat((r + "/" + rel).c_str(), &st) == 0);
+      return LinkKey{st.st_dev, st.st_ino};
+    };
+    std::vector<LinkRecord> expected = {{key("a/three"), 300, {"a/b/three-2", "a/three", "c/three\n3"}},
+                                        {key("c/two"), 20, {"c/two", "two-at-root"}},
+                                        {key("c/half"), 7, {"a/b/half", "c/half"}}};
+    std::sort(expected.begin(), expected.end(),
+              [](const LinkRecord& x, const LinkRecord& y) { return x.key < y.key; });
+    CHECK(all->links == expected);
+
+    auto part = ScanTree(r, "a", options);
+    REQUIRE(part.ok());
+    REQUIRE(part->links.size() == 1);
+    CHECK(part->links[0] == LinkRecord{key("a/three"), 300, {"a/b/three-2", "a/three"}});
   }
 }
 

@@ -1,0 +1,154 @@
+#include "index/link_table.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "dtkfs/index_format.h"
+#include "util/path.h"
+
+namespace dtkfs {
+namespace {
+constexpr size_t kCountSize = 8;
+constexpr size_t kRecordSize = 32;
+}  // namespace
+
+std::string EncodeLinkTable(const std::vector<LinkRecord>& records) {
+  if (records.empty()) return "";
+  std::string out(kCountSize + records.size() * kRecordSize, '\0');
+  format::StoreU64(out.data(), records.size());
+  std::string names;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const LinkRecord& r = records[i];
+    char* rec = out.data() + kCountSize + i * kRecordSize;
+    format::StoreU64(rec, r.key.dev);
+    format::StoreU64(rec + 8, r.key.ino);
+    format::StoreU64(rec + 16, r.size);
+    format::StoreU32(rec + 24, static_cast<uint32_t>(names.size()));
+    format::StoreU32(rec + 28, static_cast<uint32_t>(r.paths.size()));
+    for (const std::string& p : r.paths) {
+      char len[4];
+      format::StoreU32(len, static_cast<uint32_t>(p.size()));
+      names.append(len, sizeof len);
+      names.append(p);
+    }
+  }
+  out.append(names);
+  return out;
+}
+
+std::vector<LinkRecord> GroupLinkSightings(std::vector<LinkSighting> sightings) {
+  std::sort(sightings.begin(), sightings.end(), [](const LinkSighting& a, const LinkSighting& b) {
+    return a.key != b.key ? a.key < b.key : a.path < b.path;
+  });
+  std::vector<LinkRecord> records;
+  for (size_t i = 0; i < sightings.size();) {
+    size_t j = i;
+    while (j < sightings.size() && sightings[j].key == sightings[i].key) ++j;
+    if (j - i >= 2) {
+      LinkRecord r;
+      r.key = sightings[i].key;
+      r.size = sightings[i].size;
+      for (size_t k = i; k < j; ++k) r.paths.push_back(std::move(sightings[k].path));
+      records.push_back(std::move(r));
+    }
+    i = j;
+  }
+  return records;
+}
+
+std::string LinkTableView::Check(std::string_view bytes) {
+  if (bytes.empty()) return "";
+  if (bytes.size() < kCountSize) return "link table: truncated";
+  const uint64_t count = format::LoadU64(bytes.data());
+  if (count > (bytes.size() - kCountSize) / kRecordSize) return "link table: truncated records";
+  const char* records = bytes.data() + kCountSize;
+  const std::string_view names = bytes.substr(kCountSize + count * kRecordSize);
+  // Each record's names follow the previous record's: one linear pass checks them all.
+  uint64_t pos = 0;
+  LinkKey prev;
+  for (uint64_t i = 0; i < count; ++i) {
+    const char* rec = records + i * kRecordSize;
+    const LinkKey key{format::LoadU64(rec), format::LoadU64(rec + 8)};
+    if (i > 0 && !(prev < key)) return fmt::format("link table: record {} out of order", i);
+    prev = key;
+    if (format::LoadU32(rec + 24) != pos)
+      return fmt::format("link table: record {} names are not contiguous", i);
+    const uint32_t n = format::LoadU32(rec + 28);
+    if (n == 0) return fmt::format("link table: record {} has no names", i);
+    for (uint32_t k = 0; k < n; ++k) {
+      if (names.size() - pos < 4) return fmt::format("link table: record {} out of bounds", i);
+      const uint64_t len = format::LoadU32(names.data() + pos);
+      pos += 4;
+      if (len > names.size() - pos) return fmt::format("link table: record {} out of bounds", i);
+      const std::string_view p = names.substr(pos, len);
+      if (p.empty() || !path::IsValidRelative(p))
+        return fmt::format("link table: record {} has a malformed path", i);
+      pos += len;
+    }
+  }
+  if (pos != names.size()) return "link table: trailing bytes after the names";
+  return "";
+}
+
+LinkTableView::LinkTableView(std::string_view bytes) : bytes_(bytes) {
+  if (bytes.empty()) return;
+  count_ = format::LoadU64(bytes.data());
+  records_ = bytes.data() + kCountSize;
+  names_ = records_ + count_ * kRecordSize;
+  names_len_ = bytes.size() - kCountSize - count_ * kRecordSize;
+}
+
+LinkKey LinkTableView::key_at(size_t i) const {
+  const char* rec = records_ + i * kRecordSize;
+  return LinkKey{format::LoadU64(rec), format::LoadU64(rec + 8)};
+}
+
+LinkRecord LinkTableView::at(size_t i) const {
+  const char* rec = records_ + i * kRecordSize;
+  LinkRecord r;
+  r.key = key_at(i);
+  r.size = format::LoadU64(rec + 16);
+  size_t pos = format::LoadU32(rec + 24);
+  const uint32_t n = format::LoadU32(rec + 28);
+  r.paths.reserve(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    const size_t len = format::LoadU32(names_ + pos);
+    r.paths.emplace_back(names_ + pos + 4, len);
+    pos += 4 + len;
+  }
+  return r;
+}
+
+std::optional<LinkRecord> LinkTableView::Find(LinkKey key) const {
+  size_t lo = 0, hi = count_;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (key_at(mid) < key)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < count_ && key_at(lo) == key) return at(lo);
+  return std::nullopt;
+}
+
+std::vector<size_t> LinkTableView::RecordsBelow(std::string_view dir) const {
+  const std::string prefix = path::SubtreePrefix(dir);
+  std::vector<size_t> found;
+  size_t pos = 0;  // the names of record i start at pos: they are contiguous, in order
+  for (size_t i = 0; i < count_; ++i) {
+    const uint32_t n = format::LoadU32(records_ + i * kRecordSize + 28);
+    bool below = false;
+    for (uint32_t k = 0; k < n; ++k) {
+      const size_t len = format::LoadU32(names_ + pos);
+      const std::string_view name(names_ + pos + 4, len);
+      below = below || name.substr(0, prefix.size()) == prefix;
+      pos += 4 + len;
+    }
+    if (below) found.push_back(i);
+  }
+  return found;
+}
+
+}  // namespace dtkfs
