@@ -93,7 +93,24 @@ bool Filesystem::HasLink(const Inode& file, const Inode& parent, std::string_vie
                      [&](const Link& l) { return l.parent == &parent && l.name == name; });
 }
 
-Inode* Filesystem::ResolveDir(std::string_view dir_path) {
+namespace {
+// Errors that mean a name from the link table no longer leads where it did (changed beside
+// the mount), as opposed to failures to look (EMFILE, EACCES, ENOMEM, ...), which must not be
+// mistaken for a vanished name.
+bool Vanished(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP; }
+}  // namespace
+
+LinkKey Filesystem::TableKey(dev_t dev, ino_t ino) const {
+  return LinkKey{static_cast<uint64_t>(dev) ^ static_cast<uint64_t>(root_->dev),
+                 static_cast<uint64_t>(ino)};
+}
+
+Filesystem::Key Filesystem::KeyOf(const LinkKey& k) const {
+  return Key{static_cast<dev_t>(k.dev ^ static_cast<uint64_t>(root_->dev)),
+             static_cast<ino_t>(k.ino)};
+}
+
+Inode* Filesystem::ResolveDir(std::string_view dir_path, int* err) {
   Inode* cur = root_.get();  // the root is never freed: it needs no reference
   for (size_t pos = 0; pos < dir_path.size();) {
     size_t slash = dir_path.find('/', pos);
@@ -103,11 +120,15 @@ Inode* Filesystem::ResolveDir(std::string_view dir_path) {
     int fd = ::openat(cur->fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd >= 0 && ::fstat(fd, &st) != 0) {
+      const int e = errno;
       ::close(fd);
       fd = -1;
+      errno = e;
     }
+    const int open_err = errno;
     std::lock_guard lock(table_mu_);
     if (fd < 0) {
+      *err = open_err;
       UnrefLocked(cur, 1);
       return nullptr;
     }
@@ -129,23 +150,35 @@ std::optional<LinkRecord> Filesystem::UnclaimedRecord(dev_t dev, ino_t ino) {
   }
   auto base = store_.base();
   if (!base) return std::nullopt;
-  return base->links().Find(LinkKey{dev, ino});
+  return base->links().Find(TableKey(dev, ino));
 }
 
-Filesystem::TableLinks Filesystem::ResolveRecord(const LinkRecord& record) {
-  TableLinks found;
-  found.size = record.size;
+int Filesystem::ResolveRecord(const LinkRecord& record, TableLinks* found) {
+  found->size = record.size;
+  const Key key = KeyOf(record.key);
   for (const std::string& p : record.paths) {
-    Inode* dir = ResolveDir(path::Parent(p));
-    if (dir == nullptr) continue;  // gone beside the mount
-    found.held.push_back(dir);
+    int err = 0;
+    Inode* dir = ResolveDir(path::Parent(p), &err);
+    if (dir == nullptr) {
+      if (Vanished(err)) continue;
+      return err;
+    }
+    found->held.push_back(dir);
     std::string name(path::Basename(p));
     struct stat now;
-    if (::fstatat(dir->fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
-        now.st_dev == record.key.dev && now.st_ino == record.key.ino)
-      found.links.push_back(Link{dir, std::move(name)});
+    if (::fstatat(dir->fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (Vanished(errno)) continue;
+      return errno;
+    }
+    if (now.st_dev == key.dev && now.st_ino == key.ino)
+      found->links.push_back(Link{dir, std::move(name)});
   }
-  return found;
+  return 0;
+}
+
+void Filesystem::ReleaseLocked(TableLinks& table) {
+  for (Inode* dir : table.held) UnrefLocked(dir, 1);
+  table.held.clear();
 }
 
 Inode* Filesystem::InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
@@ -159,38 +192,50 @@ Inode* Filesystem::InsertLocked(int fd, const struct stat& st, Inode& parent, co
       for (Link& l : table->links)
         if (!HasLink(*inode, *l.parent, l.name)) AddLinkLocked(*inode, *l.parent, l.name, false);
     }
-    for (Inode* dir : table->held) UnrefLocked(dir, 1);
-    table->held.clear();
+    ReleaseLocked(*table);
   }
   return inode;
 }
 
-void Filesystem::AdoptLinksBelow(Inode& parent, const std::string& name) {
+int Filesystem::AdoptLinksBelow(Inode& parent, const std::string& name) {
   auto base = store_.base();
-  if (!base || base->links().empty()) return;
+  if (!base || base->links().empty()) return 0;
   auto dir = DirPath(parent);
-  if (!dir) return;
+  if (!dir) return 0;
   const LinkTableView& table = base->links();
   for (size_t i : table.RecordsBelow(path::Join(*dir, name))) {
-    const LinkKey key = table.key_at(i);
-    auto record = UnclaimedRecord(static_cast<dev_t>(key.dev), static_cast<ino_t>(key.ino));
+    const Key key = KeyOf(table.key_at(i));
+    auto record = UnclaimedRecord(key.dev, key.ino);
     if (!record) continue;
-    TableLinks found = ResolveRecord(*record);
+    TableLinks found;
+    int err = ResolveRecord(*record, &found);
     int fd = -1;
     struct stat st;
-    if (!found.links.empty()) {
+    if (err == 0 && !found.links.empty()) {
       const Link& first = found.links.front();
       fd = ::openat(first.parent->fd, first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0 && (::fstat(fd, &st) != 0 || st.st_dev != key.dev || st.st_ino != key.ino)) {
+      if (fd >= 0 && ::fstat(fd, &st) != 0) {
+        const int e = errno;
+        ::close(fd);
+        fd = -1;
+        errno = e;
+      }
+      if (fd < 0 && !Vanished(errno)) err = errno;
+      if (fd >= 0 && (st.st_dev != key.dev || st.st_ino != key.ino)) {
         ::close(fd);
         fd = -1;
       }
     }
     std::lock_guard lock(table_mu_);
+    if (err != 0) {
+      ReleaseLocked(found);
+      return err;
+    }
     if (fd < 0) {
-      // None of its names is left: nothing of it is counted any more.
-      claimed_.insert(Key{static_cast<dev_t>(key.dev), static_cast<ino_t>(key.ino)});
-      for (Inode* held : found.held) UnrefLocked(held, 1);
+      // No recorded name leads to the file any more (changed beside the mount): there is
+      // nothing left to follow.
+      claimed_.insert(key);
+      ReleaseLocked(found);
       continue;
     }
     bool created;
@@ -199,6 +244,7 @@ void Filesystem::AdoptLinksBelow(Inode& parent, const std::string& name) {
     if (!created) ::close(fd);
     UnrefLocked(inode, 0);  // kept only while pinned (two or more names)
   }
+  return 0;
 }
 
 int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created_out) {
@@ -214,8 +260,15 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   }
   std::optional<TableLinks> table;
   if (!S_ISDIR(e->attr.st_mode) && e->attr.st_nlink > 1) {
-    if (auto record = UnclaimedRecord(e->attr.st_dev, e->attr.st_ino))
-      table = ResolveRecord(*record);
+    if (auto record = UnclaimedRecord(e->attr.st_dev, e->attr.st_ino)) {
+      table.emplace();
+      if (int err = ResolveRecord(*record, &*table); err != 0) {
+        std::lock_guard lock(table_mu_);
+        ReleaseLocked(*table);
+        ::close(fd);
+        return err;
+      }
+    }
   }
   bool created;
   Inode* inode;
@@ -225,7 +278,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
     inode->refs++;
   }
   if (!created) ::close(fd);
-  if (created_out != nullptr) *created_out = created;
+  if (created_out != nullptr) *created_out = created && !table;
   e->ino = IdOf(*inode);
   return 0;
 }
@@ -344,6 +397,10 @@ void Filesystem::AddLink(Inode& file, Inode& parent, const std::string& name) {
 
 void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name) {
   std::lock_guard lock(table_mu_);
+  RemoveLinkLocked(file, parent, name);
+}
+
+void Filesystem::RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name) {
   auto it = std::find_if(file.links.begin(), file.links.end(),
                          [&](const Link& l) { return l.parent == &parent && l.name == name; });
   if (it == file.links.end()) return;
@@ -353,28 +410,50 @@ void Filesystem::RemoveLink(Inode& file, Inode& parent, const std::string& name)
   if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
 }
 
+void Filesystem::MoveLink(Inode& file, Inode& from_parent, const std::string& from_name,
+                          Inode& to_parent, const std::string& to_name) {
+  std::lock_guard lock(table_mu_);
+  auto it = std::find_if(file.links.begin(), file.links.end(), [&](const Link& l) {
+    return l.parent == &from_parent && l.name == from_name;
+  });
+  if (it == file.links.end() || HasLink(file, to_parent, to_name)) {
+    if (!HasLink(file, to_parent, to_name)) AddLinkLocked(file, to_parent, to_name);
+    RemoveLinkLocked(file, from_parent, from_name);
+    return;
+  }
+  // One name changes in place: the file's pin and claim stay as they are.
+  to_parent.refs++;
+  it->parent = &to_parent;
+  it->name = to_name;
+  UnrefLocked(&from_parent, 1);
+  if (file.links.size() >= 2) store_.NoteLinksChanged();
+}
+
 Compactor::Frozen Filesystem::FreezeForCompaction() {
   std::unique_lock ns(ns_mu_);  // no namespace change or size accounting in flight
   Compactor::Frozen out;
   out.snap = store_.Freeze();
-  std::vector<LinkRecord> records;
+  const LinkTableView* table = out.snap.base ? &out.snap.base->links() : nullptr;
+  std::vector<size_t> carried;  // the index's records to write again
   std::vector<Inode*> pinned;
   {
     std::lock_guard lock(table_mu_);
-    if (out.snap.base) {
-      const LinkTableView& table = out.snap.base->links();
-      for (size_t i = 0; i < table.size(); ++i) {
-        const LinkKey k = table.key_at(i);
-        if (claimed_.count(Key{static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino)}) == 0)
-          records.push_back(table.at(i));
-      }
-    }
     for (auto& [key, inode] : inodes_)
       if (!inode->is_dir && inode->links.size() >= 2) pinned.push_back(inode.get());
+    // A claim only hides the index's record: without one (and not pinned, so not written
+    // below) it means nothing, in this index or the one written now.
+    std::erase_if(claimed_, [&](const Key& k) {
+      auto it = inodes_.find(k);
+      if (it != inodes_.end() && it->second->links.size() >= 2) return false;
+      return table == nullptr || !table->Contains(TableKey(k.dev, k.ino));
+    });
+    for (size_t i = 0; table != nullptr && i < table->size(); ++i)
+      if (claimed_.count(KeyOf(table->key_at(i))) == 0) carried.push_back(i);
   }
+  std::vector<LinkRecord> records;
   for (Inode* inode : pinned) {
     LinkRecord r;
-    r.key = LinkKey{inode->dev, inode->ino};
+    r.key = TableKey(inode->dev, inode->ino);
     r.size = AccountedSize(*inode);
     std::lock_guard lock(table_mu_);
     for (const Link& l : inode->links)
@@ -382,6 +461,9 @@ Compactor::Frozen Filesystem::FreezeForCompaction() {
     std::sort(r.paths.begin(), r.paths.end());
     if (r.paths.size() >= 2) records.push_back(std::move(r));
   }
+  ns.unlock();
+  // The index is immutable: its records are decoded without holding up the mount.
+  for (size_t i : carried) records.push_back(table->at(i));
   std::sort(records.begin(), records.end(),
             [](const LinkRecord& a, const LinkRecord& b) { return a.key < b.key; });
   out.link_table = EncodeLinkTable(records);

@@ -27,6 +27,7 @@
 //                 Shared: lookups and size accounting of open files (writes run in parallel).
 //   Inode::size_mu  guards accounted_size.
 //   table_mu_     guards the inode map, refs, and each inode's parent/name/links.
+//   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under table_mu_.
 // No lock is held across a reply to the kernel.
 #pragma once
 
@@ -108,7 +109,8 @@ class Filesystem {
 
   // Opens name in parent (O_PATH, no follow), stats it, and returns the inode with one more
   // kernel reference, recording parent/name or the link. Fills e. Returns errno or 0.
-  // created (optional) tells whether the inode was new to the table.
+  // created (optional) tells whether the inode was new to the table with no counted size
+  // known (not taken from the link table): its accounted size is its size now.
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
   // Drops n kernel references.
   void Forget(Inode& inode, uint64_t n);
@@ -145,7 +147,11 @@ class Filesystem {
   // table lists and the inode table has not met are taken into the inode table, so their
   // names follow the rename (the table's paths would go stale). Caller holds ns_mu_
   // exclusive. Linear in the link table's size.
-  void AdoptLinksBelow(Inode& parent, const std::string& name);
+  // Returns 0, or the errno of a failure to look (the rename must then fail).
+  int AdoptLinksBelow(Inode& parent, const std::string& name);
+  // A name of a file moves (rename): its pin and claim stay as they are.
+  void MoveLink(Inode& file, Inode& from_parent, const std::string& from_name,
+                Inode& to_parent, const std::string& to_name);
   void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
   void DetachDir(Inode& dir);
 
@@ -176,17 +182,24 @@ class Filesystem {
                             bool* created);
   void UnrefLocked(Inode* inode, uint64_t n);
   std::optional<std::string> DirPathLocked(Inode& dir);
+  // Link-table keys hold st_dev XOR the root's st_dev (docs/format.md).
+  LinkKey TableKey(dev_t dev, ino_t ino) const;
+  Key KeyOf(const LinkKey& k) const;
   // The index's link-table record of a file the inode table has not met nor claimed.
   std::optional<LinkRecord> UnclaimedRecord(dev_t dev, ino_t ino);
-  // The record's names that still lead to its file, their directories resolved.
-  TableLinks ResolveRecord(const LinkRecord& record);
+  // Fills found with the record's names that still lead to its file, their directories
+  // resolved (held). A name that vanished (ENOENT, ENOTDIR, ELOOP, another inode) is left
+  // out; any other failure is returned as an errno, and the caller releases found.
+  int ResolveRecord(const LinkRecord& record, TableLinks* found);
+  void ReleaseLocked(TableLinks& table);
   // FindOrCreateLocked, then, for a new inode with a table record (table non-null): claims
   // it and takes the record's names and size. Releases table's held references.
   Inode* InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
                       TableLinks* table, bool* created);
   // Opens the directory at path (relative to the root) component by component, without
-  // following symlinks; returns its inode with one temporary reference, or null.
-  Inode* ResolveDir(std::string_view path);
+  // following symlinks; returns its inode with one temporary reference, or null and *err.
+  Inode* ResolveDir(std::string_view path, int* err);
+  void RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name);
   void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool note_change);
 
   std::unique_ptr<Inode> root_;

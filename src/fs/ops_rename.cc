@@ -44,12 +44,7 @@ void Moved(Filesystem& fs, const Side& from, const Side& to, const std::string& 
     const int64_t size = CountedSize(fs, from);
     fs.ApplyDelta(from.dir, Delta{-size, -1, 0});
     fs.ApplyDelta(to.dir, Delta{size, 1, 0});
-    if (from.inode != nullptr) {
-      // Add before remove: the link count never passes through one, so a pinned file
-      // (see Filesystem::AddLinkLocked) stays pinned.
-      fs.AddLink(*from.inode, to.dir, to.name);
-      fs.RemoveLink(*from.inode, from.dir, from.name);
-    }
+    if (from.inode != nullptr) fs.MoveLink(*from.inode, from.dir, from.name, to.dir, to.name);
   }
 }
 
@@ -79,9 +74,15 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     // not count; refuse it, as filesystems without whiteout support do.
     if (flags & RENAME_WHITEOUT) return ReplyErr(req, EINVAL);
     // Hard-linked files below a moving directory must be known by inode, not by the path
-    // the link table has for them.
-    for (const Side* s : {&from, &to})
-      if (s->is_dir()) fs.AdoptLinksBelow(s->dir, s->name);
+    // the link table has for them. Adopting may bring the directories into the inode
+    // table, so probe again.
+    if (from.is_dir() || to.is_dir()) {
+      for (const Side* s : {&from, &to})
+        if (s->is_dir())
+          if (int err = fs.AdoptLinksBelow(s->dir, s->name); err != 0) return ReplyErr(req, err);
+      Probe(fs, from);
+      Probe(fs, to);
+    }
     if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0)
       return ReplyErr(req, errno);
     // Renaming one link of a file onto another link of it changes nothing.

@@ -120,7 +120,7 @@ LinkRecord LinkTableView::at(size_t i) const {
   return r;
 }
 
-std::optional<LinkRecord> LinkTableView::Find(LinkKey key) const {
+size_t LinkTableView::LowerBound(LinkKey key) const {
   size_t lo = 0, hi = count_;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
@@ -129,8 +129,18 @@ std::optional<LinkRecord> LinkTableView::Find(LinkKey key) const {
     else
       hi = mid;
   }
-  if (lo < count_ && key_at(lo) == key) return at(lo);
+  return lo;
+}
+
+std::optional<LinkRecord> LinkTableView::Find(LinkKey key) const {
+  const size_t i = LowerBound(key);
+  if (i < count_ && key_at(i) == key) return at(i);
   return std::nullopt;
+}
+
+bool LinkTableView::Contains(LinkKey key) const {
+  const size_t i = LowerBound(key);
+  return i < count_ && key_at(i) == key;
 }
 
 std::vector<size_t> LinkTableView::RecordsBelow(std::string_view dir) const {

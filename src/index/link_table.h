@@ -8,6 +8,8 @@
 //   count u64
 //   count x 32 bytes, strictly increasing by (dev, ino):
 //     dev u64 | ino u64 | size u64 | first-name offset u32 | name count u32
+//   (dev is st_dev XOR the source root's st_dev: 0 for files on the root's filesystem, so
+//   the table survives the device being numbered differently after a reboot)
 //   names: (length u32 | path bytes) each, paths relative to the source root; a record's
 //   names are contiguous, starting at its offset into this area.
 // LinkTableView checks all of it once (Check) and then reads the bytes in place.
@@ -62,12 +64,15 @@ class LinkTableView {
   LinkRecord at(size_t i) const;
   LinkKey key_at(size_t i) const;
   std::optional<LinkRecord> Find(LinkKey key) const;
+  bool Contains(LinkKey key) const;
   // The records with a name strictly below dir (which is not the root), in key order.
   // A linear pass over the names (no decoding), for directory renames.
   std::vector<size_t> RecordsBelow(std::string_view dir) const;
   std::string_view bytes() const { return bytes_; }
 
  private:
+  size_t LowerBound(LinkKey key) const;
+
   std::string_view bytes_;
   const char* records_ = nullptr;
   const char* names_ = nullptr;

@@ -44,7 +44,8 @@ struct Work {
 
 class Walk {
  public:
-  Walk(int root_fd, unsigned threads) : root_fd_(root_fd), threads_(threads) {}
+  Walk(int root_fd, dev_t root_dev, unsigned threads)
+      : root_fd_(root_fd), root_dev_(root_dev), threads_(threads) {}
 
   void Run(Node* start, int start_fd);
   std::vector<ScanError> TakeErrors() { return std::move(errors_); }
@@ -67,6 +68,7 @@ class Walk {
   void AddError(std::string path, const char* op, int err);
 
   const int root_fd_;
+  const dev_t root_dev_;  // link-table keys are relative to it (src/index/link_table.h)
   const unsigned threads_;
   std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
   std::vector<std::vector<LinkSighting>> sightings_;  // one per worker: files with nlink > 1
@@ -154,7 +156,7 @@ void Walk::ListDirectory(size_t id, Work w) {
           bytes += static_cast<uint64_t>(st.st_size);
           ++files;
           if (st.st_nlink > 1) {
-            sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev, st.st_ino},
+            sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev ^ root_dev_, st.st_ino},
                                                   static_cast<uint64_t>(st.st_size),
                                                   path::Join(node->path, name)});
           }
@@ -268,7 +270,14 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
     return Status::FromErrno(err, "open", root + "/" + start);
   }
 
-  Walk walk(root_fd, std::max(1u, options.threads));
+  struct stat root_st;
+  if (::fstat(root_fd, &root_st) != 0) {
+    int err = errno;
+    ::close(root_fd);
+    ::close(start_fd);
+    return Status::FromErrno(err, "stat", root);
+  }
+  Walk walk(root_fd, root_st.st_dev, std::max(1u, options.threads));
   Node start_node;
   start_node.path = start;
 

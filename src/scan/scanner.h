@@ -46,7 +46,8 @@ struct ScanResult {
   // Every directory (the start directory first, as ""-relative paths), sorted by path bytes.
   std::vector<std::pair<std::string, Totals>> dirs;
   std::vector<ScanError> errors;
-  // Non-directories seen under two or more names in the walk (the multi-link table).
+  // Non-directories seen under two or more names in the walk (the multi-link table; keys
+  // relative to root's st_dev).
   std::vector<LinkRecord> links;
   uint64_t entries = 0;  // every entry seen, directories included
 };

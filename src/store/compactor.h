@@ -2,7 +2,8 @@
 // (DESIGN-BRIEF section 5): clone, merge, save, then publish.
 //
 //   1. freeze   (SizeStore::Freeze: the active overlay becomes frozen, microseconds; with it
-//                the multi-link table of that moment, see SetFreezer)
+//                the multi-link table of that moment, see SetFreezer: the mount's freezer
+//                also walks its inode table under its namespace lock)
 //   2. syncfs on the source, so file data the new index counts cannot be lost to a power cut
 //   3. merge base + frozen into PATH.tmp, fsync, rename over PATH, fsync the directory
 //   4. open and verify the new file, then publish it (SizeStore::Publish)
