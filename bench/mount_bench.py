@@ -65,7 +65,7 @@ def tree_bytes(root):  # brief section 2: the sum of st_size of every non-direct
 
 
 def main():
-    os.makedirs(WORK)
+    os.makedirs(WORK, exist_ok=True)  # mount_bench.sh mounts a fresh ext4 here
     for d in ["native", "bindfs-src", "bindfs", "mergerfs-src", "mergerfs", "dtkfs-src", "dtkfs", "state"]:
         os.makedirs(os.path.join(WORK, d))
     os.environ["XDG_STATE_HOME"] = os.path.join(WORK, "state")
@@ -173,7 +173,8 @@ def main():
           f"{os.cpu_count()} cores, Linux {platform.release()}; {versions}; load average at the end "
           f"{' '.join(load)}. {ROUNDS} rounds; in each round every workload runs on every target, the "
           "targets in rotated order. bindfs runs with `--multithreaded`, mergerfs with "
-          "`cache.files=off` (its default), dtkfs with its defaults.", ""]
+          "`cache.files=off` (its default), dtkfs with its defaults. Every tree, native or under a "
+          "mount, is on one fresh journaled ext4 in a loop file.", ""]
     what = (f"the directories {', '.join(PARTS)} of the Linux 6.1 source tarball" if PARTS
             else "the Linux 6.1 source tarball")
     s += [f"### Workloads ({what}, uncompressed: {entries:,} entries)", "",

@@ -9,6 +9,7 @@
 
 #include <boost/algorithm/string.hpp>
 #include <boost/filesystem.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -61,6 +62,10 @@ struct ParsedOptions {
   Options fs;
   std::string index;
   std::optional<double> compact_interval;
+  // FUSE worker threads. Few on purpose: the kernel hands each request to the reader that
+  // has waited longest, so every extra idle reader is one more cold thread in the rotation
+  // (docs/design.md, "Worker threads"). One per core, at least two.
+  unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   std::vector<std::string> fuse;
 };
 Result<ParsedOptions> ParseOptions(const std::vector<std::string>& raw) {
@@ -83,6 +88,10 @@ Result<ParsedOptions> ParseOptions(const std::vector<std::string>& raw) {
           out.compact_interval = std::stod(val);
         } else if (key == "compact_threshold") {
           out.fs.compact_threshold = std::stoul(val);
+        } else if (key == "threads") {
+          const unsigned long n = std::stoul(val);
+          if (n < 1 || n > 256) throw std::out_of_range("threads");
+          out.threads = static_cast<unsigned>(n);
         } else if (key == "list_totals") {
           out.fs.list_totals = true;
         } else if (key == "entry_timeout") {
@@ -283,8 +292,10 @@ int RunMount(MountArgs args) {
     filesystem.SetCompactionWaker([&compaction] { compaction.Wake(); });
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, 1);
-    fuse_loop_cfg_set_max_threads(config, 16);
-    fuse_loop_cfg_set_idle_threads(config, 8);
+    // All workers stay (idle == max): libfuse otherwise starts and ends threads as the load
+    // changes.
+    fuse_loop_cfg_set_max_threads(config, parsed->threads);
+    fuse_loop_cfg_set_idle_threads(config, parsed->threads);
     rc = fuse_session_loop_mt(se, config);
     fuse_loop_cfg_destroy(config);
     filesystem.SetCompactionWaker(nullptr);

@@ -142,6 +142,18 @@ TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
   auto idx_inside = Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", fx.src() + "/x.idx"});
   CHECK(idx_inside.status == 2);
   CHECK(idx_inside.err.find("inside") != std::string::npos);
+  for (const char* bad : {"threads=0", "threads=many", "threads=100000"}) {
+    auto r = fx.Mount({"-o", bad});
+    CHECK(r.status == 2);
+    CHECK(r.err.find("-o threads: bad value") != std::string::npos);
+  }
+
+  // One worker thread is enough to serve everything (if slowly).
+  REQUIRE(fx.Mount({"-o", "threads=1"}).status == 0);
+  REQUIRE(Run({"sh", "-c", "mkdir " + fx.mnt() + "/t1 && head -c 5000 /dev/zero > " +
+                               fx.mnt() + "/t1/f"}).status == 0);
+  CHECK(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
 
   REQUIRE(fx.Mount().status == 0);
   TempDir other;
