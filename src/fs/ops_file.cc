@@ -13,9 +13,16 @@ int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
 
 // Source open flags: never follow a symlink by surprise, never leak into children, and
 // serve O_DIRECT as direct I/O on the FUSE side instead of failing on unaligned buffers.
+//
+// Write-only opens (tar, cp, compilers, git objects) also get direct I/O on the FUSE side:
+// each write(2) is then one WRITE request. Through the page cache, an unaligned write
+// becomes two (the partial first page goes alone) plus a security.capability GETXATTR
+// (the kernel's suid/capability check before every cached write), three round trips where
+// one does. Nothing is lost: a write-only fd cannot be mmap'ed, and reads of other fds
+// still use the cache (invalidated when the file's mtime changes).
 int SourceFlags(fuse_file_info* fi) {
   int flags = fi->flags & ~(O_NOFOLLOW | O_DIRECT);
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  if ((fi->flags & O_DIRECT) || (fi->flags & O_ACCMODE) == O_WRONLY) fi->direct_io = 1;
   return flags | O_CLOEXEC;
 }
 
