@@ -40,26 +40,26 @@ Status FaultEnv::Step(const std::string& what) {
 Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::string& path,
                                                                  mode_t mode) {
   DTKFS_RETURN_IF_ERROR(Step("create " + path));
-  auto f = base_.NewWritableFile(path, mode);
+  auto f = ForwardingEnv::NewWritableFile(path, mode);
   if (!f.ok()) return f.status();
   return std::unique_ptr<WritableFile>(new FaultFile(*this, std::move(f).value()));
 }
 
 Status FaultEnv::Rename(const std::string& from, const std::string& to) {
   DTKFS_RETURN_IF_ERROR(Step("rename " + from));
-  return base_.Rename(from, to);
+  return ForwardingEnv::Rename(from, to);
 }
 Status FaultEnv::Remove(const std::string& path) {
   DTKFS_RETURN_IF_ERROR(Step("remove " + path));
-  return base_.Remove(path);
+  return ForwardingEnv::Remove(path);
 }
 Status FaultEnv::SyncDir(const std::string& dir) {
   DTKFS_RETURN_IF_ERROR(Step("syncdir " + dir));
-  return base_.SyncDir(dir);
+  return ForwardingEnv::SyncDir(dir);
 }
 Status FaultEnv::SyncFilesystem(const std::string& path) {
   DTKFS_RETURN_IF_ERROR(Step("syncfs " + path));
-  return base_.SyncFilesystem(path);
+  return ForwardingEnv::SyncFilesystem(path);
 }
 
 }  // namespace dtkfs::testing

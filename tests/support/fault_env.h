@@ -14,12 +14,13 @@
 #include <vector>
 
 #include "env/env.h"
+#include "support/env_wrappers.h"
 
 namespace dtkfs::testing {
 
-class FaultEnv final : public Env {
+class FaultEnv final : public ForwardingEnv {
  public:
-  explicit FaultEnv(Env& base = Env::Default()) : base_(base) {}
+  explicit FaultEnv(Env& base = Env::Default()) : ForwardingEnv(base) {}
 
   void fail_at(int step, int err) {
     fail_step_ = step;
@@ -41,23 +42,12 @@ class FaultEnv final : public Env {
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                         mode_t mode) override;
-  Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    return base_.MapReadOnly(path);
-  }
   Status Rename(const std::string& from, const std::string& to) override;
   Status Remove(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
   Status SyncFilesystem(const std::string& path) override;
-  Status CreateDirs(const std::string& dir, mode_t mode) override {
-    return base_.CreateDirs(dir, mode);
-  }
-  bool FileExists(const std::string& path) override { return base_.FileExists(path); }
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_.LockFile(path);
-  }
 
  private:
-  Env& base_;
   int step_ = 0;
   int fail_step_ = -1;
   int fail_errno_ = 0;
