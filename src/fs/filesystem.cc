@@ -279,6 +279,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   }
   if (!created) ::close(fd);
   if (created_out != nullptr) *created_out = created && !table;
+  NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
   e->ino = IdOf(*inode);
   return 0;
 }
@@ -346,7 +347,28 @@ void Filesystem::Account(Inode& inode, int fd, bool ns_held) {
   std::lock_guard size_lock(inode.size_mu);
   struct stat st;
   int rc = fd >= 0 ? ::fstat(fd, &st) : ::fstatat(inode.fd, "", &st, AT_EMPTY_PATH);
-  if (rc != 0) return;
+  if (rc == 0) AccountSizeLocked(inode, st);
+}
+
+ssize_t Filesystem::WithSourceSize(Inode& inode, int fd,
+                                   const std::function<ssize_t(uint64_t now)>& write) {
+  std::shared_lock ns(ns_mu_);
+  std::lock_guard size_lock(inode.size_mu);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return -errno;
+  const ssize_t n = write(static_cast<uint64_t>(st.st_size));
+  // Also after a failure: a short write may have grown the file.
+  if (::fstat(fd, &st) == 0) AccountSizeLocked(inode, st);
+  return n;
+}
+
+void Filesystem::NoteKernelEnd(Inode& inode, uint64_t end) {
+  uint64_t cur = inode.kernel_size.load();
+  while (cur < end && !inode.kernel_size.compare_exchange_weak(cur, end)) {
+  }
+}
+
+void Filesystem::AccountSizeLocked(Inode& inode, const struct stat& st) {
   const int64_t delta =
       static_cast<int64_t>(st.st_size) - static_cast<int64_t>(inode.accounted_size);
   if (delta == 0) return;
@@ -357,14 +379,6 @@ void Filesystem::Account(Inode& inode, int fd, bool ns_held) {
     for (const Link& l : inode.links) parents.push_back(l.parent);
   }
   for (Inode* p : parents) ApplyDelta(*p, Delta{delta, 0, 0});
-}
-
-void Filesystem::AccountWrite(Inode& inode, int fd, uint64_t end_offset) {
-  {
-    std::lock_guard size_lock(inode.size_mu);
-    if (end_offset <= inode.accounted_size) return;  // an overwrite inside the file
-  }
-  Account(inode, fd);
 }
 
 uint64_t Filesystem::AccountedSize(Inode& inode) {

@@ -75,6 +75,11 @@ struct Inode {
   // --- guarded by size_mu ---
   std::mutex size_mu;
   uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
+  // The file's size as the kernel believes it: the last size we replied with (lookup,
+  // getattr, setattr), grown by every write, copy or fallocate that ended past it, as the
+  // kernel grows its cached i_size. It differs from the source's size when the file changed
+  // beside the mount. A hint for placing appends (ops_file.cc), hence no lock.
+  std::atomic<uint64_t> kernel_size{0};
 };
 
 struct Options {
@@ -127,8 +132,14 @@ class Filesystem {
   // when fd < 0) and apply new - accounted to every known link's directory.
   // Takes ns_mu_ shared unless the caller holds it (ns_held).
   void Account(Inode& inode, int fd, bool ns_held = false);
-  // After a write that ended at end_offset: accounts only if the file may have grown.
-  void AccountWrite(Inode& inode, int fd, uint64_t end_offset);
+  // Runs write(now), now being the file's size on the source, with no other accounting of
+  // the file in between, then accounts the result as Account does. For writes whose place
+  // depends on the size (appends, ops_file.cc).
+  ssize_t WithSourceSize(Inode& inode, int fd, const std::function<ssize_t(uint64_t now)>& write);
+  // The kernel was told the file's size (a reply carrying its attributes).
+  static void NoteKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.store(size); }
+  // The kernel grows its size to end after a write, copy or fallocate that reached it.
+  static void NoteKernelEnd(Inode& inode, uint64_t end);
   // The size the store counts for each link of a non-directory.
   uint64_t AccountedSize(Inode& inode);
   // Applies a delta to the directory inode's store entry (caller holds ns_mu_). Logs a
@@ -201,6 +212,8 @@ class Filesystem {
   Inode* ResolveDir(std::string_view path, int* err);
   void RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name);
   void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool note_change);
+  // Account's body: caller holds ns_mu_ (any mode) and inode.size_mu.
+  void AccountSizeLocked(Inode& inode, const struct stat& st);
 
   std::unique_ptr<Inode> root_;
   const std::string source_root_;

@@ -19,8 +19,10 @@ int StatInode(Inode& inode, fuse_file_info* fi, struct stat* st) {
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = Filesystem::From(req);
   struct stat st;
-  int err = StatInode(fs.Get(ino), fi, &st);
+  Inode& inode = fs.Get(ino);
+  int err = StatInode(inode, fi, &st);
   if (err != 0) return ReplyErr(req, err);
+  Filesystem::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
 }
 
@@ -64,6 +66,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     struct stat st;
     int err = StatInode(inode, fi, &st);
     if (err != 0) return ReplyErr(req, err);
+    Filesystem::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
     fuse_reply_attr(req, &st, fs.options().attr_timeout);
   });
 }

@@ -2,7 +2,10 @@
 // copy_file_range, lseek, flock. The handle (fi->fh) is the source file's fd.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <string>
 
 #include "fs/ops.h"
 
@@ -14,6 +17,12 @@ int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
 // Source open flags: never follow a symlink by surprise, never leak into children, and
 // serve O_DIRECT as direct I/O on the FUSE side instead of failing on unaligned buffers.
 //
+// O_APPEND never reaches the source fd: the kernel already turned each append into a write
+// at the end it knows, and it alone knows what else the caller asked for (writeback of
+// mmap'ed pages, pwritev2 with RWF_NOAPPEND, fcntl clearing O_APPEND). An appending source
+// fd would put all of those at the end of the file (WriteAt below says how appends still
+// reach the true end when the file grew beside the mount).
+//
 // Write-only opens (tar, cp, compilers, git objects) also get direct I/O on the FUSE side:
 // each write(2) is then one WRITE request. Through the page cache, an unaligned write
 // becomes two (the partial first page goes alone) plus a security.capability GETXATTR
@@ -21,7 +30,7 @@ int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
 // one does. Nothing is lost: a write-only fd cannot be mmap'ed, and reads of other fds
 // still use the cache (invalidated when the file's mtime changes).
 int SourceFlags(fuse_file_info* fi) {
-  int flags = fi->flags & ~(O_NOFOLLOW | O_DIRECT);
+  int flags = fi->flags & ~(O_NOFOLLOW | O_DIRECT | O_APPEND);
   if ((fi->flags & O_DIRECT) || (fi->flags & O_ACCMODE) == O_WRONLY) fi->direct_io = 1;
   return flags | O_CLOEXEC;
 }
@@ -92,17 +101,71 @@ void OpReadBuf(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+namespace {
+
+// Writes in at off on the source fd (pwrite semantics). Returns bytes written or -errno.
+ssize_t WriteAt(int fd, fuse_bufvec* in, off_t off) {
+  fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fd;
+  out.buf[0].pos = off;
+  return fuse_buf_copy(&out, in, FUSE_BUF_NO_SPLICE);
+}
+
+// Appends in at the source file's true end (RWF_APPEND: atomic with other appenders).
+// Returns bytes written or -errno.
+ssize_t WriteAtEnd(int fd, fuse_bufvec* in) {
+  std::string data(fuse_buf_size(in), '\0');
+  fuse_bufvec mem = FUSE_BUFVEC_INIT(data.size());
+  mem.buf[0].mem = data.data();
+  const ssize_t got = fuse_buf_copy(&mem, in, FUSE_BUF_NO_SPLICE);
+  if (got < 0) return got;
+  size_t done = 0;
+  while (done < static_cast<size_t>(got)) {
+    iovec iov{data.data() + done, static_cast<size_t>(got) - done};
+    const ssize_t n = ::pwritev2(fd, &iov, 1, 0, RWF_APPEND);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return done > 0 ? static_cast<ssize_t>(done) : -errno;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+}  // namespace
+
+// Where a write lands. The kernel hands us an offset; for a file in append mode (O_APPEND in
+// the kernel's file flags at the time of the write, which fcntl may have changed) that offset
+// is the end of the file as the kernel knows it, its cached size. When the file changed size
+// beside the mount, that end is stale: writing there would overwrite what another writer
+// appended, or leave a hole. The sign of that case: the kernel asks for exactly the size it
+// believes (Inode::kernel_size) while the source file has another size; the data then goes
+// to the true end. Every other write is positional: writeback of mmap'ed pages
+// (fi->writepage), RWF_NOAPPEND, and appends whose end the kernel knows right.
+// Not distinguishable: an RWF_NOAPPEND write aimed at exactly the kernel's idea of the end of
+// a file that changed size beside the mount; it is taken for an append (docs/design.md).
 void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
                 fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
-    fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-    out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    out.buf[0].fd = FdOf(fi);
-    out.buf[0].pos = off;
-    ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_NO_SPLICE);
+    Inode& inode = fs.Get(ino);
+    const int fd = FdOf(fi);
+    ssize_t n;
+    if (!fi->writepage && (fi->flags & O_APPEND)) {
+      n = fs.WithSourceSize(inode, fd, [&](uint64_t now) {
+        const uint64_t believed = inode.kernel_size.load();
+        const bool stale_end = static_cast<uint64_t>(off) == believed && now != believed;
+        return stale_end ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
+      });
+    } else {
+      n = WriteAt(fd, in, off);
+      // Always measured, never inferred from off + n: a write inside the counted size still
+      // grows a file that shrank beside the mount; a failed write may have grown it too.
+      fs.Account(inode, fd);
+    }
     if (n < 0) return ReplyErr(req, static_cast<int>(-n));
-    fs.AccountWrite(fs.Get(ino), FdOf(fi), static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
+    Filesystem::NoteKernelEnd(inode, static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
     fuse_reply_write(req, static_cast<size_t>(n));
   });
 }
@@ -133,7 +196,10 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     const int rc = ::fallocate(FdOf(fi), mode, off, len);
     const int err = rc == 0 ? 0 : errno;
     // Also after a failure: a fallocate that runs out of space may have grown the file.
-    if (!(mode & FALLOC_FL_KEEP_SIZE)) fs.Account(fs.Get(ino), FdOf(fi));
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+      fs.Account(fs.Get(ino), FdOf(fi));
+      if (err == 0) Filesystem::NoteKernelEnd(fs.Get(ino), static_cast<uint64_t>(off + len));
+    }
     ReplyErr(req, err);
   });
 }
@@ -147,7 +213,8 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
     ssize_t n = ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len,
                                   static_cast<unsigned>(flags));
     if (n < 0) return ReplyErr(req, errno);
-    fs.AccountWrite(fs.Get(ino_out), FdOf(fi_out), static_cast<uint64_t>(out));
+    fs.Account(fs.Get(ino_out), FdOf(fi_out));
+    Filesystem::NoteKernelEnd(fs.Get(ino_out), static_cast<uint64_t>(out));
     fuse_reply_write(req, static_cast<size_t>(n));
   });
 }
