@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "fs/ops.h"
+#include "fs/reply.h"
 #include "util/path.h"
 
 namespace dtkfs::fs {
@@ -39,7 +40,7 @@ void ReplyNewEntry(fuse_req_t req, Filesystem& fs, Inode& parent, const char* na
   // A new link of a known file counts what its other links count.
   const auto size = static_cast<int64_t>(fs.AccountedSize(fs.Get(e.ino)));
   fs.ApplyDelta(parent, Delta{size, 1, 0});
-  fuse_reply_entry(req, &e);
+  ReplyEntry(req, fs, e);
 }
 
 }  // namespace
@@ -57,10 +58,10 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       // A negative entry the kernel may cache as long as a positive one.
       std::memset(&e, 0, sizeof e);
       e.entry_timeout = fs.options().entry_timeout;
-      return void(fuse_reply_entry(req, &e));
+      return void(ReplyEntry(req, fs, e));
     }
     if (err != 0) return ReplyErr(req, err);
-    fuse_reply_entry(req, &e);
+    ReplyEntry(req, fs, e);
   });
 }
 
@@ -91,7 +92,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     fs.MaybeRequestCompaction();
     ns.unlock();
     if (err != 0) return ReplyErr(req, err);
-    fuse_reply_entry(req, &e);
+    ReplyEntry(req, fs, e);
   });
 }
 
@@ -210,7 +211,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     fi->fh = reinterpret_cast<uint64_t>(d.release());
     fi->cache_readdir = 0;
-    if (fuse_reply_open(req, fi) == -ENOENT) delete HandleOf(fi);  // interrupted
+    ReplyOpen(req, fi, [fi] { delete HandleOf(fi); });
   });
 }
 
@@ -220,6 +221,7 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     Filesystem& fs = Filesystem::From(req);
     DirHandle* d = HandleOf(fi);
     std::unique_ptr<char[]> buf(new char[size]);
+    std::vector<fuse_ino_t> held;  // entries in buf that carry a lookup reference
     char* p = buf.get();
     size_t rem = size;
     if (offset != d->offset) {
@@ -262,6 +264,7 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
           fs.Forget(fs.Get(e.ino), 1);  // the kernel will not get this entry
           break;
         }
+        held.push_back(e.ino);
       } else if (plus) {
         fuse_entry_param e{};
         e.attr.st_ino = d->entry->d_ino;
@@ -281,6 +284,7 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
       d->offset = next;
     }
     if (err != 0 && rem == size) return ReplyErr(req, err);
+    if (plus) return void(ReplyDirentsPlus(req, fs, buf.get(), size - rem, held));
     fuse_reply_buf(req, buf.get(), size - rem);
   });
 }

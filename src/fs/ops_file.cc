@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fs/ops.h"
+#include "fs/reply.h"
 
 namespace dtkfs::fs {
 namespace {
@@ -77,7 +78,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     }
     ns.unlock();
     fi->fh = static_cast<uint64_t>(fd);
-    if (fuse_reply_create(req, &e, fi) == -ENOENT) ::close(fd);
+    ReplyCreate(req, fs, e, fi, fd);
   });
 }
 
@@ -89,7 +90,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (fd < 0) return ReplyErr(req, errno);
     if (fi->flags & O_TRUNC) fs.Account(inode, fd);
     fi->fh = static_cast<uint64_t>(fd);
-    if (fuse_reply_open(req, fi) == -ENOENT) ::close(fd);
+    ReplyOpen(req, fi, [fd] { ::close(fd); });
   });
 }
 

@@ -6,9 +6,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -146,5 +149,78 @@ TEST_CASE("regression: a write inside the counted size of a file that shrank bes
   REQUIRE(::pwrite(fd, "0123456789", 10, 0) == 10);         // ends inside the old size
   REQUIRE(::close(fd) == 0);
   CHECK(Slurp(fx.src() + "/f") == "0123456789");
+  REQUIRE(fx.Differences() == "");
+}
+
+namespace {
+
+// The daemon's pid, from its control channel.
+pid_t DaemonPid(const std::string& mnt) {
+  char buf[4096];
+  const ssize_t n = ::getxattr(mnt.c_str(), "user.dtkfs.status", buf, sizeof buf);
+  if (n <= 0) return -1;
+  const std::string status(buf, static_cast<size_t>(n));
+  const auto at = status.find("pid: ");
+  return at == std::string::npos ? -1 : std::atoi(status.c_str() + at + 5);
+}
+
+size_t OpenFds(pid_t pid) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid)))
+    ++n;
+  return n;
+}
+
+void DropCaches() {
+  ::sync();
+  std::ofstream("/proc/sys/vm/drop_caches") << "2\n";
+}
+
+}  // namespace
+
+TEST_CASE("regression: replies the kernel did not take leak no inode references or fds",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  ::mkdir((fx.src() + "/d").c_str(), 0755);
+  for (int i = 0; i < 60; ++i) Put(fmt::format("{}/d/old{}", fx.src(), i), "x");
+  // Every third entry, create, open and readdirplus reply fails as an interrupted one would,
+  // 60 times.
+  ::setenv("DTKFS_FAULT_FAIL_REPLY", "3,60", 1);
+  auto mounted = fx.Mount();
+  ::unsetenv("DTKFS_FAULT_FAIL_REPLY");
+  REQUIRE(mounted.status == 0);
+  const pid_t pid = DaemonPid(fx.mnt());
+  REQUIRE(pid > 1);
+  DropCaches();
+  const size_t baseline = OpenFds(pid);
+
+  const std::string d = fx.mnt() + "/d";
+  size_t failures = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 60; ++i) {  // lookups, opens
+      struct stat st;
+      const std::string p = fmt::format("{}/old{}", d, i);
+      if (::stat(p.c_str(), &st) != 0) ++failures;
+      int fd = ::open(p.c_str(), O_RDONLY);
+      if (fd >= 0) ::close(fd); else ++failures;
+    }
+    for (int i = 0; i < 20; ++i) {  // creates, mkdirs
+      int fd = ::open(fmt::format("{}/new{}-{}", d, round, i).c_str(), O_WRONLY | O_CREAT, 0644);
+      if (fd >= 0) ::close(fd); else ++failures;
+      if (::mkdir(fmt::format("{}/dir{}-{}", d, round, i).c_str(), 0755) != 0) ++failures;
+    }
+    Run({"ls", "-l", d});  // readdirplus; some batches fail
+    DropCaches();
+  }
+  CHECK(failures > 0);  // the fault point did fire
+  for (int i = 0; i < 200; ++i) {  // negative lookups use up what is left of the 60
+    struct stat st;
+    ::stat(fmt::format("{}/none{}", d, i).c_str(), &st);
+  }
+  DropCaches();
+  // Every inode the kernel forgot is gone from the daemon: only its base fds remain.
+  CHECK(OpenFds(pid) <= baseline + 2);
   REQUIRE(fx.Differences() == "");
 }
