@@ -37,6 +37,10 @@ class MappedFile {
   virtual const char* data() const = 0;
   virtual size_t size() const = 0;
   virtual const std::string& path() const = 0;
+  // True when another process changed the file while it was mapped and the mapping now
+  // holds a private copy of what it read before (src/env/map_guard.h): the bytes are still
+  // the ones validated, but the file on disk is no longer them.
+  virtual bool detached() const { return false; }
 };
 
 // An exclusive advisory lock (flock) held until destroyed.

@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <boost/filesystem.hpp>
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "env/env.h"
+#include "env/map_guard.h"
+#include "util/log.h"
 
 namespace dtkfs {
 namespace {
@@ -48,21 +52,62 @@ class PosixWritableFile final : public WritableFile {
   int fd_;
 };
 
-class PosixMappedFile final : public MappedFile {
+// A shared read-only mapping guarded against truncation (map_guard.h), or a private copy
+// when the file cannot be guarded.
+class PosixMappedFile final : public MappedFile, public GuardedMapping {
  public:
-  PosixMappedFile(std::string path, void* base, size_t size)
-      : path_(std::move(path)), base_(base), size_(size) {}
+  PosixMappedFile(std::string path, void* base, size_t size, int fd)
+      : path_(std::move(path)), base_(base), size_(size), fd_(fd) {}
   ~PosixMappedFile() override {
+    UnguardMapping(fd_);  // before the fd can be reused: waits for a Detach in progress
     if (base_ != nullptr && size_ > 0) ::munmap(base_, size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Guards the mapping, or replaces it with a private copy at once. False only when even
+  // the copy fails (out of memory).
+  bool Protect() {
+    if (size_ == 0) return true;
+    return GuardMapping(fd_, this) || CopyOver();
+  }
+  void Detach() override {
+    if (!CopyOver()) {
+      log::Error("index {}: changed by another process while mapped, and no memory to copy it "
+                 "({}): the daemon may stop",
+                 path_, std::strerror(errno));
+      return;
+    }
+    detached_.store(true);
+    log::Warning("index {}: opened for writing by another process while mapped; serving a "
+                 "private copy until the next compaction rewrites it",
+                 path_);
   }
   const char* data() const override { return static_cast<const char*>(base_); }
   size_t size() const override { return size_; }
   const std::string& path() const override { return path_; }
+  bool detached() const override { return detached_.load(); }
 
  private:
+  // Moves a private copy of the mapped bytes over the mapping (same address, same bytes).
+  bool CopyOver() {
+    void* copy = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    if (copy == MAP_FAILED) return false;
+    std::memcpy(copy, base_, size_);
+    ::mprotect(copy, size_, PROT_READ);
+    if (::mremap(copy, size_, size_, MREMAP_MAYMOVE | MREMAP_FIXED, base_) == MAP_FAILED) {
+      const int err = errno;
+      ::munmap(copy, size_);
+      errno = err;
+      return false;
+    }
+    return true;
+  }
+
   std::string path_;
   void* base_;
   size_t size_;
+  int fd_;                 // kept open: the lease lives on it
+  std::atomic<bool> detached_{false};
 };
 
 class PosixFileLock final : public FileLock {
@@ -108,8 +153,9 @@ class PosixEnv final : public Env {
         return Status::FromErrno(err, "mmap", path);
       }
     }
-    ::close(fd);  // the mapping keeps the inode alive
-    return std::shared_ptr<const MappedFile>(new PosixMappedFile(path, base, size));
+    auto mapped = std::make_shared<PosixMappedFile>(path, base, size, fd);
+    if (!mapped->Protect()) return Status::FromErrno(ENOMEM, "copy of mapped", path);
+    return std::shared_ptr<const MappedFile>(std::move(mapped));
   }
 
   Status Rename(const std::string& from, const std::string& to) override {

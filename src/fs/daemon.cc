@@ -17,6 +17,7 @@
 
 #include "cli/index_tasks.h"
 #include "env/env.h"
+#include "env/map_guard.h"
 #include "fs/filesystem.h"
 #include "index/index_location.h"
 #include "index/index_reader.h"
@@ -284,6 +285,7 @@ int RunMount(MountArgs args) {
   if (!args.foreground) {
     log::UseSyslog();
     fuse_daemonize(0);  // the caller's process exits here, with the mount ready
+    RearmMapGuards();   // the index's truncation guard now answers to this process
   }
 
   int rc = 0;

@@ -49,6 +49,9 @@ class IndexReader {
   const LinkTableView& links() const { return links_; }
   const std::string& file_path() const { return file_->path(); }
   size_t file_size() const { return file_->size(); }
+  // The file was changed by another process while mapped; this reader serves a private copy
+  // of what it validated, and the file should be rewritten (MappedFile::detached).
+  bool mapping_detached() const { return file_->detached(); }
 
   // Indexes with at least this many entries are validated on two threads.
   static constexpr uint64_t kParallelValidateMin = 1 << 16;

@@ -55,7 +55,8 @@ Status Compactor::RunOnce(uint64_t* entries) {
     std::lock_guard lock(mu_);
     report_.generation = snap.base ? snap.base->generation() : 0;
   }
-  if (snap.frozen.empty() && !snap.links_changed && snap.base) return Status::Ok();  // nothing changed
+  if (snap.frozen.empty() && !snap.links_changed && snap.base && !snap.base->mapping_detached())
+    return Status::Ok();  // nothing changed, and the index file is still what is mapped
   if (!source_root_.empty()) DTKFS_RETURN_IF_ERROR(env_.SyncFilesystem(source_root_));
 
   const Levels levels = snap.levels();

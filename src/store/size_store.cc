@@ -240,7 +240,8 @@ std::shared_ptr<const IndexReader> SizeStore::base() const {
 
 bool SizeStore::dirty() const {
   std::shared_lock lock(mu_);
-  return !active_->empty() || !frozen_.empty() || links_active_ || links_frozen_;
+  return !active_->empty() || !frozen_.empty() || links_active_ || links_frozen_ ||
+         (base_ && base_->mapping_detached());
 }
 
 void SizeStore::NoteLinksChanged() {

@@ -61,8 +61,8 @@ class SizeStore {
   Stats GetStats() const;
   // The index being served (null before the first one).
   std::shared_ptr<const IndexReader> base() const;
-  // True when a compaction has something to write: overlay entries, or a changed
-  // multi-link table (NoteLinksChanged).
+  // True when a compaction has something to write: overlay entries, a changed multi-link
+  // table (NoteLinksChanged), or a base whose file another process changed while mapped.
   bool dirty() const;
   // The mount's multi-link table changed (a link added, removed or renamed) in a way the
   // totals may not show: the next compaction must run even if no total changed.

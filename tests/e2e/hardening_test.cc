@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "support/mount_fixture.h"
 
@@ -222,5 +224,57 @@ TEST_CASE("regression: replies the kernel did not take leak no inode references 
   DropCaches();
   // Every inode the kernel forgot is gone from the daemon: only its base fds remain.
   CHECK(OpenFds(pid) <= baseline + 2);
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: truncating the mapped index does not kill the daemon", "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  ::mkdir((fx.src() + "/a").c_str(), 0755);
+  Put(fx.src() + "/a/f", std::string(3000, 'x'));
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.Differences() == "");
+
+  // The operator's mistake. The daemon holds a lease: a blocking open for writing waits until
+  // it has let go of the file (milliseconds), a non-blocking one (coreutils truncate uses
+  // O_NONBLOCK) fails with EAGAIN until then.
+  const auto t0 = std::chrono::steady_clock::now();
+  int tries = 0;
+  while (Run({"truncate", "-s", "0", fx.index()}).status != 0) {
+    REQUIRE(++tries < 100);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  struct stat st;
+  REQUIRE(::stat(fx.index().c_str(), &st) == 0);
+  REQUIRE(st.st_size == 0);
+
+  // Still serving every size, and changes still count.
+  REQUIRE(fx.Differences() == "");
+  Put(fx.mnt() + "/a/g", "more");
+  REQUIRE(fx.Differences() == "");
+  // The index is rewritten at the next compaction, even with no other change.
+  REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
+  REQUIRE(::stat(fx.index().c_str(), &st) == 0);
+  CHECK(st.st_size > 0);
+  REQUIRE(fx.Unmount().status == 0);
+  auto again = fx.Mount();
+  REQUIRE(again.status == 0);
+  CHECK(again.err.find("scanning") == std::string::npos);  // the rewritten index was used
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: writing over the mapped index in place does not change what is served",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  Put(fx.src() + "/f", std::string(123, 'x'));
+  REQUIRE(fx.Mount().status == 0);
+  // dd conv=notrunc: garbage over the first bytes, no truncation.
+  REQUIRE(Run({"dd", "if=/dev/urandom", "of=" + fx.index(), "bs=64", "count=4",
+               "conv=notrunc"}).status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);  // the final compaction rewrites it
+  REQUIRE(fx.Mount().status == 0);
   REQUIRE(fx.Differences() == "");
 }
