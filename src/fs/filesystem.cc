@@ -35,14 +35,24 @@ Filesystem::Filesystem(int root_fd, std::string source_root, SizeStore& store,
       source_root_(std::move(source_root)),
       store_(store),
       compactor_(compactor),
-      options_(options) {
+      options_(options),
+      mounts_(source_root_, MountIdOf(root_fd)) {
   struct stat st;
   ::fstat(root_fd, &st);
   root_->fd = root_fd;
   root_->dev = st.st_dev;
   root_->ino = st.st_ino;
   root_->is_dir = true;
+  root_->mnt_id = MountIdOf(root_fd);
   root_->refs = 1;
+}
+
+Filesystem::DirMount Filesystem::MountOf(int fd, const Inode& parent) {
+  DirMount m;
+  m.mnt_id = MountIdOf(fd);
+  // Only a mount point (a mount other than its parent's) can be an alias.
+  m.opaque = m.mnt_id != parent.mnt_id && mounts_.IsAlias(m.mnt_id);
+  return m;
 }
 
 Filesystem::~Filesystem() {
@@ -57,17 +67,20 @@ Inode* Filesystem::Find(dev_t dev, ino_t ino) {
   return it == inodes_.end() ? nullptr : it->second.get();
 }
 
-Inode* Filesystem::FindOrCreateLocked(int fd, const struct stat& st, Inode& parent,
-                                      const char* name, bool* created) {
+Inode* Filesystem::FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount,
+                                      Inode& parent, const char* name, bool* created) {
   *created = false;
-  if (st.st_dev == root_->dev && st.st_ino == root_->ino) return root_.get();
-  auto [it, inserted] = inodes_.try_emplace(Key{st.st_dev, st.st_ino});
+  if (st.st_dev == root_->dev && st.st_ino == root_->ino && !mount.opaque) return root_.get();
+  auto [it, inserted] =
+      inodes_.try_emplace(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
   if (inserted) {
     auto inode = std::make_unique<Inode>();
     inode->fd = fd;
     inode->dev = st.st_dev;
     inode->ino = st.st_ino;
     inode->is_dir = S_ISDIR(st.st_mode);
+    inode->mnt_id = mount.mnt_id;
+    inode->opaque = mount.opaque;
     inode->accounted_size = inode->is_dir ? 0 : static_cast<uint64_t>(st.st_size);
     it->second = std::move(inode);
     *created = true;
@@ -126,14 +139,16 @@ Inode* Filesystem::ResolveDir(std::string_view dir_path, int* err) {
       errno = e;
     }
     const int open_err = errno;
+    const DirMount mount = fd >= 0 ? MountOf(fd, *cur) : DirMount{};
     std::lock_guard lock(table_mu_);
-    if (fd < 0) {
-      *err = open_err;
+    if (fd < 0 || mount.opaque) {  // the table's names never lead into an alias
+      *err = fd < 0 ? open_err : ENOENT;
+      if (fd >= 0) ::close(fd);
       UnrefLocked(cur, 1);
       return nullptr;
     }
     bool created;
-    Inode* child = FindOrCreateLocked(fd, st, *cur, name.c_str(), &created);
+    Inode* child = FindOrCreateLocked(fd, st, mount, *cur, name.c_str(), &created);
     if (!created) ::close(fd);
     child->refs++;
     UnrefLocked(cur, 1);  // the child's parent reference keeps cur
@@ -181,9 +196,10 @@ void Filesystem::ReleaseLocked(TableLinks& table) {
   table.held.clear();
 }
 
-Inode* Filesystem::InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
-                                TableLinks* table, bool* created) {
-  Inode* inode = FindOrCreateLocked(fd, st, parent, name, created);
+Inode* Filesystem::InsertLocked(int fd, const struct stat& st, const DirMount& mount,
+                                Inode& parent, const char* name, TableLinks* table,
+                                bool* created) {
+  Inode* inode = FindOrCreateLocked(fd, st, mount, parent, name, created);
   if (table != nullptr) {
     if (*created) {
       // First meeting: the table knows every name and what the store counts for each.
@@ -240,7 +256,8 @@ int Filesystem::AdoptLinksBelow(Inode& parent, const std::string& name) {
     }
     bool created;
     Link first = found.links.front();
-    Inode* inode = InsertLocked(fd, st, *first.parent, first.name.c_str(), &found, &created);
+    Inode* inode =
+        InsertLocked(fd, st, DirMount{}, *first.parent, first.name.c_str(), &found, &created);
     if (!created) ::close(fd);
     UnrefLocked(inode, 0);  // kept only while pinned (two or more names)
   }
@@ -251,6 +268,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   std::memset(e, 0, sizeof *e);
   e->attr_timeout = options_.attr_timeout;
   e->entry_timeout = options_.entry_timeout;
+  if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/mount_table.h)
   int fd = ::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
   if (::fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
@@ -258,6 +276,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
     ::close(fd);
     return err;
   }
+  const DirMount mount = S_ISDIR(e->attr.st_mode) ? MountOf(fd, parent) : DirMount{};
   std::optional<TableLinks> table;
   if (!S_ISDIR(e->attr.st_mode) && e->attr.st_nlink > 1) {
     if (auto record = UnclaimedRecord(e->attr.st_dev, e->attr.st_ino)) {
@@ -274,7 +293,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   Inode* inode;
   {
     std::lock_guard lock(table_mu_);
-    inode = InsertLocked(fd, e->attr, parent, name, table ? &*table : nullptr, &created);
+    inode = InsertLocked(fd, e->attr, mount, parent, name, table ? &*table : nullptr, &created);
     inode->refs++;
   }
   if (!created) ::close(fd);
@@ -295,7 +314,7 @@ void Filesystem::UnrefLocked(Inode* inode, uint64_t n) {
     if (in->parent != nullptr) work.emplace_back(in->parent, 1);
     for (const Link& l : in->links) work.emplace_back(l.parent, 1);
     ::close(in->fd);
-    inodes_.erase(Key{in->dev, in->ino});
+    inodes_.erase(KeyOfInode(*in));
   }
 }
 

@@ -48,6 +48,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "scan/mount_table.h"
 #include "store/compactor.h"
 #include "store/size_store.h"
 
@@ -66,6 +67,10 @@ struct Inode {
   dev_t dev = 0;
   ino_t ino = 0;
   bool is_dir = false;
+  uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
+  // Directories: a nested mount dtkfs does not descend into (src/scan/mount_table.h), shown
+  // as an empty read-only directory. Its inode is its own, apart from the directory it shows.
+  bool opaque = false;
   // --- guarded by Filesystem::table_mu_ ---
   uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
   Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
@@ -176,11 +181,21 @@ class Filesystem {
   struct Key {
     dev_t dev;
     ino_t ino;
+    uint64_t opaque_mnt = 0;  // an opaque mount point's mount id: apart from what it shows
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
-    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40)); }
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
+    }
   };
+  static Key KeyOfInode(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
+  // Where a directory met at lookup stands: its mount id, and whether it is an opaque alias.
+  struct DirMount {
+    uint64_t mnt_id = 0;
+    bool opaque = false;
+  };
+  DirMount MountOf(int fd, const Inode& parent);
   // A file's names and counted size from the index's link table, each name checked against
   // the source, its directory resolved to an inode (held: one temporary reference each).
   struct TableLinks {
@@ -189,8 +204,8 @@ class Filesystem {
     std::vector<Inode*> held;
   };
 
-  Inode* FindOrCreateLocked(int fd, const struct stat& st, Inode& parent, const char* name,
-                            bool* created);
+  Inode* FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount, Inode& parent,
+                            const char* name, bool* created);
   void UnrefLocked(Inode* inode, uint64_t n);
   std::optional<std::string> DirPathLocked(Inode& dir);
   // Link-table keys hold st_dev XOR the root's st_dev (docs/format.md).
@@ -205,8 +220,8 @@ class Filesystem {
   void ReleaseLocked(TableLinks& table);
   // FindOrCreateLocked, then, for a new inode with a table record (table non-null): claims
   // it and takes the record's names and size. Releases table's held references.
-  Inode* InsertLocked(int fd, const struct stat& st, Inode& parent, const char* name,
-                      TableLinks* table, bool* created);
+  Inode* InsertLocked(int fd, const struct stat& st, const DirMount& mount, Inode& parent,
+                      const char* name, TableLinks* table, bool* created);
   // Opens the directory at path (relative to the root) component by component, without
   // following symlinks; returns its inode with one temporary reference, or null and *err.
   Inode* ResolveDir(std::string_view path, int* err);
@@ -222,6 +237,8 @@ class Filesystem {
   const Options options_;
   std::function<void()> waker_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  MountBoundaries mounts_;
 
   std::shared_mutex ns_mu_;
   std::mutex table_mu_;  // guards inodes_, claimed_ (and the Inode fields marked above)

@@ -23,6 +23,15 @@ void Safely(fuse_req_t req, Body&& body) noexcept {
   }
 }
 
+// An opaque alias (a nested mount dtkfs does not descend into, src/scan/mount_table.h) is an
+// empty directory that nothing may change: creating in it, renaming into or out of it, and
+// changing its attributes fail with EROFS.
+inline bool RefuseOpaque(fuse_req_t req, const Inode& inode) {
+  if (!inode.opaque) return false;
+  ReplyErr(req, EROFS);
+  return true;
+}
+
 // ops_dir.cc: names and directories
 void OpLookup(fuse_req_t, fuse_ino_t, const char*);
 void OpForget(fuse_req_t, fuse_ino_t, uint64_t);

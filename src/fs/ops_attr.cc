@@ -31,6 +31,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
+    if (RefuseOpaque(req, inode)) return;
     const int fd = fi != nullptr ? static_cast<int>(fi->fh) : -1;
     const std::string proc = ProcPath(inode.fd);
     if (to_set & FUSE_SET_ATTR_MODE) {

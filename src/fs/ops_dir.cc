@@ -81,6 +81,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
+    if (RefuseOpaque(req, parent)) return;
     std::unique_lock ns(fs.ns_mu());
     {
       CallerIds ids(req);
@@ -135,6 +136,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const c
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
+    if (RefuseOpaque(req, parent)) return;
     std::unique_lock ns(fs.ns_mu());
     {
       CallerIds ids(req);
@@ -148,6 +150,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
+    if (RefuseOpaque(req, parent)) return;
     std::unique_lock ns(fs.ns_mu());
     {
       CallerIds ids(req);
@@ -162,6 +165,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* na
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
     Inode& parent = fs.Get(parent_id);
+    if (RefuseOpaque(req, parent)) return;
     std::unique_lock ns(fs.ns_mu());
     if (::linkat(inode.fd, "", parent.fd, name, AT_EMPTY_PATH) != 0) {
       // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: go through /proc.
@@ -188,6 +192,7 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 namespace {
 struct DirHandle {
   DIR* dp = nullptr;
+  bool empty = false;  // an opaque alias: only "." and ".."
   off_t offset = 0;
   struct dirent* entry = nullptr;
   ~DirHandle() {
@@ -209,6 +214,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       ::close(fd);
       return ReplyErr(req, err);
     }
+    d->empty = fs.Get(ino).opaque;
     fi->fh = reinterpret_cast<uint64_t>(d.release());
     fi->cache_readdir = 0;
     ReplyOpen(req, fi, [fi] { delete HandleOf(fi); });
@@ -224,6 +230,19 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     std::vector<fuse_ino_t> held;  // entries in buf that carry a lookup reference
     char* p = buf.get();
     size_t rem = size;
+    if (d->empty) {
+      for (off_t i = offset; i < 2; ++i) {
+        fuse_entry_param e{};
+        e.attr.st_mode = S_IFDIR;
+        const char* dot = i == 0 ? "." : "..";
+        const size_t used = plus ? fuse_add_direntry_plus(req, p, rem, dot, &e, i + 1)
+                                 : fuse_add_direntry(req, p, rem, dot, &e.attr, i + 1);
+        if (used > rem) break;
+        p += used;
+        rem -= used;
+      }
+      return void(fuse_reply_buf(req, buf.get(), size - rem));
+    }
     if (offset != d->offset) {
       ::seekdir(d->dp, offset);
       d->entry = nullptr;

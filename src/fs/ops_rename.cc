@@ -67,6 +67,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     Filesystem& fs = Filesystem::From(req);
     Side from{fs.Get(parent_id), name};
     Side to{fs.Get(newparent_id), newname};
+    if (RefuseOpaque(req, from.dir) || RefuseOpaque(req, to.dir)) return;
     std::unique_lock ns(fs.ns_mu());
     Probe(fs, from);
     Probe(fs, to);

@@ -113,6 +113,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     if (ino == FUSE_ROOT_ID && IsControlName(n))
       return ReplyErr(req, ControlSet(fs, n, std::string_view(value, size)));
     Inode& inode = fs.Get(ino);
+    if (RefuseOpaque(req, inode)) return;
     if (IsSymlink(inode)) return ReplyErr(req, EPERM);
     int rc = ::setxattr(ProcPath(inode.fd).c_str(), name, value, size, flags);
     ReplyErr(req, rc == 0 ? 0 : errno);
@@ -125,6 +126,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     std::string_view n(name);
     if (IsSizeName(n) || (ino == FUSE_ROOT_ID && IsControlName(n))) return ReplyErr(req, EPERM);
     Inode& inode = fs.Get(ino);
+    if (RefuseOpaque(req, inode)) return;
     if (IsSymlink(inode)) return ReplyErr(req, EPERM);
     int rc = ::removexattr(ProcPath(inode.fd).c_str(), name);
     ReplyErr(req, rc == 0 ? 0 : errno);

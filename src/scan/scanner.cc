@@ -16,8 +16,10 @@
 #include <deque>
 #include <fmt/format.h>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "scan/mount_table.h"
 #include "util/path.h"
 
 namespace dtkfs {
@@ -44,8 +46,8 @@ struct Work {
 
 class Walk {
  public:
-  Walk(int root_fd, dev_t root_dev, unsigned threads)
-      : root_fd_(root_fd), root_dev_(root_dev), threads_(threads) {}
+  Walk(int root_fd, dev_t root_dev, unsigned threads, const std::set<std::string>& aliases)
+      : root_fd_(root_fd), root_dev_(root_dev), threads_(threads), aliases_(aliases) {}
 
   void Run(Node* start, int start_fd);
   std::vector<ScanError> TakeErrors() { return std::move(errors_); }
@@ -70,6 +72,8 @@ class Walk {
   const int root_fd_;
   const dev_t root_dev_;  // link-table keys are relative to it (src/index/link_table.h)
   const unsigned threads_;
+  // Nested mounts not descended into (mount_table.h): counted as empty directories.
+  const std::set<std::string>& aliases_;
   std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
   std::vector<std::vector<LinkSighting>> sightings_;  // one per worker: files with nlink > 1
 
@@ -162,6 +166,12 @@ void Walk::ListDirectory(size_t id, Work w) {
           }
           continue;
         }
+      }
+      if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) {
+        node->dirs.fetch_add(1, std::memory_order_relaxed);
+        arenas_[id].emplace_back().path = path::Join(node->path, name);  // its own entry
+        arenas_[id].back().pending.store(0);
+        continue;
       }
       Node& child = arenas_[id].emplace_back();
       child.parent = node;
@@ -277,7 +287,9 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
     ::close(start_fd);
     return Status::FromErrno(err, "stat", root);
   }
-  Walk walk(root_fd, root_st.st_dev, std::max(1u, options.threads));
+  std::set<std::string> aliases;
+  if (auto mounts = NestedMounts::Load(root); mounts.ok()) aliases = mounts->alias_paths();
+  Walk walk(root_fd, root_st.st_dev, std::max(1u, options.threads), aliases);
   Node start_node;
   start_node.path = start;
 

@@ -278,3 +278,81 @@ TEST_CASE("regression: writing over the mapped index in place does not change wh
   REQUIRE(fx.Mount().status == 0);
   REQUIRE(fx.Differences() == "");
 }
+
+namespace {
+
+// A bind mount made by a test, undone (lazily if busy) when it goes out of scope.
+class BindMount {
+ public:
+  BindMount(const std::string& from, const std::string& at) : at_(at) {
+    ok_ = Run({"mount", "--bind", from, at}).status == 0;
+  }
+  ~BindMount() {
+    if (ok_ && Run({"umount", at_}).status != 0) Run({"umount", "-l", at_});
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string at_;
+  bool ok_ = false;
+};
+
+dtkfs::Totals TotalsAt(const std::string& p) {
+  dtkfs::Totals t;
+  REQUIRE(ReadTotals(p, &t));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("regression: a bind mount inside the source is an empty read-only directory, "
+          "counted once",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("bind mounts need root: not run");
+    return;
+  }
+  const std::string s = fx.src();
+  for (const char* d : {"/a", "/a/x", "/b", "/c"}) ::mkdir((s + d).c_str(), 0755);
+  Put(s + "/a/x/f", "hello\n");
+  BindMount alias(s + "/a", s + "/b");      // a directory of the tree at a second path
+  BindMount itself(s, s + "/c");            // the tree inside itself
+  REQUIRE(alias.ok());
+  REQUIRE(itself.ok());
+
+  // The scanner counts the aliases as empty directories and terminates.
+  auto mounted = fx.Mount();
+  REQUIRE(mounted.status == 0);
+  const std::string m = fx.mnt();
+  auto root = TotalsAt(m);
+  CHECK(root.bytes == 6);
+  CHECK(root.files == 1);
+  CHECK(root.dirs == 4);  // a, a/x, b, c
+  CHECK(TotalsAt(m + "/b").bytes == 0);
+  CHECK(TotalsAt(m + "/c").dirs == 0);
+
+  // Through the mount the aliases show nothing and change nothing.
+  struct stat st;
+  CHECK(::stat((m + "/b/x").c_str(), &st) != 0);
+  CHECK(errno == ENOENT);
+  auto listed = Run({"ls", "-A", m + "/b", m + "/c"});
+  CHECK(listed.status == 0);
+  CHECK(listed.out.find("x") == std::string::npos);
+  CHECK(::mkdir((m + "/b/new").c_str(), 0755) != 0);
+  CHECK(errno == EROFS);
+  CHECK(::open((m + "/c/new").c_str(), O_WRONLY | O_CREAT, 0644) < 0);
+  CHECK(errno == EROFS);
+
+  // A change through the real path counts once, everywhere above it.
+  Put(m + "/a/x/f", "hello, world\n");
+  CHECK(TotalsAt(m).bytes == 13);
+  CHECK(TotalsAt(m + "/a").bytes == 13);
+  CHECK(TotalsAt(m + "/b").bytes == 0);
+  // The index written at unmount agrees with a fresh scan under the same rule.
+  REQUIRE(fx.Unmount().status == 0);
+  auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
+  INFO(check.out << check.err);
+  REQUIRE(check.status == 0);
+}

@@ -1,0 +1,67 @@
+// NestedMounts: the mounts inside a source tree, and which of them dtkfs does not descend
+// into (docs/design.md, "Mounts inside the source").
+//
+// Directories have one path everywhere in dtkfs (the size store is keyed by path, the inode
+// table gives each directory one parent). Only a mount can show one directory at a second
+// path: a bind mount of a directory of the tree (`mount --bind S/a S/b`), of the tree itself
+// (`mount --bind S S/c`), or a second mount of a filesystem already in the tree. Counting both
+// paths would make a change through one of them wrong at the other. So a nested mount is an
+// *alias* and is not descended into, by the scanner or the mount, when
+//   - it shows a subdirectory of its filesystem (a bind mount: mountinfo's root is not "/"), or
+//   - its filesystem is the one the source is on, or
+//   - its filesystem is mounted at another place inside the tree too.
+// An alias counts as one empty directory; through the mount it is an empty, read-only
+// directory. Every other nested mount (a separate filesystem mounted once) is descended into
+// and counted like any directory.
+//
+// Thread-safety: NestedMounts is immutable after Load. MountBoundaries is safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace dtkfs {
+
+class NestedMounts {
+ public:
+  // Reads /proc/self/mountinfo for the tree at root (resolved to its canonical path).
+  static Result<NestedMounts> Load(const std::string& root);
+  // Parses mountinfo text for a root on mount root_mount_id (tests feed their own).
+  static NestedMounts Parse(std::string_view mountinfo, const std::string& canonical_root,
+                            uint64_t root_mount_id);
+
+  // Paths relative to the root of the aliases (not descended into), and their mount ids.
+  const std::set<std::string>& alias_paths() const { return alias_paths_; }
+  bool IsAlias(uint64_t mount_id) const { return alias_ids_.count(mount_id) != 0; }
+  // Every mount id at or below the root that Load saw (aliases included).
+  bool Knows(uint64_t mount_id) const { return known_ids_.count(mount_id) != 0; }
+
+ private:
+  std::set<std::string> alias_paths_;
+  std::set<uint64_t> alias_ids_;
+  std::set<uint64_t> known_ids_;
+};
+
+// The mount id of the directory or file open as fd (statx STATX_MNT_ID), or 0 if unknown.
+uint64_t MountIdOf(int fd);
+
+// For the FUSE layer: is the mount id of a directory met at lookup an alias? Reloads the
+// mount table when it meets a mount made after the last load.
+class MountBoundaries {
+ public:
+  explicit MountBoundaries(std::string canonical_root, uint64_t root_mount_id);
+  bool IsAlias(uint64_t mount_id);
+
+ private:
+  const std::string root_;
+  const uint64_t root_mount_id_;
+  std::mutex mu_;  // guards mounts_
+  NestedMounts mounts_;
+};
+
+}  // namespace dtkfs
