@@ -56,6 +56,23 @@ inline constexpr size_t kCrcTrailer = 76;        // u32: CRC32C of trailer bytes
 inline constexpr uint32_t kExtSourceRoot = 1;  // the canonical source path, raw bytes
 inline constexpr uint32_t kExtLinkTable = 2;   // the multi-link table (src/index/link_table.h)
 
+// The multi-link table (extension record kExtLinkTable; src/index/link_table.h says what it
+// means):
+//   count u64
+//   count x 32-byte records, strictly increasing by (dev, ino):
+//     dev u64 | ino u64 | size u64 | first-name offset u32 | name count u32
+//   names: (length u32 | path bytes) each; a record's names are contiguous from its offset.
+namespace link_table {
+inline constexpr size_t kCountSize = 8;
+inline constexpr size_t kRecordSize = 32;
+inline constexpr size_t kDev = 0;          // u64: st_dev XOR the source root's st_dev
+inline constexpr size_t kIno = 8;          // u64
+inline constexpr size_t kSize = 16;        // u64: st_size counted for each name
+inline constexpr size_t kFirstName = 24;   // u32: offset of the first name in the names area
+inline constexpr size_t kNameCount = 28;   // u32
+inline constexpr size_t kNameLength = 4;   // u32 before each name's bytes
+}  // namespace link_table
+
 inline size_t AlignUp8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
 
 // Little-endian loads and stores; the only byte-order code in the project.

@@ -252,6 +252,8 @@ const fuse_lowlevel_ops& Operations();
 
 // Replies with an error; the one place an errno becomes a FUSE reply.
 inline void ReplyErr(fuse_req_t req, int err) { fuse_reply_err(req, err); }
+// Replies "done" to a request that returns nothing else (FUSE spells it as error 0).
+inline void ReplyOk(fuse_req_t req) { fuse_reply_err(req, 0); }
 
 // "/proc/self/fd/N": how ops reach an inode through its O_PATH fd by name.
 std::string ProcPath(int fd);

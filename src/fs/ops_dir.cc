@@ -108,7 +108,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     if (old.exists)
       if (Inode* gone = fs.Find(old.st.st_dev, old.st.st_ino)) fs.DetachDir(*gone);
     ns.unlock();
-    ReplyErr(req, 0);
+    ReplyOk(req);
   });
 }
 
@@ -128,7 +128,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
       fs.ApplyDelta(parent, Delta{-static_cast<int64_t>(size), -1, 0});
     }
     ns.unlock();
-    ReplyErr(req, 0);
+    ReplyOk(req);
   });
 }
 
@@ -319,7 +319,7 @@ void OpReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   delete HandleOf(fi);
-  ReplyErr(req, 0);
+  ReplyOk(req);
 }
 
 void OpFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {

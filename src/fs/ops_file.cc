@@ -176,14 +176,14 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   // Closing a duplicate reports delayed write errors (NFS and the like) without closing.
   // Out of fds for the duplicate: nothing to report, rather than a misleading EBADF.
   const int dup = ::dup(FdOf(fi));
-  if (dup < 0) return ReplyErr(req, 0);
+  if (dup < 0) return ReplyOk(req);
   int rc = ::close(dup);
   ReplyErr(req, rc == 0 ? 0 : errno);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   ::close(FdOf(fi));
-  ReplyErr(req, 0);
+  ReplyOk(req);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {

@@ -120,7 +120,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
       }
     }
     ns.unlock();
-    ReplyErr(req, 0);
+    ReplyOk(req);
   });
 }
 

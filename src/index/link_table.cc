@@ -9,8 +9,9 @@
 
 namespace dtkfs {
 namespace {
-constexpr size_t kCountSize = 8;
-constexpr size_t kRecordSize = 32;
+using format::link_table::kCountSize;
+using format::link_table::kRecordSize;
+namespace lt = format::link_table;
 }  // namespace
 
 std::string EncodeLinkTable(const std::vector<LinkRecord>& records) {
@@ -21,13 +22,13 @@ std::string EncodeLinkTable(const std::vector<LinkRecord>& records) {
   for (size_t i = 0; i < records.size(); ++i) {
     const LinkRecord& r = records[i];
     char* rec = out.data() + kCountSize + i * kRecordSize;
-    format::StoreU64(rec, r.key.dev);
-    format::StoreU64(rec + 8, r.key.ino);
-    format::StoreU64(rec + 16, r.size);
-    format::StoreU32(rec + 24, static_cast<uint32_t>(names.size()));
-    format::StoreU32(rec + 28, static_cast<uint32_t>(r.paths.size()));
+    format::StoreU64(rec + lt::kDev, r.key.dev);
+    format::StoreU64(rec + lt::kIno, r.key.ino);
+    format::StoreU64(rec + lt::kSize, r.size);
+    format::StoreU32(rec + lt::kFirstName, static_cast<uint32_t>(names.size()));
+    format::StoreU32(rec + lt::kNameCount, static_cast<uint32_t>(r.paths.size()));
     for (const std::string& p : r.paths) {
-      char len[4];
+      char len[lt::kNameLength];
       format::StoreU32(len, static_cast<uint32_t>(p.size()));
       names.append(len, sizeof len);
       names.append(p);
@@ -69,17 +70,17 @@ std::string LinkTableView::Check(std::string_view bytes) {
   LinkKey prev;
   for (uint64_t i = 0; i < count; ++i) {
     const char* rec = records + i * kRecordSize;
-    const LinkKey key{format::LoadU64(rec), format::LoadU64(rec + 8)};
+    const LinkKey key{format::LoadU64(rec + lt::kDev), format::LoadU64(rec + lt::kIno)};
     if (i > 0 && !(prev < key)) return fmt::format("link table: record {} out of order", i);
     prev = key;
-    if (format::LoadU32(rec + 24) != pos)
+    if (format::LoadU32(rec + lt::kFirstName) != pos)
       return fmt::format("link table: record {} names are not contiguous", i);
-    const uint32_t n = format::LoadU32(rec + 28);
+    const uint32_t n = format::LoadU32(rec + lt::kNameCount);
     if (n == 0) return fmt::format("link table: record {} has no names", i);
     for (uint32_t k = 0; k < n; ++k) {
-      if (names.size() - pos < 4) return fmt::format("link table: record {} out of bounds", i);
+      if (names.size() - pos < lt::kNameLength) return fmt::format("link table: record {} out of bounds", i);
       const uint64_t len = format::LoadU32(names.data() + pos);
-      pos += 4;
+      pos += lt::kNameLength;
       if (len > names.size() - pos) return fmt::format("link table: record {} out of bounds", i);
       const std::string_view p = names.substr(pos, len);
       if (p.empty() || !path::IsValidRelative(p))
@@ -101,21 +102,21 @@ LinkTableView::LinkTableView(std::string_view bytes) : bytes_(bytes) {
 
 LinkKey LinkTableView::key_at(size_t i) const {
   const char* rec = records_ + i * kRecordSize;
-  return LinkKey{format::LoadU64(rec), format::LoadU64(rec + 8)};
+  return LinkKey{format::LoadU64(rec + lt::kDev), format::LoadU64(rec + lt::kIno)};
 }
 
 LinkRecord LinkTableView::at(size_t i) const {
   const char* rec = records_ + i * kRecordSize;
   LinkRecord r;
   r.key = key_at(i);
-  r.size = format::LoadU64(rec + 16);
-  size_t pos = format::LoadU32(rec + 24);
-  const uint32_t n = format::LoadU32(rec + 28);
+  r.size = format::LoadU64(rec + lt::kSize);
+  size_t pos = format::LoadU32(rec + lt::kFirstName);
+  const uint32_t n = format::LoadU32(rec + lt::kNameCount);
   r.paths.reserve(n);
   for (uint32_t k = 0; k < n; ++k) {
     const size_t len = format::LoadU32(names_ + pos);
-    r.paths.emplace_back(names_ + pos + 4, len);
-    pos += 4 + len;
+    r.paths.emplace_back(names_ + pos + lt::kNameLength, len);
+    pos += lt::kNameLength + len;
   }
   return r;
 }
@@ -148,13 +149,13 @@ std::vector<size_t> LinkTableView::RecordsBelow(std::string_view dir) const {
   std::vector<size_t> found;
   size_t pos = 0;  // the names of record i start at pos: they are contiguous, in order
   for (size_t i = 0; i < count_; ++i) {
-    const uint32_t n = format::LoadU32(records_ + i * kRecordSize + 28);
+    const uint32_t n = format::LoadU32(records_ + i * kRecordSize + lt::kNameCount);
     bool below = false;
     for (uint32_t k = 0; k < n; ++k) {
       const size_t len = format::LoadU32(names_ + pos);
-      const std::string_view name(names_ + pos + 4, len);
+      const std::string_view name(names_ + pos + lt::kNameLength, len);
       below = below || name.substr(0, prefix.size()) == prefix;
-      pos += 4 + len;
+      pos += lt::kNameLength + len;
     }
     if (below) found.push_back(i);
   }

@@ -4,14 +4,10 @@
 // an unlink must take off what was counted; after a restart the daemon learns both from here
 // when it first meets such an inode.
 //
-// On disk it is extension record kLinkTable of the index (docs/format.md):
-//   count u64
-//   count x 32 bytes, strictly increasing by (dev, ino):
-//     dev u64 | ino u64 | size u64 | first-name offset u32 | name count u32
-//   (dev is st_dev XOR the source root's st_dev: 0 for files on the root's filesystem, so
-//   the table survives the device being numbered differently after a reboot)
-//   names: (length u32 | path bytes) each, paths relative to the source root; a record's
-//   names are contiguous, starting at its offset into this area.
+// On disk it is extension record kExtLinkTable of the index; its layout sits with the rest of
+// the on-disk format in include/dtkfs/index_format.h (format::link_table) and docs/format.md.
+// dev is st_dev XOR the source root's st_dev: 0 for files on the root's filesystem, so the
+// table survives the device being numbered differently after a reboot.
 // LinkTableView checks all of it once (Check) and then reads the bytes in place.
 //
 // Thread-safety: plain values and an immutable view.

@@ -156,16 +156,6 @@ TEST_CASE("regression: a write inside the counted size of a file that shrank bes
 
 namespace {
 
-// The daemon's pid, from its control channel.
-pid_t DaemonPid(const std::string& mnt) {
-  char buf[4096];
-  const ssize_t n = ::getxattr(mnt.c_str(), "user.dtkfs.status", buf, sizeof buf);
-  if (n <= 0) return -1;
-  const std::string status(buf, static_cast<size_t>(n));
-  const auto at = status.find("pid: ");
-  return at == std::string::npos ? -1 : std::atoi(status.c_str() + at + 5);
-}
-
 size_t OpenFds(pid_t pid) {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e :
@@ -193,7 +183,7 @@ TEST_CASE("regression: replies the kernel did not take leak no inode references 
   auto mounted = fx.Mount();
   ::unsetenv("DTKFS_FAULT_FAIL_REPLY");
   REQUIRE(mounted.status == 0);
-  const pid_t pid = DaemonPid(fx.mnt());
+  const pid_t pid = fx.DaemonPid();
   REQUIRE(pid > 1);
   DropCaches();
   const size_t baseline = OpenFds(pid);

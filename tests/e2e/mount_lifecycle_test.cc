@@ -97,12 +97,10 @@ TEST_CASE("plain fusermount3 -u also ends in a final compaction", "[e2e]") {
   MakeTree(fx.src());
   REQUIRE(fx.Mount().status == 0);
   std::ofstream(fx.mnt() + "/a/b/late") << std::string(4321, 'l');
+  const pid_t daemon = fx.DaemonPid();
+  REQUIRE(daemon > 1);
   REQUIRE(Run({"fusermount3", "-u", fx.mnt()}).status == 0);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!Env::Default().FileExists(fx.index() + ".last-exit") &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(WaitForExit(daemon, 20));  // it exits only after the final compaction
   REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "support/mount_fixture.h"
+#include "support/test_seed.h"
 
 using namespace dtkfs::testing;
 
@@ -197,8 +198,8 @@ TEST_CASE("random operation sequences from several processes stay exact", "[e2e]
   DTKFS_REQUIRE_MOUNTABLE(fx);
   REQUIRE(fx.Mount().status == 0);
   const std::string m = fx.mnt();
-  const unsigned seed = std::random_device{}();
-  INFO("seed " << seed);
+  const unsigned seed = TestSeed("random operation sequences");
+  INFO("seed " << seed << " (repeat with DTKFS_TEST_SEED=" << seed << ")");
 
   // One worker: random ops in its own area and in a shared one, each checked for errors only
   // (the check of the sums comes after every step, or after all workers finish).

@@ -1,6 +1,8 @@
 #include "support/mount_fixture.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -76,6 +78,24 @@ CommandResult MountFixture::Mount(const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {DtkfsBinary(), "mount", src(), mnt(), "--index", index()};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return Run(argv);
+}
+
+pid_t MountFixture::DaemonPid() const {
+  char buf[4096];
+  const ssize_t n = ::getxattr(mnt().c_str(), "user.dtkfs.status", buf, sizeof buf);
+  if (n <= 0) return -1;
+  const std::string status(buf, static_cast<size_t>(n));
+  const auto at = status.find("pid: ");
+  return at == std::string::npos ? -1 : static_cast<pid_t>(std::atoi(status.c_str() + at + 5));
+}
+
+bool WaitForExit(pid_t pid, int timeout_s) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;  // already gone
+  struct pollfd p {fd, POLLIN, 0};
+  const int ready = ::poll(&p, 1, timeout_s * 1000);
+  ::close(fd);
+  return ready == 1;
 }
 
 CommandResult MountFixture::Unmount() { return Run({DtkfsBinary(), "umount", mnt()}); }

@@ -8,6 +8,8 @@
 // never leaves a mount behind; it kills nothing.
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -44,6 +46,9 @@ class MountFixture {
   CommandResult Unmount();
   bool mounted() const;
 
+  // The daemon's pid, from its control channel (-1 if it does not answer).
+  pid_t DaemonPid() const;
+
   // Every directory of the source, its xattrs read through the mount.
   std::map<std::string, Totals> MountTotals() const;
   // "" when MountTotals() equals ReferenceWalk(src()), else the differences.
@@ -53,6 +58,9 @@ class MountFixture {
   TempDir dir_;
   bool available_ = false;
 };
+
+// Waits until process pid has exited (at most timeout_s seconds); true if it has.
+bool WaitForExit(pid_t pid, int timeout_s);
 
 // Reads the three size xattrs of path (nullopt-like zero Totals with ok=false on failure).
 bool ReadTotals(const std::string& path, Totals* out);

@@ -4,7 +4,7 @@
 
 using namespace dtkfs;
 
-TEST_CASE("path helpers split ancestors and subtree prefixes") {
+TEST_CASE("path helpers split ancestors and subtree prefixes", "[util]") {
   CHECK(path::Parent("a/b/c") == "a/b");
   CHECK(path::Parent("a") == "");
   CHECK(path::Basename("a/b/c") == "c");
