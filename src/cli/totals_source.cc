@@ -9,6 +9,7 @@
 
 #include <boost/filesystem.hpp>
 
+#include "dtkfs/xattr_names.h"
 #include "index/index_location.h"
 #include "store/overlay.h"
 #include "util/path.h"
@@ -72,9 +73,9 @@ class MountTotalsSource final : public TotalsSource {
   }
   static std::optional<Totals> Read(const std::string& p) {
     Totals t;
-    for (auto [name, field] : {std::pair{"user.total_bytes", &t.bytes},
-                               std::pair{"user.total_files", &t.files},
-                               std::pair{"user.total_dirs", &t.dirs}}) {
+    for (auto [name, field] : {std::pair{xattr::kTotalBytes, &t.bytes},
+                               std::pair{xattr::kTotalFiles, &t.files},
+                               std::pair{xattr::kTotalDirs, &t.dirs}}) {
       char buf[32];
       ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
       if (n <= 0) return std::nullopt;
@@ -93,7 +94,7 @@ std::optional<std::string> MountRootOf(const std::string& canonical) {
   std::string cur = canonical;
   char buf[1];
   while (true) {
-    ssize_t n = ::lgetxattr(cur.c_str(), "user.dtkfs.status", buf, 0);
+    ssize_t n = ::lgetxattr(cur.c_str(), xattr::kControlStatus, buf, 0);
     if (n > 0) return cur;
     if (cur == "/") return std::nullopt;
     size_t slash = cur.rfind('/');

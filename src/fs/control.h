@@ -11,12 +11,14 @@
 #include <string>
 #include <string_view>
 
+#include "dtkfs/xattr_names.h"
+
 namespace dtkfs::fs {
 
 class Filesystem;
 
-inline constexpr std::string_view kControlStatus = "user.dtkfs.status";
-inline constexpr std::string_view kControlCompact = "user.dtkfs.compact";
+inline constexpr std::string_view kControlStatus = xattr::kControlStatus;
+inline constexpr std::string_view kControlCompact = xattr::kControlCompact;
 
 bool IsControlName(std::string_view name);
 // Returns 0 and fills value, or an errno.

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <fuse_lowlevel.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +23,7 @@
 #include "store/compactor.h"
 #include "store/size_store.h"
 #include "util/log.h"
+#include "util/fd_limit.h"
 
 namespace dtkfs::fs {
 
@@ -198,14 +198,6 @@ class CompactionThread {
   bool woken_ = false;
   std::thread thread_;
 };
-
-void RaiseFdLimit() {
-  struct rlimit rl;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 }  // namespace
 

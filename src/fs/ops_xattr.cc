@@ -8,15 +8,16 @@
 #include <cstring>
 #include <string_view>
 
+#include "dtkfs/xattr_names.h"
 #include "fs/control.h"
 #include "fs/ops.h"
 
 namespace dtkfs::fs {
 namespace {
 
-constexpr std::string_view kTotalBytes = "user.total_bytes";
-constexpr std::string_view kTotalFiles = "user.total_files";
-constexpr std::string_view kTotalDirs = "user.total_dirs";
+constexpr std::string_view kTotalBytes = xattr::kTotalBytes;
+constexpr std::string_view kTotalFiles = xattr::kTotalFiles;
+constexpr std::string_view kTotalDirs = xattr::kTotalDirs;
 
 bool IsSizeName(std::string_view n) {
   return n == kTotalBytes || n == kTotalFiles || n == kTotalDirs;

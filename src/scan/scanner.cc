@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include <thread>
 
 #include "scan/mount_table.h"
+#include "util/fd_limit.h"
 #include "util/path.h"
 
 namespace dtkfs {
@@ -228,14 +228,6 @@ void Walk::Run(Node* start, int start_fd) {
   for (unsigned i = 1; i < threads_; ++i) pool.emplace_back([this, i] { Worker(i); });
   Worker(0);
   for (auto& t : pool) t.join();
-}
-
-void RaiseFdLimit() {
-  struct rlimit rl;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
 }
 
 // Opens root/start one component at a time, each with O_NOFOLLOW: a symlink anywhere on the

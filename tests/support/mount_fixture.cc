@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dtkfs/xattr_names.h"
 #include "support/reference_walk.h"
 
 extern char** environ;
@@ -82,7 +83,7 @@ CommandResult MountFixture::Mount(const std::vector<std::string>& extra) {
 
 pid_t MountFixture::DaemonPid() const {
   char buf[4096];
-  const ssize_t n = ::getxattr(mnt().c_str(), "user.dtkfs.status", buf, sizeof buf);
+  const ssize_t n = ::getxattr(mnt().c_str(), xattr::kControlStatus, buf, sizeof buf);
   if (n <= 0) return -1;
   const std::string status(buf, static_cast<size_t>(n));
   const auto at = status.find("pid: ");
@@ -101,9 +102,9 @@ bool WaitForExit(pid_t pid, int timeout_s) {
 CommandResult MountFixture::Unmount() { return Run({DtkfsBinary(), "umount", mnt()}); }
 
 bool ReadTotals(const std::string& p, Totals* out) {
-  for (auto [name, field] : {std::pair{"user.total_bytes", &out->bytes},
-                             std::pair{"user.total_files", &out->files},
-                             std::pair{"user.total_dirs", &out->dirs}}) {
+  for (auto [name, field] : {std::pair{xattr::kTotalBytes, &out->bytes},
+                             std::pair{xattr::kTotalFiles, &out->files},
+                             std::pair{xattr::kTotalDirs, &out->dirs}}) {
     char buf[32];
     ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
     if (n <= 0) return false;
