@@ -1,4 +1,11 @@
-// Filesystem: the state behind the FUSE low-level operations (ops_*.cc).
+// Filesystem: the state behind the FUSE low-level operations (ops_*.cc), one object per
+// mount, made of one part per concern:
+//   InodeTable   (inode_table.h)   the inodes the kernel knows, their fds and names
+//   LinkTracker  (link_tracker.h)  hard links: the index's multi-link table, claims, pins
+//   Accounting   (accounting.h)    the only code that changes the size store
+//   CallerIds    (caller_ids.h)    the requester's identity on the worker thread
+// Filesystem itself maps FUSE ids to inodes, holds the namespace lock, runs a lookup (table
+// and tracker together) and the compaction freeze (store and tracker at one moment).
 //
 // Why the low-level API: it lets every operation work on file descriptors (an O_PATH fd per
 // inode, *at() syscalls, as libfuse's passthrough_hp does) instead of rebuilding and
@@ -6,86 +13,36 @@
 // path lock, and makes getxattr one table look-up plus one store look-up. Directories have
 // one parent, so a directory's path (the size store's key) follows from the inode table.
 //
-// Accounting (DESIGN-BRIEF section 7): every operation does the syscall on the source first
-// and changes the size store only if it succeeded, before replying. For each non-directory
-// inode we keep the size the store has counted (accounted_size) and the links we know of;
-// after a size-changing call we fstat and apply new - accounted to the parent of every link.
-//
-// Hard links (the multi-link table, src/index/link_table.h): the index lists every file with
-// two or more names in the tree, with those names and the size counted for each. The first
-// time a lookup meets such a file, it takes all its names and that size from the table
-// (checking each name still leads to the file), so a write through one name reaches every
-// directory that counts it, and an unlink takes off what was counted. From then on the inode
-// table is the truth for that file ("claimed"), and a file with two or more known names is
-// pinned in it. Compaction writes the table of that moment: the unclaimed records of the
-// index plus the pinned files (FreezeForCompaction).
-//
 // Locks, in order (never take an earlier one while holding a later one):
-//   ns_mu_        shared_mutex. Exclusive: operations that change the namespace (create,
-//                 mknod, mkdir, symlink, link, unlink, rmdir, rename), held across their
-//                 syscall and store update, so the store never sees them interleaved.
-//                 Shared: lookups and size accounting of open files (writes run in parallel).
+//   ns_mu_          shared_mutex. Exclusive: operations that change the namespace (create,
+//                   mknod, mkdir, symlink, link, unlink, rmdir, rename) and the compaction
+//                   freeze, held across their syscall and store update, so the store never
+//                   sees them interleaved. Shared: lookups and size accounting of open
+//                   files (writes run in parallel).
 //   Inode::size_mu  guards accounted_size.
-//   table_mu_     guards the inode map, refs, and each inode's parent/name/links.
-//   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under table_mu_.
+//   InodeTable::mu() guards the inode map, refs, each inode's parent/name/links, and the
+//                   link tracker's claims.
+//   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under the table's.
 // No lock is held across a reply to the kernel.
 #pragma once
 
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
-#include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <optional>
+#include <functional>
 #include <shared_mutex>
 #include <string>
-#include <string_view>
-#include <unordered_map>
-#include <unordered_set>
-#include <vector>
 
-#include "scan/mount_table.h"
+#include "fs/accounting.h"
+#include "fs/caller_ids.h"
+#include "fs/inode_table.h"
+#include "fs/link_tracker.h"
 #include "store/compactor.h"
 #include "store/size_store.h"
 
 namespace dtkfs::fs {
-
-struct Inode;
-
-// A name of a non-directory inode: (directory inode, entry name).
-struct Link {
-  Inode* parent;
-  std::string name;
-};
-
-struct Inode {
-  int fd = -1;  // O_PATH, owned
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool is_dir = false;
-  uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
-  // Directories: a nested mount dtkfs does not descend into (src/scan/mount_table.h), shown
-  // as an empty read-only directory. Its inode is its own, apart from the directory it shows.
-  bool opaque = false;
-  // --- guarded by Filesystem::table_mu_ ---
-  uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
-  Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
-  std::string name;         // directories: name in parent
-  bool removed = false;     // directories: rmdir'ed or replaced
-  std::vector<Link> links;  // non-directories: the links we know of
-  // --- guarded by size_mu ---
-  std::mutex size_mu;
-  uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
-  // The file's size as the kernel believes it: the last size we replied with (lookup,
-  // getattr, setattr), grown by every write, copy or fallocate that ended past it, as the
-  // kernel grows its cached i_size. It differs from the source's size when the file changed
-  // beside the mount. A hint for placing appends (ops_file.cc), hence no lock.
-  std::atomic<uint64_t> kernel_size{0};
-};
 
 struct Options {
   double entry_timeout = 1.0;
@@ -97,19 +54,23 @@ struct Options {
 
 class Filesystem {
  public:
+  // Takes ownership of root_fd.
   Filesystem(int root_fd, std::string source_root, SizeStore& store, Compactor& compactor,
              Options options);
-  ~Filesystem();
 
   static Filesystem& From(fuse_req_t req) {
     return *static_cast<Filesystem*>(fuse_req_userdata(req));
   }
   Inode& Get(fuse_ino_t ino) {
-    return ino == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(ino);
+    return ino == FUSE_ROOT_ID ? table_.root() : *reinterpret_cast<Inode*>(ino);
   }
   fuse_ino_t IdOf(Inode& inode) {
-    return &inode == root_.get() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&inode);
+    return &inode == &table_.root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&inode);
   }
+
+  InodeTable& table() { return table_; }
+  LinkTracker& links() { return links_; }
+  Accounting& accounting() { return accounting_; }
   const Options& options() const { return options_; }
   SizeStore& store() { return store_; }
   Compactor& compactor() { return compactor_; }
@@ -118,133 +79,30 @@ class Filesystem {
   std::chrono::steady_clock::time_point started() const { return started_; }
 
   // Opens name in parent (O_PATH, no follow), stats it, and returns the inode with one more
-  // kernel reference, recording parent/name or the link. Fills e. Returns errno or 0.
+  // kernel reference, recording parent/name or the link (and, for a hard-linked file met for
+  // the first time, every name the index knows). Fills e. Returns errno or 0.
   // created (optional) tells whether the inode was new to the table with no counted size
   // known (not taken from the link table): its accounted size is its size now.
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
-  // Drops n kernel references.
-  void Forget(Inode& inode, uint64_t n);
-
-  // The size store key of a directory inode (nullopt if it was removed).
-  std::optional<std::string> DirPath(Inode& dir);
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
   // same moment (no namespace change or size accounting in between).
   Compactor::Frozen FreezeForCompaction();
-  // The inode for (dev, ino) if the kernel knows it.
-  Inode* Find(dev_t dev, ino_t ino);
-
-  // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd
-  // when fd < 0) and apply new - accounted to every known link's directory.
-  // Takes ns_mu_ shared unless the caller holds it (ns_held).
-  void Account(Inode& inode, int fd, bool ns_held = false);
-  // Runs write(now), now being the file's size on the source, with no other accounting of
-  // the file in between, then accounts the result as Account does. For writes whose place
-  // depends on the size (appends, ops_file.cc).
-  ssize_t WithSourceSize(Inode& inode, int fd, const std::function<ssize_t(uint64_t now)>& write);
-  // The kernel was told the file's size (a reply carrying its attributes).
-  static void NoteKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.store(size); }
-  // The kernel grows its size to end after a write, copy or fallocate that reached it.
-  static void NoteKernelEnd(Inode& inode, uint64_t end);
-  // The size the store counts for each link of a non-directory.
-  uint64_t AccountedSize(Inode& inode);
-  // Applies a delta to the directory inode's store entry (caller holds ns_mu_). Logs a
-  // failure: the source already changed, so the reply stays a success.
-  void ApplyDelta(Inode& dir, const Delta& delta);
-  void ApplyDeltaAt(const std::string& dir_path, const Delta& delta);
-
-  // Link bookkeeping (caller holds ns_mu_ exclusive).
-  void AddLink(Inode& file, Inode& parent, const std::string& name);
-  void RemoveLink(Inode& file, Inode& parent, const std::string& name);
-  // The caller holds table_mu_ and has checked that the link is new.
-  void AddLinkLocked(Inode& file, Inode& parent, const std::string& name);
-  // True when the file's own name (parent, name) is among its known links.
-  static bool HasLink(const Inode& file, const Inode& parent, std::string_view name);
-  // Before the directory name in parent is renamed: the files below it that the link
-  // table lists and the inode table has not met are taken into the inode table, so their
-  // names follow the rename (the table's paths would go stale). Caller holds ns_mu_
-  // exclusive. Linear in the link table's size.
-  // Returns 0, or the errno of a failure to look (the rename must then fail).
-  int AdoptLinksBelow(Inode& parent, const std::string& name);
-  // A name of a file moves (rename): its pin and claim stay as they are.
-  void MoveLink(Inode& file, Inode& from_parent, const std::string& from_name,
-                Inode& to_parent, const std::string& to_name);
-  void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
-  void DetachDir(Inode& dir);
-
-  // Logs a store failure (the source changed; the numbers may now be off).
-  void ReportStoreError(const Status& s);
   // Wakes the compaction thread when the overlay passes the threshold.
-  void MaybeRequestCompaction();
-  void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
+  void SetCompactionWaker(std::function<void()> waker) {
+    accounting_.SetCompactionWaker(std::move(waker));
+  }
 
  private:
-  struct Key {
-    dev_t dev;
-    ino_t ino;
-    uint64_t opaque_mnt = 0;  // an opaque mount point's mount id: apart from what it shows
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
-    }
-  };
-  static Key KeyOfInode(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
-  // Where a directory met at lookup stands: its mount id, and whether it is an opaque alias.
-  struct DirMount {
-    uint64_t mnt_id = 0;
-    bool opaque = false;
-  };
-  DirMount MountOf(int fd, const Inode& parent);
-  // A file's names and counted size from the index's link table, each name checked against
-  // the source, its directory resolved to an inode (held: one temporary reference each).
-  struct TableLinks {
-    uint64_t size = 0;
-    std::vector<Link> links;
-    std::vector<Inode*> held;
-  };
-
-  Inode* FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount, Inode& parent,
-                            const char* name, bool* created);
-  void UnrefLocked(Inode* inode, uint64_t n);
-  std::optional<std::string> DirPathLocked(Inode& dir);
-  // Link-table keys hold st_dev XOR the root's st_dev (docs/format.md).
-  LinkKey TableKey(dev_t dev, ino_t ino) const;
-  Key KeyOf(const LinkKey& k) const;
-  // The index's link-table record of a file the inode table has not met nor claimed.
-  std::optional<LinkRecord> UnclaimedRecord(dev_t dev, ino_t ino);
-  // Fills found with the record's names that still lead to its file, their directories
-  // resolved (held). A name that vanished (ENOENT, ENOTDIR, ELOOP, another inode) is left
-  // out; any other failure is returned as an errno, and the caller releases found.
-  int ResolveRecord(const LinkRecord& record, TableLinks* found);
-  void ReleaseLocked(TableLinks& table);
-  // FindOrCreateLocked, then, for a new inode with a table record (table non-null): claims
-  // it and takes the record's names and size. Releases table's held references.
-  Inode* InsertLocked(int fd, const struct stat& st, const DirMount& mount, Inode& parent,
-                      const char* name, TableLinks* table, bool* created);
-  // Opens the directory at path (relative to the root) component by component, without
-  // following symlinks; returns its inode with one temporary reference, or null and *err.
-  Inode* ResolveDir(std::string_view path, int* err);
-  void RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name);
-  void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool note_change);
-  // Account's body: caller holds ns_mu_ (any mode) and inode.size_mu.
-  void AccountSizeLocked(Inode& inode, const struct stat& st);
-
-  std::unique_ptr<Inode> root_;
   const std::string source_root_;
   SizeStore& store_;
   Compactor& compactor_;
   const Options options_;
-  std::function<void()> waker_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
-  MountBoundaries mounts_;
-
   std::shared_mutex ns_mu_;
-  std::mutex table_mu_;  // guards inodes_, claimed_ (and the Inode fields marked above)
-  std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> inodes_;
-  // Files whose link-table record the inode table has taken over (see the top).
-  std::unordered_set<Key, KeyHash> claimed_;
+  InodeTable table_;
+  LinkTracker links_;
+  Accounting accounting_;
 };
 
 // The table of low-level operations (ops_table.cc).
@@ -257,18 +115,5 @@ inline void ReplyOk(fuse_req_t req) { fuse_reply_err(req, 0); }
 
 // "/proc/self/fd/N": how ops reach an inode through its O_PATH fd by name.
 std::string ProcPath(int fd);
-
-// Switches the calling thread's fsuid/fsgid to the requester's while it lives, so files are
-// created with the caller's ids when the daemon runs as root (no-op otherwise).
-class CallerIds {
- public:
-  explicit CallerIds(fuse_req_t req);
-  ~CallerIds();
-  CallerIds(const CallerIds&) = delete;
-  CallerIds& operator=(const CallerIds&) = delete;
-
- private:
-  bool switched_ = false;
-};
 
 }  // namespace dtkfs::fs

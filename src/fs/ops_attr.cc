@@ -22,7 +22,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Inode& inode = fs.Get(ino);
   int err = StatInode(inode, fi, &st);
   if (err != 0) return ReplyErr(req, err);
-  Filesystem::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
+  Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
 }
 
@@ -47,7 +47,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     if (to_set & FUSE_SET_ATTR_SIZE) {
       int rc = fd >= 0 ? ::ftruncate(fd, attr->st_size) : ::truncate(proc.c_str(), attr->st_size);
       if (rc != 0) return ReplyErr(req, errno);
-      fs.Account(inode, fd);
+      fs.accounting().Account(inode, fd);
     }
     if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
       struct timespec tv[2];
@@ -67,7 +67,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     struct stat st;
     int err = StatInode(inode, fi, &st);
     if (err != 0) return ReplyErr(req, err);
-    Filesystem::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
+    Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
     fuse_reply_attr(req, &st, fs.options().attr_timeout);
   });
 }

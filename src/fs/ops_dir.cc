@@ -34,12 +34,12 @@ void ReplyNewEntry(fuse_req_t req, Filesystem& fs, Inode& parent, const char* na
     // The entry exists even though the reply fails: count it from the source.
     struct stat st;
     if (::fstatat(parent.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-      fs.ApplyDelta(parent, Delta{static_cast<int64_t>(st.st_size), 1, 0});
+      fs.accounting().ApplyDelta(parent, Delta{static_cast<int64_t>(st.st_size), 1, 0});
     return ReplyErr(req, err);
   }
   // A new link of a known file counts what its other links count.
-  const auto size = static_cast<int64_t>(fs.AccountedSize(fs.Get(e.ino)));
-  fs.ApplyDelta(parent, Delta{size, 1, 0});
+  const auto size = static_cast<int64_t>(fs.Get(e.ino).CountedSize());
+  fs.accounting().ApplyDelta(parent, Delta{size, 1, 0});
   ReplyEntry(req, fs, e);
 }
 
@@ -67,13 +67,13 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   Filesystem& fs = Filesystem::From(req);
-  fs.Forget(fs.Get(ino), nlookup);
+  fs.table().Forget(fs.Get(ino), nlookup);
   fuse_reply_none(req);
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   Filesystem& fs = Filesystem::From(req);
-  for (size_t i = 0; i < count; ++i) fs.Forget(fs.Get(forgets[i].ino), forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i) fs.table().Forget(fs.Get(forgets[i].ino), forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
@@ -89,8 +89,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     }
     fuse_entry_param e;
     int err = fs.Lookup(parent, name, &e);
-    if (auto p = fs.DirPath(parent)) fs.ReportStoreError(fs.store().MakeDir(path::Join(*p, name)));
-    fs.MaybeRequestCompaction();
+    fs.accounting().MakeDir(parent, name);
     ns.unlock();
     if (err != 0) return ReplyErr(req, err);
     ReplyEntry(req, fs, e);
@@ -104,9 +103,9 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     std::unique_lock ns(fs.ns_mu());
     Existing old = StatName(parent, name);
     if (::unlinkat(parent.fd, name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
-    if (auto p = fs.DirPath(parent)) fs.ReportStoreError(fs.store().RemoveDir(path::Join(*p, name)));
+    fs.accounting().RemoveDir(parent, name);
     if (old.exists)
-      if (Inode* gone = fs.Find(old.st.st_dev, old.st.st_ino)) fs.DetachDir(*gone);
+      if (Inode* gone = fs.table().Find(old.st.st_dev, old.st.st_ino)) fs.table().DetachDir(*gone);
     ns.unlock();
     ReplyOk(req);
   });
@@ -121,11 +120,11 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     if (::unlinkat(parent.fd, name, 0) != 0) return ReplyErr(req, errno);
     if (old.exists) {
       uint64_t size = static_cast<uint64_t>(old.st.st_size);
-      if (Inode* inode = fs.Find(old.st.st_dev, old.st.st_ino)) {
-        size = fs.AccountedSize(*inode);
-        fs.RemoveLink(*inode, parent, name);
+      if (Inode* inode = fs.table().Find(old.st.st_dev, old.st.st_ino)) {
+        size = inode->CountedSize();
+        fs.table().RemoveLink(*inode, parent, name);
       }
-      fs.ApplyDelta(parent, Delta{-static_cast<int64_t>(size), -1, 0});
+      fs.accounting().ApplyDelta(parent, Delta{-static_cast<int64_t>(size), -1, 0});
     }
     ns.unlock();
     ReplyOk(req);
@@ -280,7 +279,7 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
         }
         used = fuse_add_direntry_plus(req, p, rem, name, &e, next);
         if (used > rem) {
-          fs.Forget(fs.Get(e.ino), 1);  // the kernel will not get this entry
+          fs.table().Forget(fs.Get(e.ino), 1);  // the kernel will not get this entry
           break;
         }
         held.push_back(e.ino);

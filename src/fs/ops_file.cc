@@ -62,20 +62,19 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
       // The file exists now even though the reply fails: count a new one.
       struct stat now;
       if (!existed && ::fstat(fd, &now) == 0)
-        fs.ApplyDelta(parent, Delta{static_cast<int64_t>(now.st_size), 1, 0});
+        fs.accounting().ApplyDelta(parent, Delta{static_cast<int64_t>(now.st_size), 1, 0});
       ::close(fd);
       return ReplyErr(req, err);
     }
     Inode& inode = fs.Get(e.ino);
     if (!existed) {
-      fs.ApplyDelta(parent, Delta{static_cast<int64_t>(fs.AccountedSize(inode)), 1, 0});
+      fs.accounting().ApplyDelta(parent, Delta{static_cast<int64_t>(inode.CountedSize()), 1, 0});
     } else {
       if (created) {
         // New to the table: the store counts the size it had before O_TRUNC.
-        std::lock_guard size_lock(inode.size_mu);
-        inode.accounted_size = static_cast<uint64_t>(old.st_size);
+        Accounting::SetCounted(inode, static_cast<uint64_t>(old.st_size));
       }
-      fs.Account(inode, fd, /*ns_held=*/true);
+      fs.accounting().Account(inode, fd, /*ns_held=*/true);
     }
     ns.unlock();
     fi->fh = static_cast<uint64_t>(fd);
@@ -89,7 +88,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Inode& inode = fs.Get(ino);
     int fd = ::open(ProcPath(inode.fd).c_str(), SourceFlags(fi));
     if (fd < 0) return ReplyErr(req, errno);
-    if (fi->flags & O_TRUNC) fs.Account(inode, fd);
+    if (fi->flags & O_TRUNC) fs.accounting().Account(inode, fd);
     fi->fh = static_cast<uint64_t>(fd);
     ReplyOpen(req, fi, [fd] { ::close(fd); });
   });
@@ -155,7 +154,7 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
     const int fd = FdOf(fi);
     ssize_t n;
     if (!fi->writepage && (fi->flags & O_APPEND)) {
-      n = fs.WithSourceSize(inode, fd, [&](uint64_t now) {
+      n = fs.accounting().WithSourceSize(inode, fd, [&](uint64_t now) {
         const uint64_t believed = inode.kernel_size.load();
         const bool stale_end = static_cast<uint64_t>(off) == believed && now != believed;
         return stale_end ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
@@ -164,10 +163,10 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
       n = WriteAt(fd, in, off);
       // Always measured, never inferred from off + n: a write inside the counted size still
       // grows a file that shrank beside the mount; a failed write may have grown it too.
-      fs.Account(inode, fd);
+      fs.accounting().Account(inode, fd);
     }
     if (n < 0) return ReplyErr(req, static_cast<int>(-n));
-    Filesystem::NoteKernelEnd(inode, static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
+    Accounting::NoteKernelEnd(inode, static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
     fuse_reply_write(req, static_cast<size_t>(n));
   });
 }
@@ -199,8 +198,8 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     const int err = rc == 0 ? 0 : errno;
     // Also after a failure: a fallocate that runs out of space may have grown the file.
     if (!(mode & FALLOC_FL_KEEP_SIZE)) {
-      fs.Account(fs.Get(ino), FdOf(fi));
-      if (err == 0) Filesystem::NoteKernelEnd(fs.Get(ino), static_cast<uint64_t>(off + len));
+      fs.accounting().Account(fs.Get(ino), FdOf(fi));
+      if (err == 0) Accounting::NoteKernelEnd(fs.Get(ino), static_cast<uint64_t>(off + len));
     }
     ReplyErr(req, err);
   });
@@ -215,8 +214,8 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
     ssize_t n = ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len,
                                   static_cast<unsigned>(flags));
     if (n < 0) return ReplyErr(req, errno);
-    fs.Account(fs.Get(ino_out), FdOf(fi_out));
-    Filesystem::NoteKernelEnd(fs.Get(ino_out), static_cast<uint64_t>(out));
+    fs.accounting().Account(fs.Get(ino_out), FdOf(fi_out));
+    Accounting::NoteKernelEnd(fs.Get(ino_out), static_cast<uint64_t>(out));
     fuse_reply_write(req, static_cast<size_t>(n));
   });
 }

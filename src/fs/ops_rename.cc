@@ -25,12 +25,12 @@ struct Side {
 
 void Probe(Filesystem& fs, Side& s) {
   s.exists = ::fstatat(s.dir.fd, s.name, &s.st, AT_SYMLINK_NOFOLLOW) == 0;
-  if (s.exists) s.inode = fs.Find(s.st.st_dev, s.st.st_ino);
+  if (s.exists) s.inode = fs.table().Find(s.st.st_dev, s.st.st_ino);
 }
 
 // The size the store counts for a non-directory at s.
 int64_t CountedSize(Filesystem& fs, const Side& s) {
-  return static_cast<int64_t>(s.inode != nullptr ? fs.AccountedSize(*s.inode)
+  return static_cast<int64_t>(s.inode != nullptr ? s.inode->CountedSize()
                                                  : static_cast<uint64_t>(s.st.st_size));
 }
 
@@ -38,24 +38,24 @@ int64_t CountedSize(Filesystem& fs, const Side& s) {
 void Moved(Filesystem& fs, const Side& from, const Side& to, const std::string& from_path,
            const std::string& to_path) {
   if (from.is_dir()) {
-    fs.ReportStoreError(fs.store().RenameDir(from_path, to_path));
-    if (from.inode != nullptr) fs.MoveDir(*from.inode, to.dir, to.name);
+    fs.accounting().RenameDir(from_path, to_path);
+    if (from.inode != nullptr) fs.table().MoveDir(*from.inode, to.dir, to.name);
   } else {
     const int64_t size = CountedSize(fs, from);
-    fs.ApplyDelta(from.dir, Delta{-size, -1, 0});
-    fs.ApplyDelta(to.dir, Delta{size, 1, 0});
-    if (from.inode != nullptr) fs.MoveLink(*from.inode, from.dir, from.name, to.dir, to.name);
+    fs.accounting().ApplyDelta(from.dir, Delta{-size, -1, 0});
+    fs.accounting().ApplyDelta(to.dir, Delta{size, 1, 0});
+    if (from.inode != nullptr) fs.table().MoveLink(*from.inode, from.dir, from.name, to.dir, to.name);
   }
 }
 
 // The entry at s was replaced and is gone from the tree.
 void Replaced(Filesystem& fs, const Side& s, const std::string& s_path) {
   if (s.is_dir()) {
-    fs.ReportStoreError(fs.store().RemoveDir(s_path));
-    if (s.inode != nullptr) fs.DetachDir(*s.inode);
+    fs.accounting().RemoveDir(s.dir, s.name);
+    if (s.inode != nullptr) fs.table().DetachDir(*s.inode);
   } else {
-    fs.ApplyDelta(s.dir, Delta{-CountedSize(fs, s), -1, 0});
-    if (s.inode != nullptr) fs.RemoveLink(*s.inode, s.dir, s.name);
+    fs.accounting().ApplyDelta(s.dir, Delta{-CountedSize(fs, s), -1, 0});
+    if (s.inode != nullptr) fs.table().RemoveLink(*s.inode, s.dir, s.name);
   }
 }
 
@@ -80,7 +80,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     if (from.is_dir() || to.is_dir()) {
       for (const Side* s : {&from, &to})
         if (s->is_dir())
-          if (int err = fs.AdoptLinksBelow(s->dir, s->name); err != 0) return ReplyErr(req, err);
+          if (int err = fs.links().AdoptLinksBelow(s->dir, s->name); err != 0) return ReplyErr(req, err);
       Probe(fs, from);
       Probe(fs, to);
     }
@@ -90,16 +90,16 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
                             from.st.st_ino == to.st.st_ino;
     if (from.exists && !same_inode) {
-      auto from_dir = fs.DirPath(from.dir);
-      auto to_dir = fs.DirPath(to.dir);
+      auto from_dir = fs.table().DirPath(from.dir);
+      auto to_dir = fs.table().DirPath(to.dir);
       if (from_dir && to_dir) {
         const std::string from_path = path::Join(*from_dir, name);
         const std::string to_path = path::Join(*to_dir, newname);
         if (flags & RENAME_EXCHANGE) {
           if (from.is_dir() && to.is_dir()) {
-            fs.ReportStoreError(fs.store().ExchangeDirs(from_path, to_path));
-            if (from.inode) fs.MoveDir(*from.inode, to.dir, newname);
-            if (to.inode) fs.MoveDir(*to.inode, from.dir, name);
+            fs.accounting().ExchangeDirs(from_path, to_path);
+            if (from.inode) fs.table().MoveDir(*from.inode, to.dir, newname);
+            if (to.inode) fs.table().MoveDir(*to.inode, from.dir, name);
           } else {
             // Files leave first so a directory can move onto a name the store does not hold.
             const Side* file_first[2] = {from.is_dir() ? &to : &from, from.is_dir() ? &from : &to};

@@ -33,7 +33,7 @@ void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
 std::optional<Totals> TotalsOf(Filesystem& fs, Inode& inode) {
   if (inode.is_dir) {
     std::shared_lock ns(fs.ns_mu());
-    auto p = fs.DirPath(inode);
+    auto p = fs.table().DirPath(inode);
     if (!p) return std::nullopt;
     return fs.store().Lookup(*p);
   }

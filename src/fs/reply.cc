@@ -41,7 +41,7 @@ bool FailThisReply(fuse_req_t req) {
 
 bool ReplyEntry(fuse_req_t req, Filesystem& fs, const fuse_entry_param& e) {
   if (!FailThisReply(req) && fuse_reply_entry(req, &e) == 0) return true;
-  if (e.ino != 0) fs.Forget(fs.Get(e.ino), 1);  // ino 0: a negative entry holds nothing
+  if (e.ino != 0) fs.table().Forget(fs.Get(e.ino), 1);  // ino 0: a negative entry holds nothing
   return false;
 }
 
@@ -49,14 +49,14 @@ bool ReplyCreate(fuse_req_t req, Filesystem& fs, const fuse_entry_param& e,
                  const fuse_file_info* fi, int close_fd) {
   if (!FailThisReply(req) && fuse_reply_create(req, &e, fi) == 0) return true;
   ::close(close_fd);
-  fs.Forget(fs.Get(e.ino), 1);
+  fs.table().Forget(fs.Get(e.ino), 1);
   return false;
 }
 
 bool ReplyDirentsPlus(fuse_req_t req, Filesystem& fs, const char* buf, size_t size,
                       const std::vector<fuse_ino_t>& entries) {
   if (!FailThisReply(req) && fuse_reply_buf(req, buf, size) == 0) return true;
-  for (fuse_ino_t ino : entries) fs.Forget(fs.Get(ino), 1);
+  for (fuse_ino_t ino : entries) fs.table().Forget(fs.Get(ino), 1);
   return false;
 }
 

@@ -1,0 +1,79 @@
+// Accounting: the only code in the FUSE layer that changes the size store (DESIGN-BRIEF
+// sections 4 and 7). Every operation does its syscall on the source first and, if it
+// succeeded, tells the accounting what changed, before replying:
+//   - files: for each non-directory inode the size the store counts (accounted_size); after a
+//     call that may change the size, fstat and apply new - accounted to the directory of every
+//     known link (Ceph's accounted_rstat idea: concurrent writers never double count);
+//   - entries: a non-directory appeared in or left a directory (ApplyDelta);
+//   - directories: made, removed, renamed, exchanged (whole subtrees move in the store).
+// A failure of the store (a directory it does not know, a total that would go negative) is
+// logged: the source already changed, so the reply stays a success.
+//
+// Thread-safety: safe from any worker thread. Entry and directory changes expect the
+// namespace lock held exclusively by the caller; Account takes it shared unless the caller
+// holds it. Lock order: namespace lock, Inode::size_mu, InodeTable::mu(), the store's lock.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <shared_mutex>
+#include <string>
+
+#include "dtkfs/totals.h"
+#include "fs/inode_table.h"
+#include "store/size_store.h"
+#include "util/status.h"
+
+namespace dtkfs::fs {
+
+class Accounting {
+ public:
+  Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
+             size_t compact_threshold);
+
+  // --- files ---
+  // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd
+  // when fd < 0) and apply new - accounted to every known link's directory.
+  void Account(Inode& inode, int fd, bool ns_held = false);
+  // Runs write(now), now being the file's size on the source, with no other accounting of
+  // the file in between, then accounts the result as Account does. For writes whose place
+  // depends on the size (appends, ops_file.cc).
+  ssize_t WithSourceSize(Inode& inode, int fd, const std::function<ssize_t(uint64_t now)>& write);
+  // The store counts size for each link of file (a file new to the inode table whose counted
+  // size is not its size now: O_TRUNC of an existing file).
+  static void SetCounted(Inode& file, uint64_t size);
+  // The kernel was told the file's size (a reply carrying its attributes).
+  static void NoteKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.store(size); }
+  // The kernel grows its size to end after a write, copy or fallocate that reached it.
+  static void NoteKernelEnd(Inode& inode, uint64_t end);
+
+  // --- entries and directories (caller holds the namespace lock exclusively) ---
+  // A non-directory entry directly inside dir appeared, left or changed size.
+  void ApplyDelta(Inode& dir, const Delta& delta);
+  void MakeDir(Inode& parent, const std::string& name);
+  void RemoveDir(Inode& parent, const std::string& name);
+  // Paths are size-store keys of directories (InodeTable::DirPath).
+  void RenameDir(const std::string& from, const std::string& to);
+  void ExchangeDirs(const std::string& a, const std::string& b);
+
+  // Logs a store failure (the source changed; the numbers may now be off).
+  void ReportStoreError(const Status& s);
+  // Called when the active overlay passes its threshold (wakes the compaction thread).
+  void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
+
+ private:
+  // Account's body: caller holds the namespace lock (any mode) and inode.size_mu.
+  void AccountSizeLocked(Inode& inode, const struct stat& st);
+  void ApplyDeltaAt(const std::string& dir_path, const Delta& delta);
+  void MaybeRequestCompaction();
+
+  InodeTable& table_;
+  SizeStore& store_;
+  std::shared_mutex& ns_mu_;
+  const size_t compact_threshold_;
+  std::function<void()> waker_;
+};
+
+}  // namespace dtkfs::fs

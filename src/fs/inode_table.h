@@ -1,0 +1,159 @@
+// InodeTable: the source inodes the kernel knows through the mount, each with an O_PATH fd (so
+// every operation works relative to descriptors, never rebuilt path strings), the lookup
+// references that keep it, and its place in the tree: a directory's one parent and name
+// (its size-store key follows from them, DirPath), a non-directory's known links. It also
+// pins the files the hard-link tracker needs kept (two or more known links).
+//
+// No libfuse here (Filesystem maps FUSE ids to inodes), so tests drive it with plain fds.
+//
+// Thread-safety: every method locks mu() itself except the ...Locked ones, whose caller holds
+// it. mu() guards the map, refs, and each inode's parent, name, removed and links; the
+// hard-link tracker's claims are guarded by it too (link_tracker.h). Lock order: the
+// namespace lock (Filesystem), then Inode::size_mu, then mu(), then the size store's lock.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "scan/mount_table.h"
+
+namespace dtkfs::fs {
+
+struct Inode;
+
+// A name of a non-directory inode: (directory inode, entry name).
+struct Link {
+  Inode* parent;
+  std::string name;
+};
+
+struct Inode {
+  int fd = -1;  // O_PATH, owned
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool is_dir = false;
+  uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
+  // Directories: a nested mount dtkfs does not descend into (src/scan/mount_table.h), shown
+  // as an empty read-only directory. Its inode is its own, apart from the directory it shows.
+  bool opaque = false;
+  // --- guarded by InodeTable::mu() ---
+  uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
+  Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
+  std::string name;         // directories: name in parent
+  bool removed = false;     // directories: rmdir'ed or replaced
+  std::vector<Link> links;  // non-directories: the links we know of
+  // --- guarded by size_mu (accounting.h) ---
+  std::mutex size_mu;
+  uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
+  // The file's size as the kernel believes it: the last size we replied with (lookup,
+  // getattr, setattr), grown by every write, copy or fallocate that ended past it, as the
+  // kernel grows its cached i_size. It differs from the source's size when the file changed
+  // beside the mount. A hint for placing appends (ops_file.cc), hence no lock.
+  std::atomic<uint64_t> kernel_size{0};
+
+  uint64_t CountedSize() {
+    std::lock_guard lock(size_mu);
+    return accounted_size;
+  }
+};
+
+// Where a directory met at lookup stands: its mount, and whether it is an opaque alias.
+struct DirMount {
+  uint64_t mnt_id = 0;
+  bool opaque = false;
+};
+
+class InodeTable {
+ public:
+  // What the table tells the hard-link tracker, called with mu() held.
+  class LinkListener {
+   public:
+    virtual ~LinkListener() = default;
+    // file has just reached two known links and is pinned in the table.
+    virtual void OnPinned(const Inode& file) = 0;
+    // The names of a file with two or more known links changed.
+    virtual void OnLinksChanged() = 0;
+  };
+
+  // Takes ownership of root_fd (an O_PATH or O_RDONLY fd of the source root).
+  InodeTable(int root_fd, std::string source_root);
+  ~InodeTable();
+  InodeTable(const InodeTable&) = delete;
+  InodeTable& operator=(const InodeTable&) = delete;
+
+  void SetLinkListener(LinkListener* listener) { listener_ = listener; }
+  Inode& root() { return *root_; }
+  std::mutex& mu() { return mu_; }
+
+  // The mount of the directory open as fd, met as a child of parent.
+  DirMount MountOf(int fd, const Inode& parent);
+  // The inode for st, found or created (taking fd; an existing one leaves fd to the caller,
+  // *created false), with (parent, name) recorded as its name or one of its links. A
+  // directory met under a new name (renamed beside the mount) takes it. Caller holds mu().
+  Inode* FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount, Inode& parent,
+                            const char* name, bool* created);
+  // The inode for (dev, ino) if the table has it (opaque aliases never match).
+  Inode* Find(dev_t dev, ino_t ino);
+  Inode* FindLocked(dev_t dev, ino_t ino);
+  // Drops n references; an inode with none left is closed and freed, and lets go of its
+  // parent or link directories in turn.
+  void Forget(Inode& inode, uint64_t n);
+  void UnrefLocked(Inode* inode, uint64_t n);
+  // Opens the directory at path (relative to the root) component by component, without
+  // following symlinks or entering an alias; returns its inode with one temporary reference,
+  // or null and *err.
+  Inode* ResolveDir(std::string_view path, int* err);
+
+  // The size store key of a directory inode (nullopt if it was removed).
+  std::optional<std::string> DirPath(Inode& dir);
+  std::optional<std::string> DirPathLocked(Inode& dir);
+  // A directory moved (rename) or left the tree (rmdir, replaced).
+  void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
+  void DetachDir(Inode& dir);
+
+  // Links of non-directories. AddLink/RemoveLink/MoveLink lock mu(); the ...Locked forms
+  // expect it held. notify: tell the listener when a pinned file's names changed (false
+  // while the tracker itself fills in names from the index's link table).
+  static bool HasLink(const Inode& file, const Inode& parent, std::string_view name);
+  void AddLink(Inode& file, Inode& parent, const std::string& name);
+  void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify = true);
+  void RemoveLink(Inode& file, Inode& parent, const std::string& name);
+  void RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name);
+  // A name of a file moves (rename): its pin stays as it is.
+  void MoveLink(Inode& file, Inode& from_parent, const std::string& from_name, Inode& to_parent,
+                const std::string& to_name);
+  // Non-directories with two or more known links. Caller holds mu().
+  std::vector<Inode*> PinnedLocked();
+
+ private:
+  struct Key {
+    dev_t dev;
+    ino_t ino;
+    uint64_t opaque_mnt = 0;  // an opaque mount point's mount id: apart from what it shows
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
+    }
+  };
+  static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
+
+  std::unique_ptr<Inode> root_;
+  MountBoundaries mounts_;
+  LinkListener* listener_ = nullptr;
+  std::mutex mu_;  // guards inodes_ and the Inode fields marked above
+  std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> inodes_;
+};
+
+}  // namespace dtkfs::fs
