@@ -29,7 +29,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   std::memset(e, 0, sizeof *e);
   e->attr_timeout = options_.attr_timeout;
   e->entry_timeout = options_.entry_timeout;
-  if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/mount_table.h)
+  if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/nested_mounts.h)
   int fd = ::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
   if (::fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {

@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "scan/mount_table.h"
+#include "scan/nested_mounts.h"
 
 namespace dtkfs::fs {
 
@@ -43,7 +43,7 @@ struct Inode {
   ino_t ino = 0;
   bool is_dir = false;
   uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
-  // Directories: a nested mount dtkfs does not descend into (src/scan/mount_table.h), shown
+  // Directories: a nested mount dtkfs does not descend into (src/scan/nested_mounts.h), shown
   // as an empty read-only directory. Its inode is its own, apart from the directory it shows.
   bool opaque = false;
   // --- guarded by InodeTable::mu() ---

@@ -23,7 +23,7 @@ void Safely(fuse_req_t req, Body&& body) noexcept {
   }
 }
 
-// An opaque alias (a nested mount dtkfs does not descend into, src/scan/mount_table.h) is an
+// An opaque alias (a nested mount dtkfs does not descend into, src/scan/nested_mounts.h) is an
 // empty directory that nothing may change: creating in it, renaming into or out of it, and
 // changing its attributes fail with EROFS.
 inline bool RefuseOpaque(fuse_req_t req, const Inode& inode) {

@@ -18,7 +18,7 @@
 #include <set>
 #include <thread>
 
-#include "scan/mount_table.h"
+#include "scan/nested_mounts.h"
 #include "util/fd_limit.h"
 #include "util/path.h"
 
@@ -72,7 +72,7 @@ class Walk {
   const int root_fd_;
   const dev_t root_dev_;  // link-table keys are relative to it (src/index/link_table.h)
   const unsigned threads_;
-  // Nested mounts not descended into (mount_table.h): counted as empty directories.
+  // Nested mounts not descended into (nested_mounts.h): counted as empty directories.
   const std::set<std::string>& aliases_;
   std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
   std::vector<std::vector<LinkSighting>> sightings_;  // one per worker: files with nlink > 1

@@ -23,6 +23,9 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "util/mountinfo.h"
 #include "util/status.h"
 
 namespace dtkfs {
@@ -34,6 +37,8 @@ class NestedMounts {
   // Parses mountinfo text for a root on mount root_mount_id (tests feed their own).
   static NestedMounts Parse(std::string_view mountinfo, const std::string& canonical_root,
                             uint64_t root_mount_id);
+  static NestedMounts FromTable(const std::vector<MountInfo>& table,
+                                const std::string& canonical_root, uint64_t root_mount_id);
 
   // Paths relative to the root of the aliases (not descended into), and their mount ids.
   const std::set<std::string>& alias_paths() const { return alias_paths_; }

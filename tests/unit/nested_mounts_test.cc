@@ -1,7 +1,7 @@
-// Which mounts inside a source are aliases (src/scan/mount_table.h), from mountinfo text.
+// Which mounts inside a source are aliases (src/scan/nested_mounts.h), from mountinfo text.
 #include <catch2/catch.hpp>
 
-#include "scan/mount_table.h"
+#include "scan/nested_mounts.h"
 
 using namespace dtkfs;
 
