@@ -28,6 +28,7 @@
 //   Inode::size_mu  guards accounted_size.
 //   table_mu_     guards the inode map, refs, and each inode's parent/name/links.
 //   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under table_mu_.
+//   suspect_mu_   a leaf: nothing is taken while it is held.
 // No lock is held across a reply to the kernel.
 #pragma once
 
@@ -155,8 +156,11 @@ class Filesystem {
   void MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name);
   void DetachDir(Inode& dir);
 
-  // Logs a store failure (the source changed; the numbers may now be off).
+  // Logs a store failure (the source changed; the numbers may now be off) and remembers the
+  // first one: the totals are then suspect until a rescan.
   void ReportStoreError(const Status& s);
+  // The first store failure's message, or nullopt while every change applied.
+  std::optional<std::string> SuspectReason() const;
   // Wakes the compaction thread when the overlay passes the threshold.
   void MaybeRequestCompaction();
   void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
@@ -209,6 +213,11 @@ class Filesystem {
   const Options options_;
   std::function<void()> waker_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Set once by the first ReportStoreError; suspect_reason_ is written before the flag.
+  std::atomic<bool> suspect_{false};
+  mutable std::mutex suspect_mu_;  // a leaf lock: guards suspect_reason_ only
+  std::string suspect_reason_;
 
   std::shared_mutex ns_mu_;
   std::mutex table_mu_;  // guards inodes_, claimed_ (and the Inode fields marked above)
