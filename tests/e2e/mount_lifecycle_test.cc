@@ -159,7 +159,14 @@ TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
   TempDir other;
   auto second = Run({DtkfsBinary(), "mount", fx.src(), other.path(), "--index", fx.index()});
   CHECK(second.status == 2);
-  CHECK(second.err.find("one daemon per index") != std::string::npos);
+  CHECK(second.err.find("already mounted") != std::string::npos);  // one daemon per source
+  // Another source with the same index: one daemon per index.
+  REQUIRE(Run({"mkdir", other / "src", other / "mnt"}).status == 0);
+  auto same_index =
+      Run({DtkfsBinary(), "mount", other / "src", other / "mnt", "--index", fx.index()});
+  CHECK(same_index.status == 2);
+  CHECK(same_index.err.find("one daemon per index") != std::string::npos);
+  CHECK(same_index.err.find("its index is in use") != std::string::npos);
   auto twice = fx.Mount();
   CHECK(twice.status == 2);
 
