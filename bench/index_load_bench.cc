@@ -344,8 +344,7 @@ class TimedEnv final : public Env {
       const std::string& path) override {
     return base_.ReopenWritableFile(path);
   }
-  dtkfs::Result<std::string> ReadFileToString(const std::string& path,
-                                              size_t max_bytes) override {
+  dtkfs::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) override {
     return base_.ReadFileToString(path, max_bytes);
   }
   dtkfs::Result<std::shared_ptr<const dtkfs::MappedFile>> MapReadOnly(

@@ -72,9 +72,9 @@ int RunCheck(const CheckArgs& args) {
   auto reader = IndexReader::Open(env, target->index);
   if (!reader.ok()) {
     // Nothing to compare with: that is an error, not a list of differing entries.
-    PrintError(fmt::format("index {} is unreadable: {}{}", target->index,
-                           reader.status().message(),
-                           args.repair ? "; rebuilding it" : " (dtkfs check --repair rebuilds it)"));
+    PrintError(
+        fmt::format("index {} is unreadable: {}{}", target->index, reader.status().message(),
+                    args.repair ? "; rebuilding it" : " (dtkfs check --repair rebuilds it)"));
     if (!args.repair) return kExitError;
     ++findings;
   }

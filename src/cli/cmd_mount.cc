@@ -133,10 +133,9 @@ int RunUmount(const std::string& mnt) {
     if (lines[i].rfind("warning: ", 0) == 0) PrintError(lines[i]);
   const std::string result = lines.empty() ? "" : lines.front();
   if (result == "ok") return kExitOk;
-  PrintError(fmt::format("{}: final compaction {}", status->mnt,
-                         result.empty() || result == "running"
-                             ? "result unknown (daemon killed?)"
-                             : result));
+  PrintError(fmt::format(
+      "{}: final compaction {}", status->mnt,
+      result.empty() || result == "running" ? "result unknown (daemon killed?)" : result));
   return kExitError;
 }
 
@@ -157,8 +156,8 @@ int RunCompact(const std::string& mnt) {
   }
   auto after = OpenMount(status->mnt);
   if (after)
-    fmt::print(stderr, "dtkfs: compacted: generation {}, {} entries\n",
-               after->fields["generation"], after->fields["entries"]);
+    fmt::print(stderr, "dtkfs: compacted: generation {}, {} entries\n", after->fields["generation"],
+               after->fields["entries"]);
   return kExitOk;
 }
 

@@ -68,15 +68,15 @@ Status CheckDtkfsMountPoint(const std::string& canonical_path,
       holder = &e;
   if (holder != nullptr && holder->fstype == kDtkfsFsType) {
     if (holder->mount_point == canonical_path) return Status::Ok();
-    return Status::InvalidArgument(fmt::format(
-        "{}: not a dtkfs mount point but a directory inside the dtkfs mount {}; use {}",
-        canonical_path, holder->mount_point, holder->mount_point));
+    return Status::InvalidArgument(
+        fmt::format("{}: not a dtkfs mount point but a directory inside the dtkfs mount {}; use {}",
+                    canonical_path, holder->mount_point, holder->mount_point));
   }
   return Status::InvalidArgument(fmt::format(
       "{}: not a dtkfs mount ({})", canonical_path,
-      holder == nullptr ? std::string("not in the mount table")
-                        : fmt::format("it is on the {} mount at {}", holder->fstype,
-                                      holder->mount_point)));
+      holder == nullptr
+          ? std::string("not in the mount table")
+          : fmt::format("it is on the {} mount at {}", holder->fstype, holder->mount_point)));
 }
 
 Result<std::string> ResolveDtkfsMountPoint(const std::string& path) {

@@ -1,11 +1,10 @@
 // The POSIX Env: thin wrappers, each turning errno into a Status once.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <boost/filesystem.hpp>
 #include <cerrno>
@@ -19,9 +18,8 @@ namespace {
 // (O_NOFOLLOW reports it as ELOOP).
 Status OpenError(int err, std::string_view op, const std::string& path) {
   if (err == ELOOP)
-    return Status::InvalidArgument(
-        fmt::format("{} {}: is a symbolic link; dtkfs never follows links for its own files",
-                    op, path));
+    return Status::InvalidArgument(fmt::format(
+        "{} {}: is a symbolic link; dtkfs never follows links for its own files", op, path));
   return Status::FromErrno(err, op, path);
 }
 
@@ -32,13 +30,15 @@ Status CheckOwnRegularFile(int fd, const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat", path);
   if (!S_ISREG(st.st_mode))
-    return Status::InvalidArgument(fmt::format(
-        "{}: not a regular file ({}); refusing to use it", path,
-        S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a fifo" : "a special file"));
+    return Status::InvalidArgument(fmt::format("{}: not a regular file ({}); refusing to use it",
+                                               path,
+                                               S_ISDIR(st.st_mode)    ? "a directory"
+                                               : S_ISFIFO(st.st_mode) ? "a fifo"
+                                                                      : "a special file"));
   if (st.st_uid != ::geteuid())
-    return Status::InvalidArgument(fmt::format(
-        "{}: owned by uid {}, not by this user (uid {}); refusing to use it", path, st.st_uid,
-        ::geteuid()));
+    return Status::InvalidArgument(
+        fmt::format("{}: owned by uid {}, not by this user (uid {}); refusing to use it", path,
+                    st.st_uid, ::geteuid()));
   return Status::Ok();
 }
 
@@ -112,10 +112,10 @@ class PosixEnv final : public Env {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
       if (errno == EEXIST)
-        return Status::InvalidArgument(fmt::format(
-            "create {}: something else created it between its removal and this create; "
-            "refusing to write through it",
-            path));
+        return Status::InvalidArgument(
+            fmt::format("create {}: something else created it between its removal and this create; "
+                        "refusing to write through it",
+                        path));
       return Status::FromErrno(errno, "create", path);
     }
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));

@@ -82,8 +82,9 @@ Result<ParsedOptions> ParseOptions(const std::vector<std::string>& raw) {
       // Every numeric option is range-checked by the one parser (util/option_ranges.h).
       auto number = [&](const NumberRange& range) -> Result<double> {
         auto d = ParseNumber(val, range);
-        if (!d.ok()) return Status::InvalidArgument(fmt::format("-o {}: bad value: {}", key,
-                                                                d.status().message()));
+        if (!d.ok())
+          return Status::InvalidArgument(
+              fmt::format("-o {}: bad value: {}", key, d.status().message()));
         return d;
       };
       if (key == "index") {
@@ -140,9 +141,10 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const cli::Index
   if (!dirty.ok()) return dirty.status();
   if (*dirty) {
     why = (*dirty)->rfind("suspect: ", 0) == 0
-              ? fmt::format("the last daemon met changes it could not apply ({}), so the index "
-                            "may be off",
-                            (*dirty)->substr(9))
+              ? fmt::format(
+                    "the last daemon met changes it could not apply ({}), so the index "
+                    "may be off",
+                    (*dirty)->substr(9))
               : "the last daemon did not shut down cleanly, so the index may be stale";
   } else if (!env.FileExists(target.index)) {
     why = "no index yet";

@@ -120,7 +120,8 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
   // Resolved before anything is created: the existing part canonically (symlinks included),
   // the rest (still to be created, so no links in it) lexically.
   boost::system::error_code ec;
-  const fs::path parent = fs::weakly_canonical(fs::absolute(fs::path(index_path)).parent_path(), ec);
+  const fs::path parent =
+      fs::weakly_canonical(fs::absolute(fs::path(index_path)).parent_path(), ec);
   if (ec) return Status::FromErrno(ec.value(), "resolve", index_path);
   const std::string index = (parent / name).string();
   if (IsSameOrBelowAbs(index, canonical_source))

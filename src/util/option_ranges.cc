@@ -18,14 +18,14 @@ Result<double> ParseNumber(std::string_view text, const NumberRange& range) {
   const bool finite = number && std::isfinite(d);
   const bool whole = !range.integral || d == std::floor(d);
   if (finite && whole && d >= range.min && d <= range.max) return d;
-  return Status::InvalidArgument(fmt::format(
-      "'{}' is {} (valid: {}{} to {} {})", text,
-      !number   ? "not a number"
-      : !finite ? "not a finite number"
-      : !whole  ? "not a whole number"
-                : "out of range",
-      range.integral ? "whole numbers " : "", static_cast<uint64_t>(range.min),
-      static_cast<uint64_t>(range.max), range.unit));
+  return Status::InvalidArgument(fmt::format("'{}' is {} (valid: {}{} to {} {})", text,
+                                             !number   ? "not a number"
+                                             : !finite ? "not a finite number"
+                                             : !whole  ? "not a whole number"
+                                                       : "out of range",
+                                             range.integral ? "whole numbers " : "",
+                                             static_cast<uint64_t>(range.min),
+                                             static_cast<uint64_t>(range.max), range.unit));
 }
 
 }  // namespace dtkfs

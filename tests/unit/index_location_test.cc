@@ -2,6 +2,8 @@
 // src/index/index_files.h, the Env's own-file rules in src/env/env.h), run through the real
 // `dtkfs scan`/`check` processes and the Env directly. Issue 8's regressions are named after
 // the bugs.
+#include "index/index_location.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 #include "dtkfs/index_format.h"
 #include "env/env.h"
 #include "index/index_files.h"
-#include "index/index_location.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
 #include "support/temp_dir.h"
@@ -114,14 +115,14 @@ TEST_CASE("regression: --index naming a non-index file is refused and the file i
   const std::string victim_before = Listing(t.path());
   Dtkfs dtkfs;
 
-  for (const char* name : {"notes.txt", "empty", "random.bin", "almost", "a-dir", "a-fifo",
-                           "a-link"}) {
+  for (const char* name :
+       {"notes.txt", "empty", "random.bin", "almost", "a-dir", "a-fifo", "a-link"}) {
     const std::string index = dir + "/" + name;
-    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-             {"scan", src, "--index", index},
-             {"check", "--repair", src, "--index", index},
-             {"check", src, "--index", index},
-             {"mount", src, mnt, "--index", index}}) {
+    for (const std::vector<std::string>& cmd :
+         std::vector<std::vector<std::string>>{{"scan", src, "--index", index},
+                                               {"check", "--repair", src, "--index", index},
+                                               {"check", src, "--index", index},
+                                               {"mount", src, mnt, "--index", index}}) {
       INFO(name << ": dtkfs " << cmd.front());
       CommandResult r = dtkfs(cmd);
       CHECK(r.status == 2);
@@ -158,12 +159,12 @@ TEST_CASE("regression: --index '' is refused instead of meaning the default inde
   MakeSmallSource(src);
   MountPoint mnt(t / "mnt");
   Dtkfs dtkfs;
-  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-           {"scan", src, "--index", ""},
-           {"scan", src, "--index="},
-           {"check", "--repair", src, "--index", ""},
-           {"mount", src, mnt, "--index", ""},
-           {"mount", src, mnt, "-o", "index="}}) {
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{{"scan", src, "--index", ""},
+                                             {"scan", src, "--index="},
+                                             {"check", "--repair", src, "--index", ""},
+                                             {"mount", src, mnt, "--index", ""},
+                                             {"mount", src, mnt, "-o", "index="}}) {
     INFO(cmd.size());
     CommandResult r = dtkfs(cmd);
     CHECK(r.status == 2);
@@ -184,8 +185,8 @@ TEST_CASE("regression: --index DIR/, DIR/. and DIR/.. are refused before any sca
   MountPoint mnt(t / "mnt");
   const std::string before = Listing(t.path()) + Listing(dir) + Listing(dir + "/sub");
   Dtkfs dtkfs;
-  for (const std::string& index : {dir + "/", dir + "/.", dir + "/..", dir + "/sub/..",
-                                   dir + "/new/", dir + "/sub//"}) {
+  for (const std::string& index :
+       {dir + "/", dir + "/.", dir + "/..", dir + "/sub/..", dir + "/new/", dir + "/sub//"}) {
     for (const char* cmd : {"scan", "check", "mount"}) {
       INFO(cmd << " --index " << index);
       std::vector<std::string> args = {cmd, src};
@@ -232,10 +233,10 @@ TEST_CASE("regression: a lock failure that is no lock conflict is not called 'in
   REQUIRE(::mkdir(IndexLockPath(index).c_str(), 0700) == 0);
   MountPoint mnt(t / "mnt");
   Dtkfs dtkfs;
-  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-           {"scan", src, "--index", index},
-           {"check", src, "--index", index},
-           {"mount", src, mnt, "--index", index}}) {
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{{"scan", src, "--index", index},
+                                             {"check", src, "--index", index},
+                                             {"mount", src, mnt, "--index", index}}) {
     INFO(cmd.front());
     CommandResult r = dtkfs(cmd);
     CHECK(r.status == 2);

@@ -1,12 +1,13 @@
 // Identifying a dtkfs mount from /proc/self/mountinfo (src/cli/mount_table.h), and the CLI
 // refusing directories that only pretend to be one.
+#include "cli/mount_table.h"
+
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "cli/mount_table.h"
 #include "support/mount_fixture.h"
 #include "support/temp_dir.h"
 
@@ -49,8 +50,9 @@ TEST_CASE("mountinfo: fields are decoded and optional fields skipped", "[cli][sa
   CHECK_FALSE(CheckDtkfsMountPoint("/mnt/my dtk", stacked).ok());
 }
 
-TEST_CASE("regression: a forged user.dtkfs.status on a plain directory fools neither umount nor status",
-          "[cli][safety]") {
+TEST_CASE(
+    "regression: a forged user.dtkfs.status on a plain directory fools neither umount nor status",
+    "[cli][safety]") {
   TempDir t;
   const std::string dir = t / "plain";
   REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
