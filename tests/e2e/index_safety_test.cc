@@ -261,6 +261,39 @@ TEST_CASE("regression: a final compaction failing on a full disk reaches dtkfs u
   REQUIRE(fx.Unmount().status == 0);
 }
 
+TEST_CASE("regression: an index on a read-only filesystem is not reported as 'in use'",
+          "[e2e][safety]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  TempDir t;
+  SmallTmpfs small(t / "ro", "1m");
+  if (!small.mounted()) {
+    const char* req = std::getenv("DTKFS_REQUIRE_FUSE");
+    if (req != nullptr && std::string(req) == "1")
+      FAIL("cannot mount a tmpfs for the read-only test: " << small.error());
+    WARN("cannot mount a tmpfs (" << small.error() << "): read-only test not run");
+    return;
+  }
+  const std::string index = t / "ro/x.idx";
+  REQUIRE(Run({DtkfsBinary(), "scan", fx.src(), "--index", index}).status == 0);
+  REQUIRE(::mount(nullptr, (t / "ro").c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+  for (const std::vector<std::string>& argv : std::vector<std::vector<std::string>>{
+           {DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", index},
+           {DtkfsBinary(), "scan", fx.src(), "--index", index}}) {
+    INFO(argv[1]);
+    auto r = Run(argv);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(IndexLockPath(index)) &&
+                          Catch::Contains("Read-only file system"));
+    CHECK(r.err.find("in use") == std::string::npos);
+    CHECK_FALSE(fx.mounted());
+  }
+  REQUIRE(fx.Mount().status == 0);  // with its index elsewhere it mounts
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
 TEST_CASE("regression: changes the size store cannot apply leave the index marked for a rescan",
           "[e2e][safety]") {
   MountFixture fx;
