@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/mount_table.h"
+#include "cli/mount_point.h"
 #include "cli/output.h"
 #include "env/env.h"
 #include "fs/control.h"
@@ -33,7 +33,7 @@ struct MountStatus {
   std::map<std::string, std::string> fields;
 };
 
-// Resolves mnt, checks that it is exactly a dtkfs mount point (src/cli/mount_table.h), and
+// Resolves mnt, checks that it is exactly a dtkfs mount point (src/cli/mount_point.h), and
 // reads its status. On failure prints why and returns nullopt.
 std::optional<MountStatus> OpenMount(const std::string& mnt) {
   auto point = ResolveDtkfsMountPoint(mnt);

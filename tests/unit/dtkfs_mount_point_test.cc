@@ -1,6 +1,6 @@
-// Identifying a dtkfs mount from /proc/self/mountinfo (src/cli/mount_table.h), and the CLI
+// Identifying a dtkfs mount from /proc/self/mountinfo (src/cli/mount_point.h), and the CLI
 // refusing directories that only pretend to be one.
-#include "cli/mount_table.h"
+#include "cli/mount_point.h"
 
 #include <sys/stat.h>
 #include <sys/xattr.h>
