@@ -316,7 +316,7 @@ int RunMount(MountArgs args) {
   auto base = LoadOrScan(env, *target);
   if (!base.ok()) return fail(base.status());
   // Created now at its full size, overwritten in place at exit (see WriteExitStatus).
-  if (Status s = WriteMarker(env, ExitStatusPath(target->index), ExitStatusText("running"));
+  if (Status s = WriteMarker(env, ExitStatusPath(target->index), ExitStatusText("running\n"));
       !s.ok())
     return fail(s);
   // From here on the overlay may hold changes the index lacks; a crash leaves this marker,
