@@ -20,8 +20,7 @@ inline constexpr std::string_view kDtkfsFsType = "fuse.dtkfs";
 // canonical_path against a parsed table: Ok when the mount that holds the path is a dtkfs
 // mount whose mount point is exactly that path; otherwise InvalidArgument saying it is not a
 // dtkfs mount, or that it is inside one (naming the mount point to use instead).
-Status CheckDtkfsMountPoint(const std::string& canonical_path,
-                            const std::vector<MountInfo>& table);
+Status CheckDtkfsMountPoint(const std::string& canonical_path, const std::vector<MountInfo>& table);
 
 // Resolves path canonically and checks it against /proc/self/mountinfo; returns the
 // canonical mount point.

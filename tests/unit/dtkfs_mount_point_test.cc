@@ -1,13 +1,12 @@
 // Identifying a dtkfs mount from /proc/self/mountinfo (src/cli/mount_point.h), and the CLI
 // refusing directories that only pretend to be one.
-#include "cli/mount_point.h"
-
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "cli/mount_point.h"
 #include "support/mount_fixture.h"
 #include "support/temp_dir.h"
 
