@@ -323,18 +323,8 @@ std::optional<std::string> Filesystem::DirPathLocked(Inode& dir) {
 }
 
 void Filesystem::ReportStoreError(const Status& s) {
-  if (s.ok()) return;
-  log::Error("size store: {}", s.message());
-  if (suspect_.load(std::memory_order_acquire)) return;
-  std::lock_guard lock(suspect_mu_);
-  if (suspect_reason_.empty()) suspect_reason_ = s.message();
-  suspect_.store(true, std::memory_order_release);
-}
-
-std::optional<std::string> Filesystem::SuspectReason() const {
-  if (!suspect_.load(std::memory_order_acquire)) return std::nullopt;
-  std::lock_guard lock(suspect_mu_);
-  return suspect_reason_;
+  if (!s.ok()) log::Error("size store: {}", s.message());
+  suspect_.Record(s);
 }
 
 void Filesystem::ApplyDeltaAt(const std::string& dir_path, const Delta& delta) {

@@ -28,7 +28,7 @@
 //   Inode::size_mu  guards accounted_size.
 //   table_mu_     guards the inode map, refs, and each inode's parent/name/links.
 //   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under table_mu_.
-//   suspect_mu_   a leaf: nothing is taken while it is held.
+//   suspect_ (SuspectTotals' own mutex) a leaf: nothing is taken while it is held.
 // No lock is held across a reply to the kernel.
 #pragma once
 
@@ -37,8 +37,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +51,7 @@
 
 #include "store/compactor.h"
 #include "store/size_store.h"
+#include "store/suspect_totals.h"
 
 namespace dtkfs::fs {
 
@@ -160,7 +161,7 @@ class Filesystem {
   // first one: the totals are then suspect until a rescan.
   void ReportStoreError(const Status& s);
   // The first store failure's message, or nullopt while every change applied.
-  std::optional<std::string> SuspectReason() const;
+  std::optional<std::string> SuspectReason() const { return suspect_.Reason(); }
   // Wakes the compaction thread when the overlay passes the threshold.
   void MaybeRequestCompaction();
   void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
@@ -214,10 +215,7 @@ class Filesystem {
   std::function<void()> waker_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
-  // Set once by the first ReportStoreError; suspect_reason_ is written before the flag.
-  std::atomic<bool> suspect_{false};
-  mutable std::mutex suspect_mu_;  // a leaf lock: guards suspect_reason_ only
-  std::string suspect_reason_;
+  SuspectTotals suspect_;  // the first store failure (ReportStoreError)
 
   std::shared_mutex ns_mu_;
   std::mutex table_mu_;  // guards inodes_, claimed_ (and the Inode fields marked above)
