@@ -349,11 +349,14 @@ int RunMount(MountArgs args) {
                                       &filesystem);
   if (se == nullptr) {
     env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    WriteExitStatus(env, target->index, "error: libfuse refused the mount options\n")
+        .PermitUnchecked();
     return fail(Status::InvalidArgument("libfuse refused the mount options"));
   }
   if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt->c_str()) != 0) {
     fuse_session_destroy(se);
     env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    WriteExitStatus(env, target->index, "error: the mount failed\n").PermitUnchecked();
     return fail(Status::InvalidArgument(fmt::format("mount {} failed (see above)", *mnt)));
   }
   log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
