@@ -340,6 +340,13 @@ class TimedEnv final : public Env {
     if (!f.ok()) return f.status();
     return std::unique_ptr<dtkfs::WritableFile>(new TimedFile(std::move(f).value()));
   }
+  dtkfs::Result<std::unique_ptr<dtkfs::WritableFile>> ReopenWritableFile(
+      const std::string& path) override {
+    return base_.ReopenWritableFile(path);
+  }
+  dtkfs::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) override {
+    return base_.ReadFileToString(path, max_bytes);
+  }
   dtkfs::Result<std::shared_ptr<const dtkfs::MappedFile>> MapReadOnly(
       const std::string& path) override {
     return base_.MapReadOnly(path);
@@ -362,6 +369,9 @@ class TimedEnv final : public Env {
   bool FileExists(const std::string& path) override { return base_.FileExists(path); }
   dtkfs::Result<std::unique_ptr<dtkfs::FileLock>> LockFile(const std::string& path) override {
     return base_.LockFile(path);
+  }
+  dtkfs::Result<std::unique_ptr<dtkfs::FileLock>> LockDirectory(const std::string& dir) override {
+    return base_.LockDirectory(dir);
   }
 
  private:

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -45,34 +44,30 @@ Command& Command::Option(std::string names, std::string value_name, std::string 
                          std::string* target) {
   return AddOption(std::move(names), std::move(value_name), std::move(help),
                    [target](std::string_view v) {
+                     if (v.empty()) return std::string("an empty value is not allowed");
                      *target = std::string(v);
                      return std::string();
                    });
 }
 
 Command& Command::Option(std::string names, std::string value_name, std::string help,
-                         size_t* target) {
+                         const NumberRange& range, size_t* target) {
   return AddOption(std::move(names), std::move(value_name), std::move(help),
-                   [target](std::string_view v) {
-                     size_t n = 0;
-                     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-                     if (ec != std::errc() || end != v.data() + v.size() || v.empty())
-                       return fmt::format("'{}' is not a whole number", v);
-                     *target = n;
+                   [target, range](std::string_view v) {
+                     auto n = ParseNumber(v, range);
+                     if (!n.ok()) return n.status().message();
+                     *target = static_cast<size_t>(*n);
                      return std::string();
                    });
 }
 
 Command& Command::Option(std::string names, std::string value_name, std::string help,
-                         double* target) {
+                         const NumberRange& range, double* target) {
   return AddOption(std::move(names), std::move(value_name), std::move(help),
-                   [target](std::string_view v) {
-                     const std::string s(v);
-                     char* end = nullptr;
-                     const double d = std::strtod(s.c_str(), &end);
-                     if (s.empty() || end != s.c_str() + s.size() || !(d >= 0))
-                       return fmt::format("'{}' is not a number of seconds", v);
-                     *target = d;
+                   [target, range](std::string_view v) {
+                     auto d = ParseNumber(v, range);
+                     if (!d.ok()) return d.status().message();
+                     *target = *d;
                      return std::string();
                    });
 }

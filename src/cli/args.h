@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/option_ranges.h"
+
 namespace dtkfs::cli {
 
 class Command {
@@ -30,10 +32,14 @@ class Command {
 
   // names: comma-separated spellings, e.g. "-f,--foreground".
   Command& Flag(std::string names, std::string help, bool* target);
+  // A string option refuses an empty value ('--index ""' must not mean "the default").
   Command& Option(std::string names, std::string value_name, std::string help,
                   std::string* target);
-  Command& Option(std::string names, std::string value_name, std::string help, size_t* target);
-  Command& Option(std::string names, std::string value_name, std::string help, double* target);
+  // Numeric options take their valid range from util/option_ranges.h.
+  Command& Option(std::string names, std::string value_name, std::string help,
+                  const NumberRange& range, size_t* target);
+  Command& Option(std::string names, std::string value_name, std::string help,
+                  const NumberRange& range, double* target);
   // Each use appends one value.
   Command& Option(std::string names, std::string value_name, std::string help,
                   std::vector<std::string>* target);

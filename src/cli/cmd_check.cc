@@ -1,6 +1,7 @@
 // dtkfs check SRC [--index PATH] [--repair]: walk the source, compare with the index, list
 // the directories whose totals differ and the hard links the index does not know as they
-// are; --repair installs a fresh index.
+// are; --repair installs a fresh index. An unreadable index is an error (exit 2) unless
+// --repair rebuilds it.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -55,20 +56,26 @@ size_t CompareLinks(const std::string& root, const LinkTableView& index,
 
 int RunCheck(const CheckArgs& args) {
   Env& env = Env::Default();
-  auto target = LocateIndex(env, args.source, args.index);
+  auto target = LocateIndex(env, args.source, args.index, "");
   if (!target.ok()) {
     PrintError(target.status().message());
     return kExitError;
   }
   auto lock = LockIndex(env, target->index);
   if (!lock.ok()) {
-    PrintError(lock.status().message() + " (unmount it, or check while it is not mounted)");
+    const bool busy = lock.status().code() == Status::Code::kBusy;
+    PrintError(lock.status().message() +
+               (busy ? " (unmount it, or check while it is not mounted)" : ""));
     return kExitError;
   }
   size_t findings = 0;
   auto reader = IndexReader::Open(env, target->index);
   if (!reader.ok()) {
-    PrintError(reader.status().message());
+    // Nothing to compare with: that is an error, not a list of differing entries.
+    PrintError(
+        fmt::format("index {} is unreadable: {}{}", target->index, reader.status().message(),
+                    args.repair ? "; rebuilding it" : " (dtkfs check --repair rebuilds it)"));
+    if (!args.repair) return kExitError;
     ++findings;
   }
 

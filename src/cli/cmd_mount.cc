@@ -7,46 +7,73 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/mount_point.h"
 #include "cli/output.h"
+#include "env/env.h"
 #include "fs/control.h"
 #include "fs/daemon.h"
+#include "index/index_files.h"
 
 extern char** environ;
 
 namespace dtkfs::cli {
 namespace {
 
-// The "key: value" lines of user.dtkfs.status on MNT, or nullopt (with errno) if MNT is not
-// a dtkfs mount.
-std::optional<std::map<std::string, std::string>> ReadStatus(const std::string& mnt,
-                                                             std::string* raw) {
-  char buf[4096];
-  ssize_t n = ::getxattr(mnt.c_str(), std::string(fs::kControlStatus).c_str(), buf, sizeof buf);
-  if (n < 0) return std::nullopt;
-  raw->assign(buf, static_cast<size_t>(n));
-  std::map<std::string, std::string> out;
-  std::istringstream in(*raw);
+// A dtkfs mount, checked against the mount table, and its status lines.
+struct MountStatus {
+  std::string mnt;  // canonical mount point
+  std::string raw;  // user.dtkfs.status as read
+  std::map<std::string, std::string> fields;
+};
+
+// Resolves mnt, checks that it is exactly a dtkfs mount point (src/cli/mount_point.h), and
+// reads its status. On failure prints why and returns nullopt.
+std::optional<MountStatus> OpenMount(const std::string& mnt) {
+  auto point = ResolveDtkfsMountPoint(mnt);
+  if (!point.ok()) {
+    PrintError(point.status().message());
+    return std::nullopt;
+  }
+  MountStatus out;
+  out.mnt = *point;
+  const std::string name(fs::kControlStatus);
+  ssize_t n = ::getxattr(out.mnt.c_str(), name.c_str(), nullptr, 0);
+  if (n > 0) {
+    out.raw.resize(static_cast<size_t>(n) + 1024);  // room for a status that grew meanwhile
+    n = ::getxattr(out.mnt.c_str(), name.c_str(), out.raw.data(), out.raw.size());
+  }
+  if (n < 0) {
+    PrintError(fmt::format("{}: cannot read its dtkfs status: {}", out.mnt, std::strerror(errno)));
+    return std::nullopt;
+  }
+  out.raw.resize(static_cast<size_t>(n));
+  std::istringstream in(out.raw);
   std::string line;
   while (std::getline(in, line)) {
     auto colon = line.find(": ");
-    if (colon != std::string::npos) out[line.substr(0, colon)] = line.substr(colon + 2);
+    if (colon != std::string::npos) out.fields[line.substr(0, colon)] = line.substr(colon + 2);
   }
   return out;
 }
 
-int NotAMount(const std::string& mnt) {
-  int err = errno;
-  PrintError(fmt::format("{}: not a dtkfs mount ({})", mnt,
-                         err == ENODATA || err == ENOTSUP ? "no dtkfs control attributes"
-                                                          : std::strerror(err)));
-  return kExitError;
+// The daemon's pid from its status, parsed without exceptions; nullopt unless it is a whole
+// number above 1 (never 0, -1 or init: those would make kill() and the wait mean something
+// else).
+std::optional<pid_t> DaemonPid(const MountStatus& status) {
+  auto it = status.fields.find("pid");
+  if (it == status.fields.end()) return std::nullopt;
+  const std::string& text = it->second;
+  pid_t pid = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (ec != std::errc() || end != text.data() + text.size() || pid <= 1) return std::nullopt;
+  return pid;
 }
 
 int RunCommand(std::vector<std::string> argv) {
@@ -76,46 +103,61 @@ void WaitForExit(pid_t pid) {
 }  // namespace
 
 int RunUmount(const std::string& mnt) {
-  std::string raw;
-  auto status = ReadStatus(mnt, &raw);
-  if (!status) return NotAMount(mnt);
-  const pid_t pid = static_cast<pid_t>(std::stol((*status)["pid"]));
-  const std::string index = (*status)["index"];
-  if (RunCommand({"fusermount3", "-u", mnt}) != 0) {
-    PrintError(fmt::format("{}: fusermount3 -u failed (busy? close what uses it)", mnt));
+  auto status = OpenMount(mnt);
+  if (!status) return kExitError;
+  const std::optional<pid_t> pid = DaemonPid(*status);
+  const std::string index = status->fields["index"];
+  if (!pid || index.empty() || index[0] != '/') {
+    PrintError(fmt::format("{}: its dtkfs status has no valid pid and index; not unmounting",
+                           status->mnt));
     return kExitError;
   }
-  WaitForExit(pid);
-  std::ifstream in(fs::ExitStatusPath(index));
-  std::string result;
-  std::getline(in, result);
+  if (RunCommand({"fusermount3", "-u", status->mnt}) != 0) {
+    PrintError(fmt::format("{}: fusermount3 -u failed (busy? close what uses it)", status->mnt));
+    return kExitError;
+  }
+  WaitForExit(*pid);
+  // INDEX.last-exit: "ok" or "error: ..." on the first line, then "warning: ..." lines, then
+  // padding (src/fs/daemon.h). "running" means the daemon never got to write its result.
+  auto text = Env::Default().ReadFileToString(ExitStatusPath(index), fs::kExitStatusSize);
+  std::vector<std::string> lines;
+  if (text.ok()) {
+    std::istringstream in(*text);
+    std::string line;
+    while (std::getline(in, line)) {
+      line.erase(line.find_last_not_of(' ') + 1);
+      if (!line.empty()) lines.push_back(line);
+    }
+  }
+  for (size_t i = 1; i < lines.size(); ++i)
+    if (lines[i].rfind("warning: ", 0) == 0) PrintError(lines[i]);
+  const std::string result = lines.empty() ? "" : lines.front();
   if (result == "ok") return kExitOk;
-  PrintError(fmt::format("{}: final compaction {}", mnt,
-                         result.empty() ? "result unknown (daemon killed?)" : result));
+  PrintError(fmt::format(
+      "{}: final compaction {}", status->mnt,
+      result.empty() || result == "running" ? "result unknown (daemon killed?)" : result));
   return kExitError;
 }
 
 int RunStatus(const std::string& mnt) {
-  std::string raw;
-  if (!ReadStatus(mnt, &raw)) return NotAMount(mnt);
-  fmt::print("{}", raw);
+  auto status = OpenMount(mnt);
+  if (!status) return kExitError;
+  fmt::print("{}", status->raw);
   return kExitOk;
 }
 
 int RunCompact(const std::string& mnt) {
+  auto status = OpenMount(mnt);
+  if (!status) return kExitError;
   const std::string name(fs::kControlCompact);
-  if (::setxattr(mnt.c_str(), name.c_str(), "1", 1, 0) != 0) {
-    int err = errno;
-    std::string raw;
-    if (!ReadStatus(mnt, &raw)) return NotAMount(mnt);
-    PrintError(fmt::format("{}: compaction failed: {}", mnt, std::strerror(err)));
+  if (::setxattr(status->mnt.c_str(), name.c_str(), "1", 1, 0) != 0) {
+    PrintError(fmt::format("{}: compaction failed: {}", status->mnt, std::strerror(errno)));
     return kExitError;
   }
-  std::string raw;
-  auto status = ReadStatus(mnt, &raw);
-  if (status)
-    fmt::print(stderr, "dtkfs: compacted: generation {}, {} entries\n", (*status)["generation"],
-               (*status)["entries"]);
+  auto after = OpenMount(status->mnt);
+  if (after)
+    fmt::print(stderr, "dtkfs: compacted: generation {}, {} entries\n", after->fields["generation"],
+               after->fields["entries"]);
   return kExitOk;
 }
 

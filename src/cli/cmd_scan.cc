@@ -10,7 +10,7 @@ namespace dtkfs::cli {
 
 int RunScan(const ScanArgs& args) {
   Env& env = Env::Default();
-  auto target = LocateIndex(env, args.source, args.index);
+  auto target = LocateIndex(env, args.source, args.index, "");
   if (!target.ok()) {
     PrintError(target.status().message());
     return kExitError;

@@ -11,7 +11,8 @@
 
 namespace dtkfs::cli {
 
-Result<IndexTarget> LocateIndex(Env& env, const std::string& source, const std::string& index) {
+Result<IndexTarget> LocateIndex(Env& env, const std::string& source, const std::string& index,
+                                const std::string& canonical_mountpoint) {
   auto canonical = CanonicalDirectory(source);
   if (!canonical.ok()) return canonical.status();
   std::string wanted = index;
@@ -20,7 +21,7 @@ Result<IndexTarget> LocateIndex(Env& env, const std::string& source, const std::
     if (!def.ok()) return def.status();
     wanted = *def;
   }
-  auto prepared = PrepareIndexPath(env, *canonical, wanted);
+  auto prepared = PrepareIndexPath(env, *canonical, canonical_mountpoint, wanted);
   if (!prepared.ok()) return prepared.status();
   return IndexTarget{*canonical, *prepared};
 }

@@ -14,9 +14,11 @@ struct IndexTarget {
   std::string source;  // canonical
   std::string index;   // absolute
 };
-// Canonicalises source, picks the default index unless one is given, refuses an index inside
-// the source, creates the index directory.
-Result<IndexTarget> LocateIndex(Env& env, const std::string& source, const std::string& index);
+// Canonicalises source, picks the default index unless one is given (index ""), checks it
+// with PrepareIndexPath (refusing an index at or below the source or canonical_mountpoint,
+// "" when there is none, or a file that is not a dtkfs index) and creates its directory.
+Result<IndexTarget> LocateIndex(Env& env, const std::string& source, const std::string& index,
+                                const std::string& canonical_mountpoint);
 
 // Writes the index of a finished scan (InstallFile: tmp, fsync, rename, fsync dir).
 Status InstallScan(Env& env, const IndexTarget& target, const ScanResult& scan,

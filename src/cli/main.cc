@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
       program.Add("top", "The N largest directories below PATH")
           .Positional("PATH", "a directory inside a scanned source or a dtkfs mount", &top.path)
           .Option("--index", "FILE", "index file (default: found from PATH)", &top.index)
-          .Option("-n", "N", "how many (default 10)", &top.count)
-          .Option("--depth", "D", "only directories at most D levels below PATH", &top.depth)
+          .Option("-n", "N", "how many (default 10)", dtkfs::ranges::kTopCount, &top.count)
+          .Option("--depth", "D", "only directories at most D levels below PATH",
+                  dtkfs::ranges::kTopDepth, &top.depth)
           .Flag("-h,--human-readable", "sizes like 1.5K, 234M, 2G", &top.human)
           .Flag("--json", "a JSON array of {path, bytes, files, dirs}", &top.json);
 
@@ -63,8 +64,9 @@ int main(int argc, char** argv) {
           .Positional("MNT", "mount point (an empty directory)", &mount.mountpoint)
           .Option("--index", "FILE", "index file (default: the source's)", &mount.index)
           .Option("--compact-interval", "SECONDS",
-                  "seconds between compactions when there are changes (default 60)",
-                  &mount.compact_interval)
+                  "seconds between compactions when there are changes (default 60; "
+                  "0 to 604800, 0: no timer)",
+                  dtkfs::ranges::kCompactInterval, &mount.compact_interval)
           .Flag("-f,--foreground", "stay in the foreground, log to stderr", &mount.foreground)
           .Option("-o", "OPTIONS",
                   "mount options: index=PATH, compact_interval=S, list_totals, allow_other, "

@@ -55,9 +55,19 @@ class Env {
   // The process-wide POSIX Env.
   static Env& Default();
 
-  // Creates or truncates path for writing, with the given mode.
+  // Creates path afresh for writing, with the given mode: removes whatever name is there
+  // first (a stale file, or a symlink, which is never followed), then creates it with
+  // O_EXCL|O_NOFOLLOW, so a file or link planted in between makes this fail rather than be
+  // written through.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                                 mode_t mode) = 0;
+  // Opens an existing regular file of this user for writing in place (no truncation, no
+  // new name; never follows a symlink). Overwriting blocks a file already has needs no free
+  // space, which is how the exit status reaches `dtkfs umount` on a full disk.
+  virtual Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) = 0;
+  // The first max_bytes bytes of a regular file of this user (never follows a symlink;
+  // NotFound if absent; a file of another owner, a directory or a fifo is refused).
+  virtual Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) = 0;
   virtual Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual Status Remove(const std::string& path) = 0;
@@ -69,8 +79,13 @@ class Env {
   // mkdir -p with mode for directories it creates.
   virtual Status CreateDirs(const std::string& dir, mode_t mode) = 0;
   virtual bool FileExists(const std::string& path) = 0;
-  // Takes an exclusive flock on path (created with mode 0600 if absent); Busy if held.
+  // Takes an exclusive flock on path (created with mode 0600 if absent; never follows a
+  // symlink; must be a regular file of this user); Busy if held, any other failure says what
+  // failed.
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
+  // Takes an exclusive flock on the directory itself (an O_RDONLY|O_DIRECTORY fd, no file
+  // created); Busy if held.
+  virtual Result<std::unique_ptr<FileLock>> LockDirectory(const std::string& dir) = 0;
 };
 
 }  // namespace dtkfs

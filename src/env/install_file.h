@@ -3,6 +3,10 @@
 //
 //   write PATH.tmp (mode) -> fsync -> close -> rename over PATH -> fsync the directory
 //
+// PATH.tmp is created by Env::NewWritableFile: any old one (or a symlink planted there) is
+// removed first and the new one created with O_EXCL|O_NOFOLLOW, so nothing is written
+// through a link.
+//
 // On any failure the tmp file is removed (best effort) and PATH is untouched: a reader sees
 // either the old file or the new one, never a mix. Thread-safety: callers serialise writers
 // of one PATH (the compactor runs one at a time; the daemon holds the index lock).

@@ -1,5 +1,6 @@
 // The POSIX Env: thin wrappers, each turning errno into a Status once.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +17,34 @@
 
 namespace dtkfs {
 namespace {
+
+// The open error for one of dtkfs's own files, with a plain word for the planted symlink
+// (O_NOFOLLOW reports it as ELOOP).
+Status OpenError(int err, std::string_view op, const std::string& path) {
+  if (err == ELOOP)
+    return Status::InvalidArgument(fmt::format(
+        "{} {}: is a symbolic link; dtkfs never follows links for its own files", op, path));
+  return Status::FromErrno(err, op, path);
+}
+
+// dtkfs's own files (index, lock, markers) must be regular files of the effective user:
+// anything else was put there by someone else, and a daemon running as root must not be
+// steered by it.
+Status CheckOwnRegularFile(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat", path);
+  if (!S_ISREG(st.st_mode))
+    return Status::InvalidArgument(fmt::format("{}: not a regular file ({}); refusing to use it",
+                                               path,
+                                               S_ISDIR(st.st_mode)    ? "a directory"
+                                               : S_ISFIFO(st.st_mode) ? "a fifo"
+                                                                      : "a special file"));
+  if (st.st_uid != ::geteuid())
+    return Status::InvalidArgument(
+        fmt::format("{}: owned by uid {}, not by this user (uid {}); refusing to use it", path,
+                    st.st_uid, ::geteuid()));
+  return Status::Ok();
+}
 
 class PosixWritableFile final : public WritableFile {
  public:
@@ -123,13 +152,61 @@ class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                         mode_t mode) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return Status::FromErrno(errno, "create", path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return Status::FromErrno(errno, "remove stale", path);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+      if (errno == EEXIST)
+        return Status::InvalidArgument(
+            fmt::format("create {}: something else created it between its removal and this create; "
+                        "refusing to write through it",
+                        path));
+      return Status::FromErrno(errno, "create", path);
+    }
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
   }
 
+  Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return OpenError(errno, "open", path);
+    if (Status s = CheckOwnRegularFile(fd, path); !s.ok()) {
+      ::close(fd);
+      return s;
+    }
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+
+  Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) override {
+    // O_NONBLOCK: opening a planted fifo must not hang; it is refused below.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound(path + ": does not exist");
+      return OpenError(errno, "open", path);
+    }
+    if (Status s = CheckOwnRegularFile(fd, path); !s.ok()) {
+      ::close(fd);
+      return s;
+    }
+    std::string out(max_bytes, '\0');
+    size_t got = 0;
+    while (got < max_bytes) {
+      ssize_t n = ::read(fd, out.data() + got, max_bytes - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return Status::FromErrno(err, "read", path);
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    out.resize(got);
+    return out;
+  }
+
   Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno(errno, "open", path);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -206,14 +283,33 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::FromErrno(errno, "open lock file", path);
+    // Not remove-then-O_EXCL like NewWritableFile: the lock file must stay the same inode
+    // while anyone may hold it, or two processes could each lock their own copy. O_NOFOLLOW
+    // and the owner check keep a planted link or file from being used instead.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) return OpenError(errno, "open lock file", path);
+    if (Status s = CheckOwnRegularFile(fd, path); !s.ok()) {
+      ::close(fd);
+      return s;
+    }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       ::close(fd);
       if (err == EWOULDBLOCK)
         return Status::Busy(path + ": locked by another dtkfs process (one daemon per index)");
       return Status::FromErrno(err, "flock", path);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+
+  Result<std::unique_ptr<FileLock>> LockDirectory(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return OpenError(errno, "open directory", dir);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return Status::Busy(dir + ": locked by another dtkfs process");
+      return Status::FromErrno(err, "flock", dir);
     }
     return std::unique_ptr<FileLock>(new PosixFileLock(fd));
   }

@@ -93,6 +93,7 @@ void Accounting::ExchangeDirs(const std::string& a, const std::string& b) {
 
 void Accounting::ReportStoreError(const Status& s) {
   if (!s.ok()) log::Error("size store: {}", s.message());
+  suspect_.Record(s);
 }
 
 void Accounting::MaybeRequestCompaction() {

@@ -18,12 +18,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
 #include "dtkfs/totals.h"
 #include "fs/inode_table.h"
 #include "store/size_store.h"
+#include "store/suspect_totals.h"
 #include "util/status.h"
 
 namespace dtkfs::fs {
@@ -58,8 +60,11 @@ class Accounting {
   void RenameDir(const std::string& from, const std::string& to);
   void ExchangeDirs(const std::string& a, const std::string& b);
 
-  // Logs a store failure (the source changed; the numbers may now be off).
+  // Logs a store failure (the source changed; the numbers may now be off) and remembers the
+  // first one: the totals are then suspect until a rescan.
   void ReportStoreError(const Status& s);
+  // The first store failure's message, or nullopt while every change applied.
+  std::optional<std::string> SuspectReason() const { return suspect_.Reason(); }
   // Called when the active overlay passes its threshold (wakes the compaction thread).
   void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
 
@@ -74,6 +79,7 @@ class Accounting {
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
   std::function<void()> waker_;
+  SuspectTotals suspect_;  // the first store failure (a leaf lock inside)
 };
 
 }  // namespace dtkfs::fs

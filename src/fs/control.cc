@@ -34,13 +34,15 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
   auto report = fs.compactor().GetReport();
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - fs.started()).count();
+  const auto suspect = fs.SuspectReason();
   *value = fmt::format(
       "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\ngeneration: {}\n"
-      "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n",
+      "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n"
+      "totals: {}\n",
       ::getpid(), fs.source_root(), fs.options().index_path, stats.base_entries,
       stats.active_entries + stats.frozen_entries, stats.generation, report.runs,
       TimeString(report.last_time), report.runs == 0 ? "none" : report.last_status.ToString(),
-      uptime);
+      uptime, suspect ? fmt::format("suspect ({}; the next mount rescans)", *suspect) : "exact");
   return 0;
 }
 

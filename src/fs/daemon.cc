@@ -10,7 +10,6 @@
 #include <boost/filesystem.hpp>
 #include <algorithm>
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -18,17 +17,16 @@
 #include "env/env.h"
 #include "env/map_guard.h"
 #include "fs/filesystem.h"
+#include "index/index_files.h"
 #include "index/index_location.h"
 #include "index/index_reader.h"
 #include "store/compactor.h"
 #include "store/size_store.h"
 #include "util/log.h"
 #include "util/fd_limit.h"
+#include "util/option_ranges.h"
 
 namespace dtkfs::fs {
-
-std::string DirtyMarkerPath(const std::string& index) { return index + ".dirty"; }
-std::string ExitStatusPath(const std::string& index) { return index + ".last-exit"; }
 
 namespace {
 
@@ -82,30 +80,45 @@ Result<ParsedOptions> ParseOptions(const std::vector<std::string>& raw) {
       auto eq = o.find('=');
       std::string key = o.substr(0, eq);
       std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
-      try {
-        if (key == "index") {
-          out.index = val;
-        } else if (key == "compact_interval") {
-          out.compact_interval = std::stod(val);
-        } else if (key == "compact_threshold") {
-          out.fs.compact_threshold = std::stoul(val);
-        } else if (key == "threads") {
-          const unsigned long n = std::stoul(val);
-          if (n < 1 || n > 256) throw std::out_of_range("threads");
-          out.threads = static_cast<unsigned>(n);
-        } else if (key == "list_totals") {
-          out.fs.list_totals = true;
-        } else if (key == "entry_timeout") {
-          out.fs.entry_timeout = std::stod(val);
-        } else if (key == "attr_timeout") {
-          out.fs.attr_timeout = std::stod(val);
-        } else {
-          if (key == "allow_other") allow_other = true;
-          if (key == "default_permissions") default_permissions = true;
-          out.fuse.push_back(o);
-        }
-      } catch (const std::exception&) {
-        return Status::InvalidArgument(fmt::format("-o {}: bad value '{}'", key, val));
+      // Every numeric option is range-checked by the one parser (util/option_ranges.h).
+      auto number = [&](const NumberRange& range) -> Result<double> {
+        auto d = ParseNumber(val, range);
+        if (!d.ok())
+          return Status::InvalidArgument(
+              fmt::format("-o {}: bad value: {}", key, d.status().message()));
+        return d;
+      };
+      if (key == "index") {
+        if (val.empty())
+          return Status::InvalidArgument(
+              "-o index: an empty path names no file; leave it out for the default location");
+        out.index = val;
+      } else if (key == "compact_interval") {
+        auto d = number(ranges::kCompactInterval);
+        if (!d.ok()) return d.status();
+        out.compact_interval = *d;
+      } else if (key == "compact_threshold") {
+        auto d = number(ranges::kCompactThreshold);
+        if (!d.ok()) return d.status();
+        out.fs.compact_threshold = static_cast<size_t>(*d);
+      } else if (key == "threads") {
+        auto d = number(ranges::kThreads);
+        if (!d.ok()) return d.status();
+        out.threads = static_cast<unsigned>(*d);
+      } else if (key == "list_totals") {
+        out.fs.list_totals = true;
+      } else if (key == "entry_timeout") {
+        auto d = number(ranges::kEntryTimeout);
+        if (!d.ok()) return d.status();
+        out.fs.entry_timeout = *d;
+      } else if (key == "attr_timeout") {
+        auto d = number(ranges::kAttrTimeout);
+        if (!d.ok()) return d.status();
+        out.fs.attr_timeout = *d;
+      } else {
+        if (key == "allow_other") allow_other = true;
+        if (key == "default_permissions") default_permissions = true;
+        out.fuse.push_back(o);
       }
     }
   }
@@ -114,11 +127,26 @@ Result<ParsedOptions> ParseOptions(const std::vector<std::string>& raw) {
   return out;
 }
 
+// Why the last daemon left INDEX.dirty (its first line), or nullopt if there is none.
+Result<std::optional<std::string>> ReadDirtyMarker(Env& env, const std::string& index) {
+  auto text = env.ReadFileToString(DirtyMarkerPath(index), 4096);
+  if (text.status().code() == Status::Code::kNotFound) return std::optional<std::string>();
+  if (!text.ok()) return text.status();
+  return std::optional<std::string>(text->substr(0, text->find('\n')));
+}
+
 // Loads the index, or explains why not and builds it with a scan.
 Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const cli::IndexTarget& target) {
   std::string why;
-  if (env.FileExists(DirtyMarkerPath(target.index))) {
-    why = "the last daemon did not shut down cleanly, so the index may be stale";
+  auto dirty = ReadDirtyMarker(env, target.index);
+  if (!dirty.ok()) return dirty.status();
+  if (*dirty) {
+    why = (*dirty)->rfind("suspect: ", 0) == 0
+              ? fmt::format(
+                    "the last daemon met changes it could not apply ({}), so the index "
+                    "may be off",
+                    (*dirty)->substr(9))
+              : "the last daemon did not shut down cleanly, so the index may be stale";
   } else if (!env.FileExists(target.index)) {
     why = "no index yet";
   } else {
@@ -136,21 +164,41 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const cli::Index
   return IndexReader::Open(env, target.index);
 }
 
-Status WriteSmallFile(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create", path);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  return ok ? Status::Ok() : Status::FromErrno(err, "write", path);
+// A small marker file, created afresh through the Env (remove, O_EXCL, no symlink followed)
+// and made durable.
+Status WriteMarker(Env& env, const std::string& path, std::string_view text) {
+  auto file = env.NewWritableFile(path, 0600);
+  if (!file.ok()) return file.status();
+  Status s = (*file)->WriteAt(0, text);
+  if (s.ok()) s = (*file)->Sync();
+  Status c = (*file)->Close();
+  return s.ok() ? c : s;
+}
+
+// INDEX.last-exit's content: text, then spaces up to kExitStatusSize - 1, then a newline.
+std::string ExitStatusText(std::string text) {
+  if (text.size() > kExitStatusSize - 1) text.resize(kExitStatusSize - 1);
+  text.resize(kExitStatusSize - 1, ' ');
+  return text + "\n";
+}
+
+// Overwrites INDEX.last-exit in place: the blocks were allocated at mount time, so this needs
+// no free space and the result reaches `dtkfs umount` even when the disk is full.
+Status WriteExitStatus(Env& env, const std::string& index, const std::string& text) {
+  auto file = env.ReopenWritableFile(ExitStatusPath(index));
+  if (!file.ok()) return file.status();
+  Status s = (*file)->WriteAt(0, ExitStatusText(text));
+  if (s.ok()) s = (*file)->Sync();
+  Status c = (*file)->Close();
+  return s.ok() ? c : s;
 }
 
 // Compacts on a timer (only when dirty) and when woken (overlay over its threshold).
 class CompactionThread {
  public:
+  // interval: seconds between timer compactions, 0 (or anything not positive) for none.
   CompactionThread(SizeStore& store, Compactor& compactor, double interval)
-      : store_(store), compactor_(compactor), interval_(interval) {
+      : store_(store), compactor_(compactor), period_(Period(interval)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~CompactionThread() {
@@ -173,9 +221,8 @@ class CompactionThread {
   void Run() {
     std::unique_lock lock(mu_);
     while (!stop_) {
-      if (interval_ > 0)
-        cv_.wait_for(lock, std::chrono::duration<double>(interval_),
-                     [&] { return stop_ || woken_; });
+      if (period_.count() > 0)
+        cv_.wait_for(lock, period_, [&] { return stop_ || woken_; });
       else
         cv_.wait(lock, [&] { return stop_ || woken_; });
       if (stop_) break;
@@ -189,9 +236,18 @@ class CompactionThread {
     }
   }
 
+  // Whole milliseconds, at most the option's maximum: a double duration that is huge or not
+  // finite overflows when wait_for converts it to clock ticks, and the wait returns at once,
+  // spinning a core. The options are range-checked already; this keeps the wait safe anyway.
+  static std::chrono::milliseconds Period(double seconds) {
+    if (!(seconds > 0)) return std::chrono::milliseconds(0);  // also NaN
+    seconds = std::min(seconds, ranges::kCompactInterval.max);
+    return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+  }
+
   SizeStore& store_;
   Compactor& compactor_;
-  const double interval_;
+  const std::chrono::milliseconds period_;
   std::mutex mu_;  // guards stop_, woken_
   std::condition_variable cv_;
   bool stop_ = false;
@@ -223,21 +279,42 @@ int RunMount(MountArgs args) {
     return fail(mnt.status().WithContext("mount point"));
   }
   if (Status s = CheckMountpoint(*mnt, *source); !s.ok()) return fail(s);
-  auto target = cli::LocateIndex(env, *source, args.index);
+  // One daemon per source, whatever index it uses: two daemons on one source would serve two
+  // views that drift apart. Taken before anything is created.
+  auto source_lock = LockSource(env, *source);
+  if (!source_lock.ok()) {
+    if (source_lock.status().code() == Status::Code::kBusy)
+      return fail(Status::Busy(fmt::format(
+          "cannot mount {}: the source is already mounted (served by another dtkfs daemon); "
+          "one daemon per source",
+          *source)));
+    // Some filesystems (NFS) cannot flock a directory opened read-only; that must not make
+    // their sources unmountable.
+    log::Warning("cannot lock the source ({}); a second daemon on it would not be detected",
+                 source_lock.status().message());
+  }
+  auto target = cli::LocateIndex(env, *source, args.index, *mnt);
   if (!target.ok()) return fail(target.status());
   auto lock = LockIndex(env, target->index);
-  if (!lock.ok())
-    return fail(lock.status().WithContext(
-        fmt::format("cannot mount {}: its index is in use", *source)));
+  if (!lock.ok()) {
+    // Only a real lock conflict means "in use"; anything else (a read-only directory, EACCES,
+    // a planted file) says what failed.
+    const bool busy = lock.status().code() == Status::Code::kBusy;
+    return fail(lock.status().WithContext(fmt::format(
+        "cannot mount {}: {}", *source, busy ? "its index is in use" : "cannot lock its index")));
+  }
 
   RaiseFdLimit();
   ::umask(0);  // the kernel already applied the caller's umask
   auto base = LoadOrScan(env, *target);
   if (!base.ok()) return fail(base.status());
-  env.Remove(ExitStatusPath(target->index)).PermitUnchecked();
+  // Created now at its full size, overwritten in place at exit (see WriteExitStatus).
+  if (Status s = WriteMarker(env, ExitStatusPath(target->index), ExitStatusText("running\n"));
+      !s.ok())
+    return fail(s);
   // From here on the overlay may hold changes the index lacks; a crash leaves this marker,
   // and the next mount rescans instead of trusting a stale index.
-  if (Status s = WriteSmallFile(DirtyMarkerPath(target->index), "mounted\n"); !s.ok())
+  if (Status s = WriteMarker(env, DirtyMarkerPath(target->index), "mounted\n"); !s.ok())
     return fail(s);
   if (Status s = env.SyncDir(boost::filesystem::path(target->index).parent_path().string());
       !s.ok())
@@ -265,11 +342,14 @@ int RunMount(MountArgs args) {
                                       &filesystem);
   if (se == nullptr) {
     env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    WriteExitStatus(env, target->index, "error: libfuse refused the mount options\n")
+        .PermitUnchecked();
     return fail(Status::InvalidArgument("libfuse refused the mount options"));
   }
   if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt->c_str()) != 0) {
     fuse_session_destroy(se);
     env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    WriteExitStatus(env, target->index, "error: the mount failed\n").PermitUnchecked();
     return fail(Status::InvalidArgument(fmt::format("mount {} failed (see above)", *mnt)));
   }
   log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
@@ -300,16 +380,36 @@ int RunMount(MountArgs args) {
   if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) rc = 0;
   fuse_session_unmount(se);
   Status final_status = compactor.CompactNow();
+  // Changes the store could not apply leave numbers the daemon knows are off: the index is
+  // written anyway (it is the best there is), but INDEX.dirty stays, saying why, so the next
+  // mount rescans.
+  const std::optional<std::string> suspect = filesystem.SuspectReason();
+  std::string exit_text;
   if (final_status.ok()) {
-    env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
-    WriteSmallFile(ExitStatusPath(target->index), "ok\n").PermitUnchecked();
-    log::Info("unmounted {}; index {} is up to date (generation {})", *mnt, target->index,
-              compactor.GetReport().generation);
+    exit_text = "ok\n";
+    if (!suspect) {
+      env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+      log::Info("unmounted {}; index {} is up to date (generation {})", *mnt, target->index,
+                compactor.GetReport().generation);
+    }
   } else {
-    WriteSmallFile(ExitStatusPath(target->index), "error: " + final_status.message() + "\n")
-        .PermitUnchecked();
+    exit_text = "error: " + final_status.message() + "\n";
     log::Error("final compaction failed: {}; the next mount rescans", final_status.message());
   }
+  if (suspect) {
+    // In place: INDEX.dirty's block is already there ("mounted\n" is shorter than this).
+    auto marker = env.ReopenWritableFile(DirtyMarkerPath(target->index));
+    if (marker.ok()) {
+      (*marker)->WriteAt(0, "suspect: " + *suspect + "\n").PermitUnchecked();
+      (*marker)->Sync().PermitUnchecked();
+      (*marker)->Close().PermitUnchecked();
+    }
+    exit_text += fmt::format("warning: totals suspect ({}); {} kept, the next mount rescans\n",
+                             *suspect, DirtyMarkerPath(target->index));
+    log::Warning("totals suspect ({}); the next mount rescans", *suspect);
+  }
+  if (Status s = WriteExitStatus(env, target->index, exit_text); !s.ok())
+    log::Error("{}: `dtkfs umount` will not know the result", s.message());
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   return final_status.ok() && rc == 0 ? 0 : 2;

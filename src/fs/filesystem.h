@@ -23,6 +23,7 @@
 //   InodeTable::mu() guards the inode map, refs, each inode's parent/name/links, and the
 //                   link tracker's claims.
 //   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under the table's.
+//   SuspectTotals   (inside the accounting) a leaf: nothing is taken while it is held.
 // No lock is held across a reply to the kernel.
 #pragma once
 
@@ -32,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -91,6 +93,8 @@ class Filesystem {
   void SetCompactionWaker(std::function<void()> waker) {
     accounting_.SetCompactionWaker(std::move(waker));
   }
+  // The first change the store could not apply (Accounting::SuspectReason).
+  std::optional<std::string> SuspectReason() const { return accounting_.SuspectReason(); }
 
  private:
   const std::string source_root_;

@@ -6,6 +6,8 @@
 #include <boost/filesystem.hpp>
 #include <cstdlib>
 
+#include "dtkfs/index_format.h"
+#include "index/index_files.h"
 #include "util/path.h"
 
 namespace fs = boost::filesystem;
@@ -67,23 +69,86 @@ Result<std::string> DefaultIndexPath(const std::string& canonical_source) {
   return fmt::format("{}/{}-{:016x}.dtkidx", *dir, SafeName(base), StableHash(canonical_source));
 }
 
+namespace {
+
+// A daemon running as root must not keep its files where another user can plant a file or
+// a symlink under one of their names. A sticky directory (like /tmp) is accepted: others
+// cannot replace or remove this user's files there, and every file dtkfs opens is checked
+// to be this user's.
+Status CheckIndexDirectory(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", dir);
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + ": not a directory");
+  const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+  const bool foreign_owner = st.st_uid != ::geteuid() && st.st_uid != 0;
+  if ((others_write || foreign_owner) && (st.st_mode & S_ISVTX) == 0)
+    return Status::InvalidArgument(fmt::format(
+        "index directory {} can be written by other users (mode {:04o}, owner uid {}): a file "
+        "or link planted there could steer dtkfs; put the index in a directory only you can "
+        "write",
+        dir, st.st_mode & 07777, st.st_uid));
+  return Status::Ok();
+}
+
+// An existing file at the index path is rebuilt only when it is recognisably a dtkfs index
+// (a corrupt or truncated one may be rebuilt): anything else may be somebody's data.
+Status CheckExistingIndex(Env& env, const std::string& index) {
+  auto head = env.ReadFileToString(index, format::kMagic.size());
+  if (head.status().code() == Status::Code::kNotFound) return Status::Ok();
+  if (!head.ok()) return head.status();
+  if (*head != format::kMagic)
+    return Status::InvalidArgument(fmt::format(
+        "{}: exists and is not a dtkfs index ({}); dtkfs will not overwrite it: choose another "
+        "--index path",
+        index, head->empty() ? "an empty file" : "it does not start with DSKTRKMM"));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_source,
+                                     const std::string& canonical_mountpoint,
                                      const std::string& index_path) {
-  fs::path abs = fs::absolute(fs::path(index_path));
-  fs::path parent = abs.parent_path();
-  DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
+  if (index_path.empty())
+    return Status::InvalidArgument(
+        "the index path is empty; leave --index out for the default location");
+  const std::string name = index_path.substr(index_path.rfind('/') + 1);
+  if (name.empty() || name == "." || name == "..")
+    return Status::InvalidArgument(fmt::format(
+        "index {}: the last component must be a file name (not a directory, '.' or '..')",
+        index_path));
+  // Resolved before anything is created: the existing part canonically (symlinks included),
+  // the rest (still to be created, so no links in it) lexically.
   boost::system::error_code ec;
-  fs::path canon_parent = fs::canonical(parent, ec);
-  if (ec) return Status::FromErrno(ec.value(), "resolve", parent.string());
-  if (IsSameOrBelowAbs(canon_parent.string(), canonical_source))
+  const fs::path parent =
+      fs::weakly_canonical(fs::absolute(fs::path(index_path)).parent_path(), ec);
+  if (ec) return Status::FromErrno(ec.value(), "resolve", index_path);
+  const std::string index = (parent / name).string();
+  if (IsSameOrBelowAbs(index, canonical_source))
     return Status::InvalidArgument(fmt::format(
         "index {} is inside the source {}: it would count itself; choose a path outside it",
         index_path, canonical_source));
-  return (canon_parent / abs.filename()).string();
+  if (!canonical_mountpoint.empty() && IsSameOrBelowAbs(index, canonical_mountpoint))
+    return Status::InvalidArgument(fmt::format(
+        "index {} is inside the mount point {}: the daemon would write its index through its "
+        "own mount; choose a path outside it",
+        index_path, canonical_mountpoint));
+  DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
+  DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(parent.string()));
+  DTKFS_RETURN_IF_ERROR(CheckExistingIndex(env, index));
+  return index;
 }
 
 Result<std::unique_ptr<FileLock>> LockIndex(Env& env, const std::string& index_path) {
-  return env.LockFile(index_path + ".lock");
+  return env.LockFile(IndexLockPath(index_path));
+}
+
+Result<std::unique_ptr<FileLock>> LockSource(Env& env, const std::string& canonical_source) {
+  // The source directory itself is the lock: there is no file to create or plant, it works
+  // for every user who can read the source, and it catches the same directory reached by
+  // another path (a bind mount, a symlink). flock belongs to the open file description, so
+  // it survives fuse_daemonize's fork like the index lock does.
+  return env.LockDirectory(canonical_source);
 }
 
 std::optional<FoundIndex> FindIndexFor(Env& env, const std::string& canonical_path) {

@@ -1,7 +1,9 @@
-// Where a source's index lives, and the rules for it (DESIGN-BRIEF section 7):
-// under $XDG_STATE_HOME/dtkfs/ (else ~/.local/state/dtkfs/), directory 0700, file 0600,
-// named from the canonical source path; never inside the source; one daemon per index
-// (a flock on PATH.lock).
+// Where a source's index lives, and the rules for it (DESIGN-BRIEF section 7, README "Where
+// the index lives"): under $XDG_STATE_HOME/dtkfs/ (else ~/.local/state/dtkfs/), directory
+// 0700, file 0600, named from the canonical source path; never at or below the source or the
+// mount point; in a directory no other user can write (unless it is sticky); an existing file
+// there is reused only if it is recognisably a dtkfs index of this user. One daemon per index
+// (a flock on INDEX.lock) and one per source (a flock on the source directory).
 // Pure functions plus filesystem look-ups; thread-safe.
 #pragma once
 
@@ -20,12 +22,21 @@ Result<std::string> CanonicalDirectory(const std::string& path);
 Result<std::string> StateDirectory();
 // The default index file for a canonical source path: STATE/<basename>-<hash>.dtkidx.
 Result<std::string> DefaultIndexPath(const std::string& canonical_source);
-// Checks that index_path is not inside the source and makes its directory (0700 if new).
-// Returns the absolute index path.
+// Checks index_path against the rules above, refusing before anything is created: an empty
+// path, a last component that is not a file name ("DIR/", ".", ".."), a path at or below
+// the source or the mount point (canonical_mountpoint; "" when there is none; both checked
+// after resolving symlinks in the existing part of the path), a directory other users can
+// write, and an existing file that is not a dtkfs index of this user (a directory, fifo,
+// symlink, empty or foreign file: the file is left untouched). Then makes the index's
+// directory (0700 if new). Returns the canonical absolute index path.
 Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_source,
+                                     const std::string& canonical_mountpoint,
                                      const std::string& index_path);
 // The lock that makes a daemon, a scan or a repair the only writer of an index.
 Result<std::unique_ptr<FileLock>> LockIndex(Env& env, const std::string& index_path);
+// The lock that makes a daemon the only one serving a source (whatever index it uses), held
+// for the daemon's life.
+Result<std::unique_ptr<FileLock>> LockSource(Env& env, const std::string& canonical_source);
 
 struct FoundIndex {
   std::string source_root;  // canonical

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "env/env.h"
+#include "index/index_files.h"
 #include "index/index_reader.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
@@ -101,6 +102,10 @@ TEST_CASE("plain fusermount3 -u also ends in a final compaction", "[e2e]") {
   REQUIRE(daemon > 1);
   REQUIRE(Run({"fusermount3", "-u", fx.mnt()}).status == 0);
   REQUIRE(WaitForExit(daemon, 20));  // it exits only after the final compaction
+  // INDEX.last-exit holds the final compaction's result (it says "running" until then).
+  auto text = Env::Default().ReadFileToString(ExitStatusPath(fx.index()), 16);
+  REQUIRE(text.ok());
+  CHECK(text->rfind("ok", 0) == 0);
   REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
 }
 
@@ -157,7 +162,14 @@ TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
   TempDir other;
   auto second = Run({DtkfsBinary(), "mount", fx.src(), other.path(), "--index", fx.index()});
   CHECK(second.status == 2);
-  CHECK(second.err.find("one daemon per index") != std::string::npos);
+  CHECK(second.err.find("already mounted") != std::string::npos);  // one daemon per source
+  // Another source with the same index: one daemon per index.
+  REQUIRE(Run({"mkdir", other / "src", other / "mnt"}).status == 0);
+  auto same_index =
+      Run({DtkfsBinary(), "mount", other / "src", other / "mnt", "--index", fx.index()});
+  CHECK(same_index.status == 2);
+  CHECK(same_index.err.find("one daemon per index") != std::string::npos);
+  CHECK(same_index.err.find("its index is in use") != std::string::npos);
   auto twice = fx.Mount();
   CHECK(twice.status == 2);
 

@@ -20,6 +20,12 @@ class ForwardingEnv : public Env {
                                                         mode_t mode) override {
     return base_.NewWritableFile(path, mode);
   }
+  Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) override {
+    return base_.ReopenWritableFile(path);
+  }
+  Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) override {
+    return base_.ReadFileToString(path, max_bytes);
+  }
   Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
     return base_.MapReadOnly(path);
   }
@@ -35,6 +41,9 @@ class ForwardingEnv : public Env {
   bool FileExists(const std::string& path) override { return base_.FileExists(path); }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     return base_.LockFile(path);
+  }
+  Result<std::unique_ptr<FileLock>> LockDirectory(const std::string& dir) override {
+    return base_.LockDirectory(dir);
   }
 
  private:

@@ -45,6 +45,13 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::strin
   return std::unique_ptr<WritableFile>(new FaultFile(*this, std::move(f).value()));
 }
 
+Result<std::unique_ptr<WritableFile>> FaultEnv::ReopenWritableFile(const std::string& path) {
+  DTKFS_RETURN_IF_ERROR(Step("reopen " + path));
+  auto f = ForwardingEnv::ReopenWritableFile(path);
+  if (!f.ok()) return f.status();
+  return std::unique_ptr<WritableFile>(new FaultFile(*this, std::move(f).value()));
+}
+
 Status FaultEnv::Rename(const std::string& from, const std::string& to) {
   DTKFS_RETURN_IF_ERROR(Step("rename " + from));
   return ForwardingEnv::Rename(from, to);

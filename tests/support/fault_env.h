@@ -2,8 +2,8 @@
 // any step leaves memory and disk as they were (seed 003), and that a crash between any two
 // steps leaves a loadable index.
 //
-// Every mutating call (create, write, sync, close, rename, remove, syncdir, syncfs) is a
-// numbered step. fail_at(n, err) makes step n fail with err; crash_at(n) makes step n and
+// Every mutating call (create, reopen, write, sync, close, rename, remove, syncdir, syncfs)
+// is a numbered step. fail_at(n, err) makes step n fail with err; crash_at(n) makes step n and
 // every later one fail, like a process that died there (nothing it did after that happens,
 // not even cleanup).
 #pragma once
@@ -42,6 +42,7 @@ class FaultEnv final : public ForwardingEnv {
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                         mode_t mode) override;
+  Result<std::unique_ptr<WritableFile>> ReopenWritableFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status Remove(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;

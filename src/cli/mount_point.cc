@@ -1,0 +1,50 @@
+#include "cli/mount_point.h"
+
+#include <fmt/format.h>
+
+#include <boost/filesystem.hpp>
+
+namespace dtkfs::cli {
+namespace {
+
+bool IsSameOrBelow(std::string_view p, std::string_view dir) {
+  if (dir == "/") return true;
+  return p == dir ||
+         (p.size() > dir.size() && p.substr(0, dir.size()) == dir && p[dir.size()] == '/');
+}
+
+}  // namespace
+
+Status CheckDtkfsMountPoint(const std::string& canonical_path,
+                            const std::vector<MountInfo>& table) {
+  // The mount that holds the path: the deepest mount point at or above it, and of those on
+  // the same point the last one (mounted on top).
+  const MountInfo* holder = nullptr;
+  for (const MountInfo& e : table)
+    if (IsSameOrBelow(canonical_path, e.mount_point) &&
+        (holder == nullptr || e.mount_point.size() >= holder->mount_point.size()))
+      holder = &e;
+  if (holder != nullptr && holder->fstype == kDtkfsFsType) {
+    if (holder->mount_point == canonical_path) return Status::Ok();
+    return Status::InvalidArgument(
+        fmt::format("{}: not a dtkfs mount point but a directory inside the dtkfs mount {}; use {}",
+                    canonical_path, holder->mount_point, holder->mount_point));
+  }
+  return Status::InvalidArgument(fmt::format(
+      "{}: not a dtkfs mount ({})", canonical_path,
+      holder == nullptr
+          ? std::string("not in the mount table")
+          : fmt::format("it is on the {} mount at {}", holder->fstype, holder->mount_point)));
+}
+
+Result<std::string> ResolveDtkfsMountPoint(const std::string& path) {
+  boost::system::error_code ec;
+  const std::string canonical = boost::filesystem::canonical(path, ec).string();
+  if (ec) return Status::FromErrno(ec.value(), "resolve", path);
+  auto table = ReadMountInfo();
+  if (!table.ok()) return table.status();
+  DTKFS_RETURN_IF_ERROR(CheckDtkfsMountPoint(canonical, *table));
+  return canonical;
+}
+
+}  // namespace dtkfs::cli
