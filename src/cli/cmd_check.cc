@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "cli/commands.h"
-#include "cli/index_tasks.h"
+#include "index/index_lifecycle.h"
 #include "cli/output.h"
 #include "index/index_location.h"
 #include "index/index_reader.h"

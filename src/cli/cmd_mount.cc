@@ -20,6 +20,7 @@
 #include "fs/control.h"
 #include "fs/daemon.h"
 #include "index/index_files.h"
+#include "index/index_lifecycle.h"
 
 extern char** environ;
 
@@ -119,7 +120,7 @@ int RunUmount(const std::string& mnt) {
   WaitForExit(*pid);
   // INDEX.last-exit: "ok" or "error: ..." on the first line, then "warning: ..." lines, then
   // padding (src/fs/daemon.h). "running" means the daemon never got to write its result.
-  auto text = Env::Default().ReadFileToString(ExitStatusPath(index), fs::kExitStatusSize);
+  auto text = Env::Default().ReadFileToString(ExitStatusPath(index), kExitStatusSize);
   std::vector<std::string> lines;
   if (text.ok()) {
     std::istringstream in(*text);

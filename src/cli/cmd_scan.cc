@@ -2,7 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "cli/index_tasks.h"
+#include "index/index_lifecycle.h"
 #include "cli/output.h"
 #include "index/index_location.h"
 
@@ -20,7 +20,9 @@ int RunScan(const ScanArgs& args) {
     PrintError(lock.status().message());
     return kExitError;
   }
-  auto report = BuildIndex(env, *target);
+  ScanOptions options;
+  options.on_progress = TerminalProgress();
+  auto report = BuildIndex(env, *target, options);
   if (!report.ok()) {
     PrintError(report.status().message());
     return kExitError;

@@ -1,5 +1,9 @@
 // dtkfs: the command line. Declares the subcommands (cli/args.h) and dispatches to
 // cli/cmd_*.cc and fs/daemon.cc.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -8,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "fs/daemon.h"
+#include "fs/mount_options.h"
 
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
@@ -56,21 +61,25 @@ int main(int argc, char** argv) {
           .Flag("--repair", "rewrite the index from the walk", &check.repair);
 
   dtkfs::fs::MountArgs mount;
+  std::string mount_index;  // the long flags, handed to the daemon as -o values (below)
+  double mount_interval = std::numeric_limits<double>::quiet_NaN();  // NaN: not given
   const Command& mount_cmd =
       program
           .Add("mount", "Mount a passthrough of SRC at MNT whose directories answer "
                         "user.total_bytes")
           .Positional("SRC", "source directory", &mount.source)
           .Positional("MNT", "mount point (an empty directory)", &mount.mountpoint)
-          .Option("--index", "FILE", "index file (default: the source's)", &mount.index)
+          .Option("--index", "FILE", "index file (default: the source's; same as -o index=)",
+                  &mount_index)
           .Option("--compact-interval", "SECONDS",
                   "seconds between compactions when there are changes (default 60; "
-                  "0 to 604800, 0: no timer)",
-                  dtkfs::ranges::kCompactInterval, &mount.compact_interval)
+                  "0 to 604800, 0: no timer; same as -o compact_interval=)",
+                  dtkfs::ranges::kCompactInterval, &mount_interval)
           .Flag("-f,--foreground", "stay in the foreground, log to stderr", &mount.foreground)
           .Option("-o", "OPTIONS",
                   "mount options: index=PATH, compact_interval=S, list_totals, allow_other, "
-                  "... (comma-separated, repeatable)",
+                  "... (comma-separated, repeatable; the last value of an option wins, and "
+                  "the long flags come after every -o)",
                   &mount.options);
 
   std::string mnt;
@@ -89,7 +98,16 @@ int main(int argc, char** argv) {
   if (chosen == &du_cmd) return RunDu(du);
   if (chosen == &top_cmd) return RunTop(top);
   if (chosen == &check_cmd) return RunCheck(check);
-  if (chosen == &mount_cmd) return dtkfs::fs::RunMount(mount);
+  if (chosen == &mount_cmd) {
+    // One precedence for every way an option arrives (fs/mount_options.h): the long flags
+    // are -o values after all the others, so they win.
+    if (!mount_index.empty()) mount.options.push_back(dtkfs::fs::MountOption("index", mount_index));
+    if (!std::isnan(mount_interval))
+      mount.options.push_back(
+          dtkfs::fs::MountOption("compact_interval", fmt::format("{}", mount_interval)));
+    mount.on_scan_progress = TerminalProgress();
+    return dtkfs::fs::RunMount(mount);
+  }
   if (chosen == &umount_cmd) return RunUmount(mnt);
   if (chosen == &status_cmd) return RunStatus(mnt);
   if (chosen == &compact_cmd) return RunCompact(mnt);

@@ -4,16 +4,9 @@
 
 #include <boost/filesystem.hpp>
 
+#include "util/path.h"
+
 namespace dtkfs::cli {
-namespace {
-
-bool IsSameOrBelow(std::string_view p, std::string_view dir) {
-  if (dir == "/") return true;
-  return p == dir ||
-         (p.size() > dir.size() && p.substr(0, dir.size()) == dir && p[dir.size()] == '/');
-}
-
-}  // namespace
 
 Status CheckDtkfsMountPoint(const std::string& canonical_path,
                             const std::vector<MountInfo>& table) {
@@ -21,7 +14,7 @@ Status CheckDtkfsMountPoint(const std::string& canonical_path,
   // the same point the last one (mounted on top).
   const MountInfo* holder = nullptr;
   for (const MountInfo& e : table)
-    if (IsSameOrBelow(canonical_path, e.mount_point) &&
+    if (path::IsSameOrBelowAbsolute(canonical_path, e.mount_point) &&
         (holder == nullptr || e.mount_point.size() >= holder->mount_point.size()))
       holder = &e;
   if (holder != nullptr && holder->fstype == kDtkfsFsType) {

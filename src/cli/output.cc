@@ -1,5 +1,9 @@
 #include "cli/output.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -69,5 +73,15 @@ std::string JsonRecord(std::string_view path, const Totals& t) {
 }
 
 void PrintError(std::string_view message) { fmt::print(stderr, "dtkfs: {}\n", message); }
+
+std::function<void(const ScanProgress&)> TerminalProgress() {
+  if (::isatty(STDERR_FILENO) != 1) return nullptr;
+  return [](const ScanProgress& p) {
+    const double rate = p.seconds > 0 ? static_cast<double>(p.entries) / p.seconds : 0;
+    fmt::print(stderr, "\rscanning: {} entries, {} dirs, {:.0f} entries/s   {}", p.entries,
+               p.dirs, rate, p.done ? "\n" : "");
+    std::fflush(stderr);
+  };
+}
 
 }  // namespace dtkfs::cli

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
 #include "dtkfs/totals.h"
+#include "scan/scanner.h"
 
 namespace dtkfs::cli {
 
@@ -26,5 +28,8 @@ std::string DuLine(uint64_t bytes, std::string_view path, bool human);
 std::string JsonRecord(std::string_view path, const Totals& t);
 // Prints "dtkfs: MESSAGE" to stderr.
 void PrintError(std::string_view message);
+// Scan progress for a terminal: "\rscanning: N entries, D dirs, R entries/s", ending the
+// line at the last report; none when stderr is not a terminal.
+std::function<void(const ScanProgress&)> TerminalProgress();
 
 }  // namespace dtkfs::cli

@@ -97,7 +97,8 @@ void Accounting::ReportStoreError(const Status& s) {
 }
 
 void Accounting::MaybeRequestCompaction() {
-  if (waker_ && store_.active_size() > compact_threshold_) waker_();
+  CompactionWaker* waker = waker_.load();
+  if (waker != nullptr && store_.active_size() > compact_threshold_) waker->Wake();
 }
 
 }  // namespace dtkfs::fs

@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -24,6 +25,7 @@
 
 #include "dtkfs/totals.h"
 #include "fs/inode_table.h"
+#include "store/compaction_thread.h"
 #include "store/size_store.h"
 #include "store/suspect_totals.h"
 #include "util/status.h"
@@ -65,8 +67,8 @@ class Accounting {
   void ReportStoreError(const Status& s);
   // The first store failure's message, or nullopt while every change applied.
   std::optional<std::string> SuspectReason() const { return suspect_.Reason(); }
-  // Called when the active overlay passes its threshold (wakes the compaction thread).
-  void SetCompactionWaker(std::function<void()> waker) { waker_ = std::move(waker); }
+  // Woken when the active overlay passes its threshold (the compaction thread); null: none.
+  void SetCompactionWaker(CompactionWaker* waker) { waker_.store(waker); }
 
  private:
   // Account's body: caller holds the namespace lock (any mode) and inode.size_mu.
@@ -78,7 +80,7 @@ class Accounting {
   SizeStore& store_;
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
-  std::function<void()> waker_;
+  std::atomic<CompactionWaker*> waker_{nullptr};
   SuspectTotals suspect_;  // the first store failure (a leaf lock inside)
 };
 

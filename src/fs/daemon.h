@@ -3,27 +3,28 @@
 // after the final compaction is durable (or has failed, which it reports).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "scan/scanner.h"
 
 namespace dtkfs::fs {
 
 struct MountArgs {
   std::string source;
   std::string mountpoint;
-  std::string index;              // empty: the default index of source
-  double compact_interval = 60;   // seconds (util/option_ranges.h); only when there are changes
   bool foreground = false;
-  std::vector<std::string> options;  // -o values: dtkfs's own and libfuse's mount options
+  // The -o values in order (dtkfs's own and libfuse's mount options; fs/mount_options.h).
+  // The CLI appends its long flags (--index, --compact-interval) as -o values after them.
+  std::vector<std::string> options;
+  // Progress of a scan at start-up (the CLI draws it on a terminal); null: none.
+  std::function<void(const ScanProgress&)> on_scan_progress;
 };
 
 // Returns the process exit status (0 ok, 2 error). In daemon mode the calling process
 // returns 0 once the mount is ready; the daemon child never returns to the caller's code.
 // The files beside the index it uses are named in src/index/index_files.h.
 int RunMount(MountArgs args);
-
-// INDEX.last-exit is created at mount time with exactly this many bytes ("running" padded)
-// and overwritten in place at exit, so the result fits without new blocks on a full disk.
-inline constexpr size_t kExitStatusSize = 4096;
 
 }  // namespace dtkfs::fs

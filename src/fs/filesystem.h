@@ -54,7 +54,7 @@ struct Options {
   std::string index_path;             // shown by the control channel
 };
 
-class Filesystem {
+class Filesystem final : public Compactor::Freezer {
  public:
   // Takes ownership of root_fd.
   Filesystem(int root_fd, std::string source_root, SizeStore& store, Compactor& compactor,
@@ -88,11 +88,7 @@ class Filesystem {
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
   // same moment (no namespace change or size accounting in between).
-  Compactor::Frozen FreezeForCompaction();
-  // Wakes the compaction thread when the overlay passes the threshold.
-  void SetCompactionWaker(std::function<void()> waker) {
-    accounting_.SetCompactionWaker(std::move(waker));
-  }
+  Compactor::Frozen FreezeForCompaction() override;
   // The first change the store could not apply (Accounting::SuspectReason).
   std::optional<std::string> SuspectReason() const { return accounting_.SuspectReason(); }
 

@@ -34,11 +34,6 @@ std::string SafeName(const std::string& base) {
   return out.empty() ? std::string("root") : out;
 }
 
-bool IsSameOrBelowAbs(const std::string& p, const std::string& dir) {
-  if (dir == "/") return true;
-  return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 &&
-                      p[dir.size()] == '/');
-}
 
 }  // namespace
 
@@ -124,11 +119,11 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
       fs::weakly_canonical(fs::absolute(fs::path(index_path)).parent_path(), ec);
   if (ec) return Status::FromErrno(ec.value(), "resolve", index_path);
   const std::string index = (parent / name).string();
-  if (IsSameOrBelowAbs(index, canonical_source))
+  if (path::IsSameOrBelowAbsolute(index, canonical_source))
     return Status::InvalidArgument(fmt::format(
         "index {} is inside the source {}: it would count itself; choose a path outside it",
         index_path, canonical_source));
-  if (!canonical_mountpoint.empty() && IsSameOrBelowAbs(index, canonical_mountpoint))
+  if (!canonical_mountpoint.empty() && path::IsSameOrBelowAbsolute(index, canonical_mountpoint))
     return Status::InvalidArgument(fmt::format(
         "index {} is inside the mount point {}: the daemon would write its index through its "
         "own mount; choose a path outside it",

@@ -33,12 +33,9 @@ NestedMounts NestedMounts::FromTable(const std::vector<MountInfo>& lines, const 
   out.known_ids_.insert(root_mount_id);
   // Later lines mount over earlier ones at the same point: the last one is what is seen.
   std::map<std::string, const MountInfo*> nested;  // relative path -> mount
-  const std::string prefix = root == "/" ? "/" : root + "/";
   for (const MountInfo& m : lines) {
-    if (m.mount_point.size() <= prefix.size() ||
-        m.mount_point.compare(0, prefix.size(), prefix) != 0)
-      continue;
-    nested[m.mount_point.substr(prefix.size())] = &m;
+    if (m.mount_point == root || !path::IsSameOrBelowAbsolute(m.mount_point, root)) continue;
+    nested[m.mount_point.substr(root == "/" ? 1 : root.size() + 1)] = &m;
   }
   std::map<std::string, int> per_device;
   for (const auto& [rel, m] : nested) per_device[m->device]++;

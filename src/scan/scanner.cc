@@ -331,17 +331,8 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   if (options.on_progress)
     options.on_progress(ScanProgress{
         result.entries, walk.dirs.load(),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), true});
   return result;
-}
-
-std::function<void(const ScanProgress&)> TerminalProgress() {
-  return [](const ScanProgress& p) {
-    double rate = p.seconds > 0 ? static_cast<double>(p.entries) / p.seconds : 0;
-    fmt::print(stderr, "\rscanning: {} entries, {} dirs, {:.0f} entries/s   ", p.entries, p.dirs,
-               rate);
-    std::fflush(stderr);
-  };
 }
 
 }  // namespace dtkfs

@@ -27,6 +27,7 @@ struct ScanProgress {
   uint64_t entries = 0;
   uint64_t dirs = 0;
   double seconds = 0;
+  bool done = false;  // the last report: the walk has finished
 };
 
 struct ScanOptions {
@@ -57,8 +58,5 @@ struct ScanResult {
 // root. Fails only when start is not a valid relative path or cannot be opened.
 Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
                             const ScanOptions& options);
-
-// A progress printer for a terminal: "\rscanning: N entries, D dirs, R entries/s".
-std::function<void(const ScanProgress&)> TerminalProgress();
 
 }  // namespace dtkfs

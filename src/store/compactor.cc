@@ -45,7 +45,7 @@ Status Compactor::CompactNow() {
 Status Compactor::RunOnce(uint64_t* entries) {
   Frozen frozen;
   if (freezer_) {
-    frozen = freezer_();
+    frozen = freezer_->FreezeForCompaction();
   } else {
     frozen.snap = store_.Freeze();
     if (frozen.snap.base) frozen.link_table = std::string(frozen.snap.base->links().bytes());

@@ -16,6 +16,9 @@
 // time; calls that arrive while one runs coalesce into a single further run, and each call
 // returns the result of a run that started after the call began.
 // Lock order: mu_ is never held while calling into the store or the Env.
+//
+// What asks for runs besides callers of CompactNow: CompactionThread
+// (compaction_thread.h), on a timer and when the overlay grows past a threshold.
 #pragma once
 
 #include <chrono>
@@ -44,10 +47,16 @@ class Compactor {
     SizeStore::Snapshot snap;
     std::string link_table;
   };
-  // Replaces the default freeze (SizeStore::Freeze, with the base's link table carried
-  // forward unchanged) by one that also captures a live link table, as the mount does.
-  // Call before the first run.
-  void SetFreezer(std::function<Frozen()> freezer) { freezer_ = std::move(freezer); }
+  // What freezes a run's input. The default is SizeStore::Freeze with the base's link table
+  // carried forward unchanged; the mount (fs::Filesystem) also captures its live link table
+  // under its namespace lock.
+  class Freezer {
+   public:
+    virtual ~Freezer() = default;
+    virtual Frozen FreezeForCompaction() = 0;
+  };
+  // Call before the first run; freezer must outlive the compactor's runs.
+  void SetFreezer(Freezer* freezer) { freezer_ = freezer; }
 
   struct Report {
     uint64_t runs = 0;            // finished runs, successful or not
@@ -66,7 +75,7 @@ class Compactor {
   Env& env_;
   const std::string index_path_;
   const std::string source_root_;
-  std::function<Frozen()> freezer_;
+  Freezer* freezer_ = nullptr;
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable done_cv_;

@@ -39,6 +39,12 @@ bool IsSameOrBelow(std::string_view p, std::string_view dir) {
   return p == dir || IsStrictlyBelow(p, dir);
 }
 
+bool IsSameOrBelowAbsolute(std::string_view p, std::string_view dir) {
+  if (dir == "/") return !p.empty() && p[0] == '/';
+  return p == dir || (p.size() > dir.size() && p.substr(0, dir.size()) == dir &&
+                      p[dir.size()] == '/');
+}
+
 size_t Depth(std::string_view p) {
   if (p.empty()) return 0;
   return 1 + static_cast<size_t>(std::count(p.begin(), p.end(), '/'));

@@ -21,6 +21,10 @@ std::string SubtreePrefix(std::string_view dir);
 bool IsStrictlyBelow(std::string_view p, std::string_view dir);
 // True when p is dir or below it.
 bool IsSameOrBelow(std::string_view p, std::string_view dir);
+// The same for canonical absolute paths of the system ("/" contains everything): is a mount
+// point, an index or a source at or below another? The one containment test outside the core's
+// relative paths.
+bool IsSameOrBelowAbsolute(std::string_view p, std::string_view dir);
 // Calls fn(ancestor) for p itself, then each ancestor up to and including the root.
 template <typename Fn>
 void ForSelfAndAncestors(std::string_view p, Fn&& fn) {

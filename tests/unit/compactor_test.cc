@@ -600,11 +600,19 @@ TEST_CASE("compaction carries the link table forward, or writes the freezer's", 
 
   // The mount's freezer: the store's freeze plus its own table of the same moment.
   std::vector<LinkRecord> live = {{{1, 12}, 11, {"a/p", "keep/r"}}, {{2, 1}, 3, {"n/a", "n/b"}}};
-  int freezes = 0;
-  compactor.SetFreezer([&] {
-    ++freezes;
-    return Compactor::Frozen{s.store->Freeze(), EncodeLinkTable(live)};
-  });
+  struct LiveFreezer : Compactor::Freezer {
+    SizeStore* store;
+    const std::vector<LinkRecord>* live;
+    int freezes = 0;
+    Compactor::Frozen FreezeForCompaction() override {
+      ++freezes;
+      return Compactor::Frozen{store->Freeze(), EncodeLinkTable(*live)};
+    }
+  } freezer;
+  freezer.store = s.store.get();
+  freezer.live = &live;
+  int& freezes = freezer.freezes;
+  compactor.SetFreezer(&freezer);
   // Only the link table changed (a hard link renamed inside one directory): still dirty, and
   // a failed run keeps it so until a run succeeds.
   REQUIRE_FALSE(s.store->dirty());

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <set>
 
-#include "cli/index_tasks.h"
+#include "index/index_lifecycle.h"
 #include "env/env.h"
 #include "fs/filesystem.h"
 #include "index/index_reader.h"
@@ -122,10 +122,10 @@ TEST_CASE("link tracker: a hard-linked file met once knows every name from the i
   ::mkdir((src + "/b").c_str(), 0755);
   std::ofstream(src + "/a/f") << std::string(100, 'x');
   REQUIRE(::link((src + "/a/f").c_str(), (src + "/b/g").c_str()) == 0);
-  const cli::IndexTarget target{src, dir / "index"};
+  const IndexTarget target{src, dir / "index"};
   auto scan = ScanTree(src, "", ScanOptions{});
   REQUIRE(scan.ok());
-  REQUIRE(cli::InstallScan(Env::Default(), target, *scan, 1).ok());
+  REQUIRE(InstallScan(Env::Default(), target, *scan, 1).ok());
   auto base = IndexReader::Open(Env::Default(), target.index);
   REQUIRE(base.ok());
   REQUIRE((*base)->links().size() == 1);

@@ -1,0 +1,136 @@
+#include "fs/mount_options.h"
+
+#include <fuse_opt.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <thread>
+
+#include "util/option_ranges.h"
+
+namespace dtkfs::fs {
+namespace {
+
+// What fuse_opt_parse fills: strings as given (numbers are checked after), flags as 0/1.
+struct RawOptions {
+  char* index = nullptr;
+  char* compact_interval = nullptr;
+  char* compact_threshold = nullptr;
+  char* threads = nullptr;
+  char* entry_timeout = nullptr;
+  char* attr_timeout = nullptr;
+  int list_totals = 0;
+  int allow_other = 0;
+  int default_permissions = 0;
+  ~RawOptions() {
+    for (char* s : {index, compact_interval, compact_threshold, threads, entry_timeout,
+                    attr_timeout})
+      std::free(s);
+  }
+};
+
+enum Key { kAllowOther = 1, kDefaultPermissions };
+
+#define DTKFS_OPT(templ, field) {templ, offsetof(RawOptions, field), 0}
+const fuse_opt kTable[] = {
+    DTKFS_OPT("index=%s", index),
+    DTKFS_OPT("compact_interval=%s", compact_interval),
+    DTKFS_OPT("compact_threshold=%s", compact_threshold),
+    DTKFS_OPT("threads=%s", threads),
+    DTKFS_OPT("entry_timeout=%s", entry_timeout),
+    DTKFS_OPT("attr_timeout=%s", attr_timeout),
+    {"list_totals", offsetof(RawOptions, list_totals), 1},
+    // libfuse's, noted on the way through.
+    FUSE_OPT_KEY("allow_other", kAllowOther),
+    FUSE_OPT_KEY("default_permissions", kDefaultPermissions),
+    // fstab's words, meaningless to a running daemon.
+    FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_END,
+};
+#undef DTKFS_OPT
+
+// Keeps libfuse's options (returns 1), noting the two that matter to dtkfs.
+int KeepForLibfuse(void* data, const char*, int key, fuse_args*) {
+  auto* raw = static_cast<RawOptions*>(data);
+  if (key == kAllowOther) raw->allow_other = 1;
+  if (key == kDefaultPermissions) raw->default_permissions = 1;
+  return 1;
+}
+
+// Checks a numeric option given as text (nullptr: not given, keep the default).
+Status Number(const char* name, const char* text, const NumberRange& range, double* out) {
+  if (text == nullptr) return Status::Ok();
+  auto d = ParseNumber(text, range);
+  if (!d.ok())
+    return Status::InvalidArgument(fmt::format("-o {}: bad value: {}", name, d.status().message()));
+  *out = *d;
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string MountOption(std::string_view key, std::string_view value) {
+  std::string out(key);
+  out.push_back('=');
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values) {
+  MountOptions out;
+  out.threads = std::max(2u, std::thread::hardware_concurrency());
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  struct ArgsOwner {
+    fuse_args* a;
+    ~ArgsOwner() { fuse_opt_free_args(a); }
+  } owner{&args};
+  if (fuse_opt_add_arg(&args, "dtkfs") != 0) return Status::FromErrno(ENOMEM, "parse", "-o");
+  for (const std::string& o : o_values)
+    if (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, o.c_str()) != 0)
+      return Status::FromErrno(ENOMEM, "parse", "-o");
+  RawOptions raw;
+  if (fuse_opt_parse(&args, &raw, kTable, KeepForLibfuse) != 0)
+    return Status::InvalidArgument("-o: malformed mount options");
+
+  if (raw.index != nullptr) {
+    if (raw.index[0] == '\0')
+      return Status::InvalidArgument(
+          "-o index: an empty path names no file; leave it out for the default location");
+    out.index = raw.index;
+  }
+  double threshold = static_cast<double>(out.fs.compact_threshold);
+  double threads = out.threads;
+  DTKFS_RETURN_IF_ERROR(Number("compact_interval", raw.compact_interval,
+                               ranges::kCompactInterval, &out.compact_interval));
+  DTKFS_RETURN_IF_ERROR(
+      Number("compact_threshold", raw.compact_threshold, ranges::kCompactThreshold, &threshold));
+  DTKFS_RETURN_IF_ERROR(Number("threads", raw.threads, ranges::kThreads, &threads));
+  DTKFS_RETURN_IF_ERROR(
+      Number("entry_timeout", raw.entry_timeout, ranges::kEntryTimeout, &out.fs.entry_timeout));
+  DTKFS_RETURN_IF_ERROR(
+      Number("attr_timeout", raw.attr_timeout, ranges::kAttrTimeout, &out.fs.attr_timeout));
+  out.fs.compact_threshold = static_cast<size_t>(threshold);
+  out.threads = static_cast<unsigned>(threads);
+  out.fs.list_totals = raw.list_totals != 0;
+
+  // What is left is libfuse's (argv[0] is ours).
+  for (int i = 1; i < args.argc; ++i) out.fuse.emplace_back(args.argv[i]);
+  // Shared mounts check permissions in the kernel, against the source's modes.
+  if (raw.allow_other && !raw.default_permissions) {
+    out.fuse.emplace_back("-o");
+    out.fuse.emplace_back("default_permissions");
+  }
+  return out;
+}
+
+}  // namespace dtkfs::fs

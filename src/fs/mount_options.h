@@ -1,0 +1,45 @@
+// The mount's options, read by one table (libfuse's fuse_opt) that serves every way they
+// arrive: `-o` on the command line, the options field of an fstab line (mount.fuse3 hands it
+// over as -o), and the long flags (the CLI turns `--index` and `--compact-interval` into -o
+// values placed after every -o it was given).
+//
+// Precedence, the one rule: options apply in order and the last value of an option wins, so
+// a long flag beats the same option given with -o.
+//
+// dtkfs's own options (README "Mount options"): index=PATH, compact_interval=S,
+// compact_threshold=N, threads=N, entry_timeout=S, attr_timeout=S, list_totals. Every number
+// is range-checked (util/option_ranges.h). fstab's own words (defaults, auto, noauto, nofail,
+// _netdev, user, users) are dropped; everything else goes to libfuse, which refuses what it
+// does not know. allow_other brings default_permissions with it (the kernel then checks
+// permissions against the source's modes).
+//
+// Pure; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fs/filesystem.h"
+#include "util/status.h"
+
+namespace dtkfs::fs {
+
+struct MountOptions {
+  Options fs;                    // what the Filesystem needs
+  std::string index;             // "": the source's default index
+  double compact_interval = 60;  // seconds; 0: no timer
+  // FUSE worker threads. Few on purpose: the kernel hands each request to the reader that has
+  // waited longest, so every extra idle reader is one more cold thread in the rotation
+  // (docs/design.md, "Worker threads"). One per core, at least two.
+  unsigned threads = 0;
+  std::vector<std::string> fuse;  // for libfuse: "-o" "a,b,..." arguments
+};
+
+// o_values: the -o arguments in order (each may hold several comma-separated options).
+Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values);
+// "key=value" as one -o option, with the commas and backslashes of value escaped (a path may
+// hold them).
+std::string MountOption(std::string_view key, std::string_view value);
+
+}  // namespace dtkfs::fs

@@ -1,0 +1,63 @@
+#include "store/compaction_thread.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "util/log.h"
+
+namespace dtkfs {
+namespace {
+
+// Whole milliseconds, at most max_seconds: a double duration that is huge or not finite
+// overflows when wait_for converts it to clock ticks, and the wait returns at once, spinning
+// a core.
+std::chrono::milliseconds Period(double seconds, double max_seconds) {
+  if (!(seconds > 0)) return std::chrono::milliseconds(0);  // also NaN
+  seconds = std::min(seconds, max_seconds);
+  return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+}
+
+}  // namespace
+
+CompactionThread::CompactionThread(SizeStore& store, Compactor& compactor, double interval,
+                                   double max_interval)
+    : store_(store), compactor_(compactor), period_(Period(interval, max_interval)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+CompactionThread::~CompactionThread() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void CompactionThread::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void CompactionThread::Run() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (period_.count() > 0)
+      cv_.wait_for(lock, period_, [&] { return stop_ || woken_; });
+    else
+      cv_.wait(lock, [&] { return stop_ || woken_; });
+    if (stop_) break;
+    woken_ = false;
+    lock.unlock();
+    if (store_.dirty()) {
+      Status s = compactor_.CompactNow();
+      if (!s.ok()) log::Error("{} (will retry)", s.message());
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace dtkfs

@@ -1,0 +1,54 @@
+// The mount options table (src/fs/mount_options.h): one parser, one precedence.
+#include <catch2/catch.hpp>
+
+#include "fs/mount_options.h"
+
+using namespace dtkfs::fs;
+
+TEST_CASE("mount options: the last value wins, so long flags (appended) beat -o", "[fs]") {
+  // What the CLI builds for `-o index=/a,compact_interval=5 --index /b --compact-interval 7`.
+  auto o = ParseMountOptions({"index=/a,compact_interval=5", MountOption("index", "/b"),
+                              MountOption("compact_interval", "7")});
+  REQUIRE(o.ok());
+  CHECK(o->index == "/b");
+  CHECK(o->compact_interval == 7);
+}
+
+TEST_CASE("mount options: dtkfs's own are taken, fstab's dropped, libfuse's passed on", "[fs]") {
+  auto o = ParseMountOptions({"defaults,nofail,_netdev,list_totals,threads=3,ro",
+                              "allow_other,entry_timeout=2.5,attr_timeout=0,compact_threshold=9"});
+  REQUIRE(o.ok());
+  CHECK(o->fs.list_totals);
+  CHECK(o->threads == 3);
+  CHECK(o->fs.entry_timeout == 2.5);
+  CHECK(o->fs.attr_timeout == 0);
+  CHECK(o->fs.compact_threshold == 9);
+  // libfuse gets ro and allow_other, and default_permissions comes with allow_other.
+  std::string fuse;
+  for (const auto& a : o->fuse) fuse += a + " ";
+  CHECK(fuse.find("ro") != std::string::npos);
+  CHECK(fuse.find("allow_other") != std::string::npos);
+  CHECK(fuse.find("default_permissions") != std::string::npos);
+  CHECK(fuse.find("defaults") == std::string::npos);
+  CHECK(fuse.find("nofail") == std::string::npos);
+  CHECK(fuse.find("threads") == std::string::npos);
+}
+
+TEST_CASE("mount options: a path with commas and backslashes survives as one value", "[fs]") {
+  auto o = ParseMountOptions({MountOption("index", "/state/a,b\\c.idx")});
+  REQUIRE(o.ok());
+  CHECK(o->index == "/state/a,b\\c.idx");
+}
+
+TEST_CASE("mount options: bad values are refused with the valid range", "[fs]") {
+  for (const char* bad : {"compact_interval=inf", "compact_interval=-1", "threads=0",
+                          "threads=1.5", "entry_timeout=nan", "compact_threshold=1e12"}) {
+    INFO(bad);
+    auto o = ParseMountOptions({bad});
+    REQUIRE_FALSE(o.ok());
+    CHECK(o.status().message().find("valid:") != std::string::npos);
+  }
+  auto empty = ParseMountOptions({"index="});
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.status().message().find("empty") != std::string::npos);
+}
