@@ -108,14 +108,16 @@ class TreeGen {
  private:
   std::string_view Word() {
     static constexpr std::string_view kWords[] = {
-        "src",    "lib",    "include", "test",   "tests",  "docs",  "firmware", "build",
-        "core",   "util",   "net",     "fs",     "mm",     "arch",  "drivers", "kernel",
-        "photos", "2023",   "2024",    "music",  "video",  "data",  "cache",   "tmp",
-        "config", "assets", "images",  "styles", "js",     "node_modules", "vendor", "pkg",
-        "cmd",    "api",    "v1",      "v2",     "old",    "new",   "backup",  "logs",
-        "home",   "share",  "local",   "etc",    "var",    "opt",   "usr",     "proj",
-        "client", "server", "common",  "tools",  "script", "res",   "raw",     "out",
-        "components", "resources", "Downloads", "main", "dev", "prod", "misc", "notes"};
+        "src",        "lib",          "include",   "test",   "tests",  "docs",   "firmware",
+        "build",      "core",         "util",      "net",    "fs",     "mm",     "arch",
+        "drivers",    "kernel",       "photos",    "2023",   "2024",   "music",  "video",
+        "data",       "cache",        "tmp",       "config", "assets", "images", "styles",
+        "js",         "node_modules", "vendor",    "pkg",    "cmd",    "api",    "v1",
+        "v2",         "old",          "new",       "backup", "logs",   "home",   "share",
+        "local",      "etc",          "var",       "opt",    "usr",    "proj",   "client",
+        "server",     "common",       "tools",     "script", "res",    "raw",    "out",
+        "components", "resources",    "Downloads", "main",   "dev",    "prod",   "misc",
+        "notes"};
     return kWords[rng_() % std::size(kWords)];
   }
 
@@ -128,8 +130,7 @@ class TreeGen {
     std::vector<std::string> names;
     for (int i = 0; i < fanout; ++i) {
       std::string name(Word());
-      if (std::find(names.begin(), names.end(), name) != names.end())
-        name += std::to_string(i);
+      if (std::find(names.begin(), names.end(), name) != names.end()) name += std::to_string(i);
       names.push_back(name);
       Subtree(path + "/" + name, depth + 1);
     }
@@ -240,7 +241,8 @@ void MeasureOpen(const std::string& index, int runs) {
   Print("open_cpu", Summarize(open_cpu_ms), "ms");
   Print("map", Summarize(map_ms), "ms");
   Print("validate", Summarize(validate_ms), "ms");
-  std::printf("# validate's parts, timed alone: CRC32C of the whole file, sort check, path syntax\n");
+  std::printf(
+      "# validate's parts, timed alone: CRC32C of the whole file, sort check, path syntax\n");
   Print("part_crc", Summarize(crc_ms), "ms");
   Print("part_sort", Summarize(sort_ms), "ms");
   Print("part_syntax", Summarize(syntax_ms), "ms");
@@ -358,8 +360,7 @@ class TimedEnv final : public Env {
   Status SyncDir(const std::string& dir) override {
     auto t0 = Clock::now();
     Status s = base_.SyncDir(dir);
-    g_dirsync_ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+    g_dirsync_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
     return s;
   }
   Status SyncFilesystem(const std::string& path) override { return base_.SyncFilesystem(path); }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: the Catch2 suite (unit and
-# end-to-end; FUSE tests fail rather than skip when DTKFS_REQUIRE_FUSE=1) and a bounded
-# libFuzzer run of every on-disk reader.
+# Installs what is missing, checks the C++ formatting (.clang-format), builds, and runs every
+# test: the Catch2 suite, one ctest entry per area (unit and end-to-end; FUSE tests fail
+# rather than skip when DTKFS_REQUIRE_FUSE=1), and a bounded libFuzzer run of every on-disk
+# reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh test
+./scripts/check-format.sh
 ./scripts/build.sh
 (cd build && ctest --output-on-failure)
 

@@ -32,24 +32,24 @@ inline constexpr size_t kEntrySize = 16;
 inline constexpr size_t kAggregateRecordSize = 16;
 inline constexpr size_t kTrailerSize = 80;
 inline constexpr uint32_t kTrailerMagic = 0x544b5444;  // "DTKT" read as little-endian u32
-inline constexpr size_t kMaxPathLength = 1u << 20;   // far above PATH_MAX chains; sanity bound
+inline constexpr size_t kMaxPathLength = 1u << 20;     // far above PATH_MAX chains; sanity bound
 
 // Trailer field offsets, relative to the trailer's first byte.
 namespace trailer {
-inline constexpr size_t kAggregatesOffset = 0;   // u64: file offset of the aggregates section
-inline constexpr size_t kExtOffset = 8;          // u64: file offset of the extension section
-inline constexpr size_t kExtLength = 16;         // u64: its length in bytes
-inline constexpr size_t kIndexGeneration = 24;   // u64: bumped by every install
-inline constexpr size_t kJournalGeneration = 32; // u64: journal generation this index covers
-inline constexpr size_t kCrcHeadEntries = 40;    // u32: CRC32C of header + entry table
-inline constexpr size_t kCrcPool = 44;           // u32: CRC32C of path pool + padding
-inline constexpr size_t kCrcAggregates = 48;     // u32: CRC32C of the aggregates section
-inline constexpr size_t kCrcExt = 52;            // u32: CRC32C of the extension section
-inline constexpr size_t kAggregateRecord = 56;   // u32: bytes per aggregate record (16)
-inline constexpr size_t kFlags = 60;             // u32: 0
-inline constexpr size_t kReserved = 64;          // u64: 0
-inline constexpr size_t kMagicField = 72;        // u32: kTrailerMagic
-inline constexpr size_t kCrcTrailer = 76;        // u32: CRC32C of trailer bytes [0, 76)
+inline constexpr size_t kAggregatesOffset = 0;    // u64: file offset of the aggregates section
+inline constexpr size_t kExtOffset = 8;           // u64: file offset of the extension section
+inline constexpr size_t kExtLength = 16;          // u64: its length in bytes
+inline constexpr size_t kIndexGeneration = 24;    // u64: bumped by every install
+inline constexpr size_t kJournalGeneration = 32;  // u64: journal generation this index covers
+inline constexpr size_t kCrcHeadEntries = 40;     // u32: CRC32C of header + entry table
+inline constexpr size_t kCrcPool = 44;            // u32: CRC32C of path pool + padding
+inline constexpr size_t kCrcAggregates = 48;      // u32: CRC32C of the aggregates section
+inline constexpr size_t kCrcExt = 52;             // u32: CRC32C of the extension section
+inline constexpr size_t kAggregateRecord = 56;    // u32: bytes per aggregate record (16)
+inline constexpr size_t kFlags = 60;              // u32: 0
+inline constexpr size_t kReserved = 64;           // u64: 0
+inline constexpr size_t kMagicField = 72;         // u32: kTrailerMagic
+inline constexpr size_t kCrcTrailer = 76;         // u32: CRC32C of trailer bytes [0, 76)
 }  // namespace trailer
 
 // Extension record tags.
@@ -65,12 +65,12 @@ inline constexpr uint32_t kExtLinkTable = 2;   // the multi-link table (src/inde
 namespace link_table {
 inline constexpr size_t kCountSize = 8;
 inline constexpr size_t kRecordSize = 32;
-inline constexpr size_t kDev = 0;          // u64: st_dev XOR the source root's st_dev
-inline constexpr size_t kIno = 8;          // u64
-inline constexpr size_t kSize = 16;        // u64: st_size counted for each name
-inline constexpr size_t kFirstName = 24;   // u32: offset of the first name in the names area
-inline constexpr size_t kNameCount = 28;   // u32
-inline constexpr size_t kNameLength = 4;   // u32 before each name's bytes
+inline constexpr size_t kDev = 0;         // u64: st_dev XOR the source root's st_dev
+inline constexpr size_t kIno = 8;         // u64
+inline constexpr size_t kSize = 16;       // u64: st_size counted for each name
+inline constexpr size_t kFirstName = 24;  // u32: offset of the first name in the names area
+inline constexpr size_t kNameCount = 28;  // u32
+inline constexpr size_t kNameLength = 4;  // u32 before each name's bytes
 }  // namespace link_table
 
 inline size_t AlignUp8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }

@@ -29,7 +29,8 @@ Command::Command(std::string name, std::string summary)
 
 Command& Command::AddOption(std::string names, std::string value_name, std::string help,
                             std::function<std::string(std::string_view)> set) {
-  options_.push_back(Opt{SplitNames(names), std::move(value_name), std::move(help), std::move(set)});
+  options_.push_back(
+      Opt{SplitNames(names), std::move(value_name), std::move(help), std::move(set)});
   return *this;
 }
 
@@ -82,17 +83,15 @@ Command& Command::Option(std::string names, std::string value_name, std::string 
 }
 
 Command& Command::Positional(std::string name, std::string help, std::string* target) {
-  positionals_.push_back(
-      Pos{std::move(name), std::move(help), [target](std::string v) { *target = std::move(v); },
-          false});
+  positionals_.push_back(Pos{std::move(name), std::move(help),
+                             [target](std::string v) { *target = std::move(v); }, false});
   return *this;
 }
 
 Command& Command::Positionals(std::string name, std::string help,
                               std::vector<std::string>* target) {
   positionals_.push_back(Pos{std::move(name), std::move(help),
-                             [target](std::string v) { target->push_back(std::move(v)); },
-                             true});
+                             [target](std::string v) { target->push_back(std::move(v)); }, true});
   return *this;
 }
 
@@ -158,7 +157,8 @@ std::string Command::Parse(const std::vector<std::string>& args, bool* help) con
         continue;
       }
       if (!inline_value) {
-        if (i + 1 >= args.size()) return fmt::format("{} needs a value ({})", name, opt->value_name);
+        if (i + 1 >= args.size())
+          return fmt::format("{} needs a value ({})", name, opt->value_name);
         inline_value = args[++i];
       }
       if (std::string problem = opt->set(*inline_value); !problem.empty())
@@ -187,8 +187,8 @@ Command& Program::Add(std::string name, std::string summary) {
 }
 
 std::string Program::Usage() const {
-  std::string out = fmt::format("Usage: {} COMMAND [ARGS]...\n\n{}: {}\n\nCommands:\n", name_,
-                                name_, summary_);
+  std::string out =
+      fmt::format("Usage: {} COMMAND [ARGS]...\n\n{}: {}\n\nCommands:\n", name_, name_, summary_);
   for (const Command& c : commands_) out += fmt::format("  {:<10}{}\n", c.name(), c.summary());
   out += fmt::format("\n`{} COMMAND --help` tells more; `{} --version` prints the version.\n",
                      name_, name_);
@@ -225,8 +225,8 @@ std::optional<int> Program::Parse(int argc, char** argv, const Command** chosen)
     *chosen = &c;
     return std::nullopt;
   }
-  std::fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", name_.c_str(),
-               args[0].c_str(), name_.c_str());
+  std::fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", name_.c_str(), args[0].c_str(),
+               name_.c_str());
   return 2;
 }
 

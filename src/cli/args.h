@@ -33,8 +33,7 @@ class Command {
   // names: comma-separated spellings, e.g. "-f,--foreground".
   Command& Flag(std::string names, std::string help, bool* target);
   // A string option refuses an empty value ('--index ""' must not mean "the default").
-  Command& Option(std::string names, std::string value_name, std::string help,
-                  std::string* target);
+  Command& Option(std::string names, std::string value_name, std::string help, std::string* target);
   // Numeric options take their valid range from util/option_ranges.h.
   Command& Option(std::string names, std::string value_name, std::string help,
                   const NumberRange& range, size_t* target);

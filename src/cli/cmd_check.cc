@@ -7,8 +7,8 @@
 #include <algorithm>
 
 #include "cli/commands.h"
-#include "index/index_lifecycle.h"
 #include "cli/output.h"
+#include "index/index_lifecycle.h"
 #include "index/index_location.h"
 #include "index/index_reader.h"
 
@@ -45,7 +45,8 @@ size_t CompareLinks(const std::string& root, const LinkTableView& index,
     } else {
       LinkRecord r = index.at(i++);
       std::sort(r.paths.begin(), r.paths.end());
-      if (!(r == walk[j])) report(walk[j], fmt::format("index: {}; walk: {}", Describe(r), Describe(walk[j])));
+      if (!(r == walk[j]))
+        report(walk[j], fmt::format("index: {}; walk: {}", Describe(r), Describe(walk[j])));
       ++j;
     }
   }
@@ -93,17 +94,15 @@ int RunCheck(const CheckArgs& args) {
     size_t i = 0, j = 0;
     const auto& walk = scan->dirs;
     while (i < idx.size() || j < walk.size()) {
-      int cmp = i == idx.size()   ? 1
-                : j == walk.size() ? -1
-                                   : idx.path_at(i).compare(walk[j].first);
+      int cmp = i == idx.size() ? 1 : j == walk.size() ? -1 : idx.path_at(i).compare(walk[j].first);
       if (cmp < 0) {
         fmt::print("gone\t{}\t(index has it, the source does not)\n",
                    Shown(target->source, std::string(idx.path_at(i))));
         ++findings;
         ++i;
       } else if (cmp > 0) {
-        fmt::print("new\t{}\t(not in the index; walk: {})\n",
-                   Shown(target->source, walk[j].first), Describe(walk[j].second));
+        fmt::print("new\t{}\t(not in the index; walk: {})\n", Shown(target->source, walk[j].first),
+                   Describe(walk[j].second));
         ++findings;
         ++j;
       } else {

@@ -22,9 +22,10 @@ int RunDu(const DuArgs& args) {
     if (target->is_directory) {
       auto found = target->source->Lookup(target->relative);
       if (!found) {
-        PrintError(fmt::format("{}: not in the index (created after the last scan? run dtkfs "
-                               "scan or dtkfs check --repair)",
-                               p));
+        PrintError(
+            fmt::format("{}: not in the index (created after the last scan? run dtkfs "
+                        "scan or dtkfs check --repair)",
+                        p));
         rc = kExitError;
         continue;
       }

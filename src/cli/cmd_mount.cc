@@ -94,7 +94,9 @@ void WaitForExit(pid_t pid) {
     while (::kill(pid, 0) == 0) ::usleep(20000);  // no pidfd: poll
     return;
   }
-  struct pollfd p {fd, POLLIN, 0};
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
   while (::poll(&p, 1, 10000) == 0)
     fmt::print(stderr, "dtkfs: waiting for the daemon (pid {}) to finish its final compaction\n",
                pid);

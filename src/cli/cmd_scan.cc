@@ -2,8 +2,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "index/index_lifecycle.h"
 #include "cli/output.h"
+#include "index/index_lifecycle.h"
 #include "index/index_location.h"
 
 namespace dtkfs::cli {

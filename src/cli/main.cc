@@ -17,7 +17,7 @@
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check", "mount",
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check", "mount",
                                                   "umount", "status", "compact", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
@@ -65,8 +65,9 @@ int main(int argc, char** argv) {
   double mount_interval = std::numeric_limits<double>::quiet_NaN();  // NaN: not given
   const Command& mount_cmd =
       program
-          .Add("mount", "Mount a passthrough of SRC at MNT whose directories answer "
-                        "user.total_bytes")
+          .Add("mount",
+               "Mount a passthrough of SRC at MNT whose directories answer "
+               "user.total_bytes")
           .Positional("SRC", "source directory", &mount.source)
           .Positional("MNT", "mount point (an empty directory)", &mount.mountpoint)
           .Option("--index", "FILE", "index file (default: the source's; same as -o index=)",

@@ -1,12 +1,10 @@
 #include "cli/output.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
-#include <cstdio>
-
-#include <fmt/format.h>
-
 #include <cmath>
+#include <cstdio>
 
 namespace dtkfs::cli {
 
@@ -68,8 +66,8 @@ std::string DuLine(uint64_t bytes, std::string_view path, bool human) {
 }
 
 std::string JsonRecord(std::string_view path, const Totals& t) {
-  return fmt::format(R"({{"path":{},"bytes":{},"files":{},"dirs":{}}})", JsonString(path),
-                     t.bytes, t.files, t.dirs);
+  return fmt::format(R"({{"path":{},"bytes":{},"files":{},"dirs":{}}})", JsonString(path), t.bytes,
+                     t.files, t.dirs);
 }
 
 void PrintError(std::string_view message) { fmt::print(stderr, "dtkfs: {}\n", message); }
@@ -78,8 +76,8 @@ std::function<void(const ScanProgress&)> TerminalProgress() {
   if (::isatty(STDERR_FILENO) != 1) return nullptr;
   return [](const ScanProgress& p) {
     const double rate = p.seconds > 0 ? static_cast<double>(p.entries) / p.seconds : 0;
-    fmt::print(stderr, "\rscanning: {} entries, {} dirs, {:.0f} entries/s   {}", p.entries,
-               p.dirs, rate, p.done ? "\n" : "");
+    fmt::print(stderr, "\rscanning: {} entries, {} dirs, {:.0f} entries/s   {}", p.entries, p.dirs,
+               rate, p.done ? "\n" : "");
     std::fflush(stderr);
   };
 }

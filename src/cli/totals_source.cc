@@ -7,15 +7,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/filesystem.hpp>
+#include <cstdlib>
 
 #include "dtkfs/xattr_names.h"
 #include "index/index_location.h"
 #include "store/overlay.h"
 #include "util/path.h"
-
-#include <algorithm>
-#include <cstdlib>
 
 namespace fs = boost::filesystem;
 
@@ -26,7 +25,7 @@ std::optional<Totals> IndexTotalsSource::Lookup(const std::string& rel) const {
 }
 
 std::vector<std::pair<std::string, Totals>> IndexTotalsSource::ListBelow(const std::string& rel,
-                                                                        size_t max_depth) const {
+                                                                         size_t max_depth) const {
   std::vector<std::pair<std::string, Totals>> out;
   const size_t base_depth = path::Depth(rel);
   auto [first, last] = reader_->SubtreeRange(rel);
@@ -68,14 +67,15 @@ class MountTotalsSource final : public TotalsSource {
       }
       ::closedir(dp);
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
   }
   static std::optional<Totals> Read(const std::string& p) {
     Totals t;
-    for (auto [name, field] : {std::pair{xattr::kTotalBytes, &t.bytes},
-                               std::pair{xattr::kTotalFiles, &t.files},
-                               std::pair{xattr::kTotalDirs, &t.dirs}}) {
+    for (auto [name, field] :
+         {std::pair{xattr::kTotalBytes, &t.bytes}, std::pair{xattr::kTotalFiles, &t.files},
+          std::pair{xattr::kTotalDirs, &t.dirs}}) {
       char buf[32];
       ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
       if (n <= 0) return std::nullopt;

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/filesystem.hpp>
 #include <atomic>
+#include <boost/filesystem.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -100,15 +100,17 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   }
   void Detach() override {
     if (!CopyOver()) {
-      log::Error("index {}: changed by another process while mapped, and no memory to copy it "
-                 "({}): the daemon may stop",
-                 path_, std::strerror(errno));
+      log::Error(
+          "index {}: changed by another process while mapped, and no memory to copy it "
+          "({}): the daemon may stop",
+          path_, std::strerror(errno));
       return;
     }
     detached_.store(true);
-    log::Warning("index {}: opened for writing by another process while mapped; serving a "
-                 "private copy until the next compaction rewrites it",
-                 path_);
+    log::Warning(
+        "index {}: opened for writing by another process while mapped; serving a "
+        "private copy until the next compaction rewrites it",
+        path_);
   }
   const char* data() const override { return static_cast<const char*>(base_); }
   size_t size() const override { return size_; }
@@ -118,8 +120,7 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
  private:
   // Moves a private copy of the mapped bytes over the mapping (same address, same bytes).
   bool CopyOver() {
-    void* copy = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
+    void* copy = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (copy == MAP_FAILED) return false;
     std::memcpy(copy, base_, size_);
     ::mprotect(copy, size_, PROT_READ);
@@ -135,7 +136,7 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   std::string path_;
   void* base_;
   size_t size_;
-  int fd_;                 // kept open: the lease lives on it
+  int fd_;  // kept open: the lease lives on it
   std::atomic<bool> detached_{false};
 };
 
@@ -328,7 +329,8 @@ namespace dtkfs {
 namespace {
 class MemoryFile final : public MappedFile {
  public:
-  MemoryFile(std::string bytes, std::string name) : bytes_(std::move(bytes)), name_(std::move(name)) {}
+  MemoryFile(std::string bytes, std::string name)
+      : bytes_(std::move(bytes)), name_(std::move(name)) {}
   const char* data() const override { return bytes_.data(); }
   size_t size() const override { return bytes_.size(); }
   const std::string& path() const override { return name_; }

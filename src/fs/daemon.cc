@@ -38,7 +38,8 @@ Status CheckMountpoint(const std::string& mnt, const std::string& source) {
           "{}: a dead FUSE mount is still there; run `fusermount3 -u {}` first", mnt, mnt));
     return Status::FromErrno(errno, "mount point", mnt);
   }
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(mnt + ": mount point is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    return Status::InvalidArgument(mnt + ": mount point is not a directory");
   if (::stat((mnt + "/..").c_str(), &parent) == 0 && parent.st_dev != st.st_dev && mnt != "/")
     return Status::InvalidArgument(fmt::format("{}: something is already mounted there", mnt));
   if (path::IsSameOrBelowAbsolute(mnt, source))
@@ -125,9 +126,9 @@ int RunMount(MountArgs args) {
   auto mnt = CanonicalDirectory(args.mountpoint);
   if (!mnt.ok()) {
     if (mnt.status().errno_value() == ENOTCONN)
-      return fail(Status::InvalidArgument(fmt::format(
-          "{}: a dead FUSE mount is still there; run `fusermount3 -u {}` first",
-          args.mountpoint, args.mountpoint)));
+      return fail(Status::InvalidArgument(
+          fmt::format("{}: a dead FUSE mount is still there; run `fusermount3 -u {}` first",
+                      args.mountpoint, args.mountpoint)));
     return fail(mnt.status().WithContext("mount point"));
   }
   if (Status s = CheckMountpoint(*mnt, *source); !s.ok()) return fail(s);

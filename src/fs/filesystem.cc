@@ -13,8 +13,8 @@ namespace dtkfs::fs {
 
 std::string ProcPath(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
 
-Filesystem::Filesystem(int root_fd, std::string source_root, SizeStore& store,
-                       Compactor& compactor, Options options)
+Filesystem::Filesystem(int root_fd, std::string source_root, SizeStore& store, Compactor& compactor,
+                       Options options)
     : source_root_(std::move(source_root)),
       store_(store),
       compactor_(compactor),

@@ -49,7 +49,7 @@ namespace dtkfs::fs {
 struct Options {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
-  bool list_totals = false;  // listxattr shows user.total_* on directories
+  bool list_totals = false;           // listxattr shows user.total_* on directories
   size_t compact_threshold = 200000;  // active overlay entries that trigger a compaction
   std::string index_path;             // shown by the control channel
 };

@@ -171,8 +171,7 @@ bool InodeTable::HasLink(const Inode& file, const Inode& parent, std::string_vie
                      [&](const Link& l) { return l.parent == &parent && l.name == name; });
 }
 
-void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& name,
-                               bool notify) {
+void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify) {
   file.links.push_back(Link{&parent, name});
   parent.refs++;
   if (file.links.size() < 2) return;

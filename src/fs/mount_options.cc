@@ -24,15 +24,16 @@ struct RawOptions {
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
-    for (char* s : {index, compact_interval, compact_threshold, threads, entry_timeout,
-                    attr_timeout})
+    for (char* s :
+         {index, compact_interval, compact_threshold, threads, entry_timeout, attr_timeout})
       std::free(s);
   }
 };
 
 enum Key { kAllowOther = 1, kDefaultPermissions };
 
-#define DTKFS_OPT(templ, field) {templ, offsetof(RawOptions, field), 0}
+#define DTKFS_OPT(templ, field) \
+  { templ, offsetof(RawOptions, field), 0 }
 const fuse_opt kTable[] = {
     DTKFS_OPT("index=%s", index),
     DTKFS_OPT("compact_interval=%s", compact_interval),
@@ -110,8 +111,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   }
   double threshold = static_cast<double>(out.fs.compact_threshold);
   double threads = out.threads;
-  DTKFS_RETURN_IF_ERROR(Number("compact_interval", raw.compact_interval,
-                               ranges::kCompactInterval, &out.compact_interval));
+  DTKFS_RETURN_IF_ERROR(Number("compact_interval", raw.compact_interval, ranges::kCompactInterval,
+                               &out.compact_interval));
   DTKFS_RETURN_IF_ERROR(
       Number("compact_threshold", raw.compact_threshold, ranges::kCompactThreshold, &threshold));
   DTKFS_RETURN_IF_ERROR(Number("threads", raw.threads, ranges::kThreads, &threads));

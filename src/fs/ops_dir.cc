@@ -220,8 +220,8 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   });
 }
 
-static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                    fuse_file_info* fi, bool plus) {
+static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
+                    bool plus) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     DirHandle* d = HandleOf(fi);
@@ -311,8 +311,7 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
   Readdir(req, ino, size, offset, fi, false);
 }
 
-void OpReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                   fuse_file_info* fi) {
+void OpReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
   Readdir(req, ino, size, offset, fi, true);
 }
 

@@ -146,8 +146,7 @@ ssize_t WriteAtEnd(int fd, fuse_bufvec* in) {
 // (fi->writepage), RWF_NOAPPEND, and appends whose end the kernel knows right.
 // Not distinguishable: an RWF_NOAPPEND write aimed at exactly the kernel's idea of the end of
 // a file that changed size beside the mount; it is taken for an append (docs/design.md).
-void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off,
-                fuse_file_info* fi) {
+void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
@@ -211,8 +210,8 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     loff_t in = off_in, out = off_out;
-    ssize_t n = ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len,
-                                  static_cast<unsigned>(flags));
+    ssize_t n =
+        ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len, static_cast<unsigned>(flags));
     if (n < 0) return ReplyErr(req, errno);
     fs.accounting().Account(fs.Get(ino_out), FdOf(fi_out));
     Accounting::NoteKernelEnd(fs.Get(ino_out), static_cast<uint64_t>(out));

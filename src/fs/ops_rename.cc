@@ -44,7 +44,8 @@ void Moved(Filesystem& fs, const Side& from, const Side& to, const std::string& 
     const int64_t size = CountedSize(fs, from);
     fs.accounting().ApplyDelta(from.dir, Delta{-size, -1, 0});
     fs.accounting().ApplyDelta(to.dir, Delta{size, 1, 0});
-    if (from.inode != nullptr) fs.table().MoveLink(*from.inode, from.dir, from.name, to.dir, to.name);
+    if (from.inode != nullptr)
+      fs.table().MoveLink(*from.inode, from.dir, from.name, to.dir, to.name);
   }
 }
 
@@ -80,12 +81,12 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     if (from.is_dir() || to.is_dir()) {
       for (const Side* s : {&from, &to})
         if (s->is_dir())
-          if (int err = fs.links().AdoptLinksBelow(s->dir, s->name); err != 0) return ReplyErr(req, err);
+          if (int err = fs.links().AdoptLinksBelow(s->dir, s->name); err != 0)
+            return ReplyErr(req, err);
       Probe(fs, from);
       Probe(fs, to);
     }
-    if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0)
-      return ReplyErr(req, errno);
+    if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0) return ReplyErr(req, errno);
     // Renaming one link of a file onto another link of it changes nothing.
     const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
                             from.st.st_ino == to.st.st_ino;
@@ -115,8 +116,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
           Moved(fs, from, to, from_path, to_path);
         }
       } else {
-        log::Warning("rename {} to {}: a parent directory is no longer in the tree", name,
-                     newname);
+        log::Warning("rename {} to {}: a parent directory is no longer in the tree", name, newname);
       }
     }
     ns.unlock();

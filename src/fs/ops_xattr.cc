@@ -105,8 +105,8 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   });
 }
 
-void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
-                size_t size, int flags) {
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int flags) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     std::string_view n(name);

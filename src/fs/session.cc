@@ -9,8 +9,7 @@ namespace dtkfs::fs {
 Result<std::unique_ptr<Session>> Session::Mount(Filesystem& fs, const std::string& source,
                                                 const std::string& mountpoint,
                                                 const std::vector<std::string>& libfuse_args) {
-  std::vector<std::string> store = {"dtkfs", "-o", "fsname=dtkfs:" + source, "-o",
-                                    "subtype=dtkfs"};
+  std::vector<std::string> store = {"dtkfs", "-o", "fsname=dtkfs:" + source, "-o", "subtype=dtkfs"};
   store.insert(store.end(), libfuse_args.begin(), libfuse_args.end());
   std::vector<char*> argv;
   for (auto& a : store) argv.push_back(a.data());

@@ -17,9 +17,9 @@ constexpr size_t kFlushAt = 64 * 1024;
 IndexBuilder::IndexBuilder(WritableFile& file, uint64_t count, uint64_t pool_length)
     : file_(file), count_(count), pool_length_(pool_length) {
   if (count > UINT32_MAX || pool_length > UINT32_MAX) {
-    error_ = Status::InvalidArgument(fmt::format(
-        "index {}: {} entries / {} pool bytes exceed the format's 32-bit limits", file.path(),
-        count, pool_length));
+    error_ = Status::InvalidArgument(
+        fmt::format("index {}: {} entries / {} pool bytes exceed the format's 32-bit limits",
+                    file.path(), count, pool_length));
   }
   head_.offset = 0;
   pool_.offset = format::kHeaderSize + count * format::kEntrySize;
@@ -54,9 +54,8 @@ Status IndexBuilder::Add(std::string_view path, const Totals& totals) {
                fmt::format("index {}: malformed path '{}'", file_.path(), path));
   }
   if (added_ == 0 ? !path.empty() : !(std::string_view(last_path_) < path)) {
-    return error_ = Status::InvalidArgument(
-               fmt::format("index {}: entry '{}' out of order (after '{}')", file_.path(), path,
-                           last_path_));
+    return error_ = Status::InvalidArgument(fmt::format(
+               "index {}: entry '{}' out of order (after '{}')", file_.path(), path, last_path_));
   }
   if (pool_used_ + path.size() > pool_length_) {
     return error_ = Status::InvalidArgument(
@@ -102,8 +101,8 @@ Status IndexBuilder::Finish(const IndexMeta& meta) {
   }
   const uint64_t aggregates_start =
       format::AlignUp8(format::kHeaderSize + count_ * format::kEntrySize + pool_length_);
-  const uint64_t pad = aggregates_start - (format::kHeaderSize + count_ * format::kEntrySize +
-                                           pool_length_);
+  const uint64_t pad =
+      aggregates_start - (format::kHeaderSize + count_ * format::kEntrySize + pool_length_);
   static const char kZeros[8] = {};
   pool_.buf.append(kZeros, pad);
   pool_.crc = crc32c::Extend(pool_.crc, kZeros, pad);

@@ -53,8 +53,7 @@ Result<BuildReport> BuildIndex(Env& env, const IndexTarget& target, const ScanOp
   BuildReport report;
   report.scan = std::move(scan).value();
   report.generation = generation;
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }
 

@@ -34,7 +34,6 @@ std::string SafeName(const std::string& base) {
   return out.empty() ? std::string("root") : out;
 }
 
-
 }  // namespace
 
 Result<std::string> CanonicalDirectory(const std::string& p) {

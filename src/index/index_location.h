@@ -41,7 +41,7 @@ Result<std::unique_ptr<FileLock>> LockSource(Env& env, const std::string& canoni
 struct FoundIndex {
   std::string source_root;  // canonical
   std::string index_path;
-  std::string relative;     // the queried path relative to source_root ("" for the root)
+  std::string relative;  // the queried path relative to source_root ("" for the root)
 };
 // For a canonical path, the nearest ancestor (or itself) that has a default index.
 std::optional<FoundIndex> FindIndexFor(Env& env, const std::string& canonical_path);

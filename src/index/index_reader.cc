@@ -73,9 +73,10 @@ Status IndexReader::Validate() {
   const uint64_t aggregates_start = format::AlignUp8(pool_end);
   const uint64_t aggregates_end = aggregates_start + count * format::kAggregateRecordSize;
   if (size < format::kTrailerSize || aggregates_end > size - format::kTrailerSize)
-    return bad(fmt::format("truncated: {} bytes, but header announces {} entries and {} pool "
-                           "bytes (need at least {})",
-                           size, count, pool_len, aggregates_end + format::kTrailerSize));
+    return bad(
+        fmt::format("truncated: {} bytes, but header announces {} entries and {} pool "
+                    "bytes (need at least {})",
+                    size, count, pool_len, aggregates_end + format::kTrailerSize));
 
   namespace tr = format::trailer;
   const char* t = data + size - format::kTrailerSize;

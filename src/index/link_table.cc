@@ -78,7 +78,8 @@ std::string LinkTableView::Check(std::string_view bytes) {
     const uint32_t n = format::LoadU32(rec + lt::kNameCount);
     if (n == 0) return fmt::format("link table: record {} has no names", i);
     for (uint32_t k = 0; k < n; ++k) {
-      if (names.size() - pos < lt::kNameLength) return fmt::format("link table: record {} out of bounds", i);
+      if (names.size() - pos < lt::kNameLength)
+        return fmt::format("link table: record {} out of bounds", i);
       const uint64_t len = format::LoadU32(names.data() + pos);
       pos += lt::kNameLength;
       if (len > names.size() - pos) return fmt::format("link table: record {} out of bounds", i);

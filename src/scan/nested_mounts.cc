@@ -56,7 +56,8 @@ NestedMounts NestedMounts::FromTable(const std::vector<MountInfo>& lines, const 
 
 Result<NestedMounts> NestedMounts::Load(const std::string& root) {
   char resolved[PATH_MAX];
-  if (::realpath(root.c_str(), resolved) == nullptr) return Status::FromErrno(errno, "resolve", root);
+  if (::realpath(root.c_str(), resolved) == nullptr)
+    return Status::FromErrno(errno, "resolve", root);
   const std::string canonical_root = resolved;
   const int fd = ::open(canonical_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open", canonical_root);

@@ -22,7 +22,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-
 #include <vector>
 
 #include "util/mountinfo.h"

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,7 +14,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <fmt/format.h>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -54,8 +54,8 @@ class Walk {
   std::deque<Node>& arena(size_t i) { return arenas_[i]; }
   std::vector<LinkSighting> TakeSightings() {
     std::vector<LinkSighting> all;
-    for (auto& v : sightings_) all.insert(all.end(), std::make_move_iterator(v.begin()),
-                                          std::make_move_iterator(v.end()));
+    for (auto& v : sightings_)
+      all.insert(all.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
     return all;
   }
   size_t arenas() const { return arenas_.size(); }

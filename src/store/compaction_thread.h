@@ -28,8 +28,7 @@ class CompactionThread final : public CompactionWaker {
  public:
   // interval: seconds between timer compactions, 0 (or anything not positive) for none;
   // capped at max_interval (a range-checked option; the cap keeps the wait from overflowing).
-  CompactionThread(SizeStore& store, Compactor& compactor, double interval,
-                   double max_interval);
+  CompactionThread(SizeStore& store, Compactor& compactor, double interval, double max_interval);
   ~CompactionThread() override;
   CompactionThread(const CompactionThread&) = delete;
   CompactionThread& operator=(const CompactionThread&) = delete;

@@ -67,11 +67,10 @@ Status Compactor::RunOnce(uint64_t* entries) {
   meta.link_table = std::move(frozen.link_table);
   Status s = WriteIndex(env_, index_path_, meta, [&](const EntryEmitter& emit) {
     Status st;
-    MergedRange(levels, std::string_view(), std::nullopt,
-                [&](std::string_view p, const Totals& t) {
-                  st = emit(p, t);
-                  return st.ok();
-                });
+    MergedRange(levels, std::string_view(), std::nullopt, [&](std::string_view p, const Totals& t) {
+      st = emit(p, t);
+      return st.ok();
+    });
     return st;
   });
   if (!s.ok()) return s.WithContext("compact");

@@ -59,12 +59,12 @@ class Compactor {
   void SetFreezer(Freezer* freezer) { freezer_ = freezer; }
 
   struct Report {
-    uint64_t runs = 0;            // finished runs, successful or not
-    uint64_t generation = 0;      // generation of the index on disk after the last success
+    uint64_t runs = 0;        // finished runs, successful or not
+    uint64_t generation = 0;  // generation of the index on disk after the last success
     std::chrono::system_clock::time_point last_time{};  // when the last run finished
-    Status last_status;           // its result
-    uint64_t last_entries = 0;    // entries written by the last successful run
-    double last_seconds = 0;      // its duration
+    Status last_status;                                 // its result
+    uint64_t last_entries = 0;  // entries written by the last successful run
+    double last_seconds = 0;    // its duration
   };
   Report GetReport() const;
 

@@ -4,7 +4,7 @@ namespace dtkfs {
 
 KeyRange StrictlyBelow(std::string_view dir) {
   if (dir.empty()) return KeyRange{std::string(1, '\0'), std::nullopt};  // everything but ""
-  KeyRange r{std::string(dir) + '/', std::string(dir) + '0'};  // '0' follows '/'
+  KeyRange r{std::string(dir) + '/', std::string(dir) + '0'};            // '0' follows '/'
   return r;
 }
 

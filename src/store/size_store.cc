@@ -74,8 +74,8 @@ Status SizeStore::ApplyToChainLocked(std::string_view dir, const Delta& delta,
     if (!missing.ok()) return;
     auto t = LookupLocked(a);
     if (!t) {
-      missing = Status::NotFound(fmt::format("{} {}: directory '{}' not in the size store", op,
-                                             dir, a));
+      missing =
+          Status::NotFound(fmt::format("{} {}: directory '{}' not in the size store", op, dir, a));
       return;
     }
     chain.emplace_back(a, *t);
@@ -188,8 +188,7 @@ void SizeStore::MoveEntriesLocked(const std::vector<std::pair<std::string, Total
 }
 
 Status SizeStore::ExchangeDirs(std::string_view a, std::string_view b) {
-  if (path::IsRoot(a) || path::IsRoot(b) || path::IsSameOrBelow(a, b) ||
-      path::IsSameOrBelow(b, a))
+  if (path::IsRoot(a) || path::IsRoot(b) || path::IsSameOrBelow(a, b) || path::IsSameOrBelow(b, a))
     return Status::InvalidArgument(fmt::format("exchange {} and {}: nested or root", a, b));
   std::unique_lock lock(mu_);
   auto ta = LookupLocked(a);

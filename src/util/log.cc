@@ -22,7 +22,9 @@ void Write(Level level, std::string_view message) {
     ::syslog(prio, "%.*s", static_cast<int>(message.size()), message.data());
     return;
   }
-  const char* tag = level == Level::kError ? "error: " : level == Level::kWarning ? "warning: " : "";
+  const char* tag = level == Level::kError     ? "error: "
+                    : level == Level::kWarning ? "warning: "
+                                               : "";
   std::string line = fmt::format("dtkfs: {}{}\n", tag, message);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

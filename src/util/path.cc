@@ -41,8 +41,8 @@ bool IsSameOrBelow(std::string_view p, std::string_view dir) {
 
 bool IsSameOrBelowAbsolute(std::string_view p, std::string_view dir) {
   if (dir == "/") return !p.empty() && p[0] == '/';
-  return p == dir || (p.size() > dir.size() && p.substr(0, dir.size()) == dir &&
-                      p[dir.size()] == '/');
+  return p == dir ||
+         (p.size() > dir.size() && p.substr(0, dir.size()) == dir && p[dir.size()] == '/');
 }
 
 size_t Depth(std::string_view p) {

@@ -23,11 +23,15 @@ class [[nodiscard]] Status {
   static Status Ok() { return Status(); }
   // The one errno-to-Status translation: "OP PATH: strerror(err)".
   static Status FromErrno(int err, std::string_view op, std::string_view path);
-  static Status Corruption(std::string msg) { return Status(Code::kCorruption, EIO, std::move(msg)); }
+  static Status Corruption(std::string msg) {
+    return Status(Code::kCorruption, EIO, std::move(msg));
+  }
   static Status InvalidArgument(std::string msg) {
     return Status(Code::kInvalidArgument, EINVAL, std::move(msg));
   }
-  static Status NotFound(std::string msg) { return Status(Code::kNotFound, ENOENT, std::move(msg)); }
+  static Status NotFound(std::string msg) {
+    return Status(Code::kNotFound, ENOENT, std::move(msg));
+  }
   static Status Busy(std::string msg) { return Status(Code::kBusy, EBUSY, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
@@ -52,7 +56,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
@@ -72,8 +76,8 @@ class [[nodiscard]] Result {
 }  // namespace dtkfs
 
 // Propagates a failed Status from an expression that yields one.
-#define DTKFS_RETURN_IF_ERROR(expr)      \
-  do {                                   \
-    ::dtkfs::Status _st = (expr);        \
-    if (!_st.ok()) return _st;           \
+#define DTKFS_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::dtkfs::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)

@@ -44,7 +44,9 @@ void CheckIndexMatchesSource(MountFixture& fx) {
   CHECK(check.status == 0);
 }
 
-#define EXACT(fx) INFO(step); REQUIRE((fx).Differences() == "")
+#define EXACT(fx) \
+  INFO(step);     \
+  REQUIRE((fx).Differences() == "")
 
 }  // namespace
 

@@ -137,9 +137,10 @@ TEST_CASE("regression: after fcntl clears O_APPEND, writes go to their offset",
   REQUIRE(fx.Differences() == "");
 }
 
-TEST_CASE("regression: a write inside the counted size of a file that shrank beside the mount "
-          "is counted",
-          "[e2e][hardening]") {
+TEST_CASE(
+    "regression: a write inside the counted size of a file that shrank beside the mount "
+    "is counted",
+    "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   Put(fx.src() + "/f", std::string(1000, 'A'));
@@ -148,7 +149,7 @@ TEST_CASE("regression: a write inside the counted size of a file that shrank bes
   int fd = ::open((fx.mnt() + "/f").c_str(), O_WRONLY);
   REQUIRE(fd >= 0);
   REQUIRE(::truncate((fx.src() + "/f").c_str(), 0) == 0);  // beside the mount
-  REQUIRE(::pwrite(fd, "0123456789", 10, 0) == 10);         // ends inside the old size
+  REQUIRE(::pwrite(fd, "0123456789", 10, 0) == 10);        // ends inside the old size
   REQUIRE(::close(fd) == 0);
   CHECK(Slurp(fx.src() + "/f") == "0123456789");
   REQUIRE(fx.Differences() == "");
@@ -196,17 +197,23 @@ TEST_CASE("regression: replies the kernel did not take leak no inode references 
       const std::string p = fmt::format("{}/old{}", d, i);
       if (::stat(p.c_str(), &st) != 0) ++failures;
       int fd = ::open(p.c_str(), O_RDONLY);
-      if (fd >= 0) ::close(fd); else ++failures;
+      if (fd >= 0)
+        ::close(fd);
+      else
+        ++failures;
     }
     for (int i = 0; i < 20; ++i) {  // creates, mkdirs
       int fd = ::open(fmt::format("{}/new{}-{}", d, round, i).c_str(), O_WRONLY | O_CREAT, 0644);
-      if (fd >= 0) ::close(fd); else ++failures;
+      if (fd >= 0)
+        ::close(fd);
+      else
+        ++failures;
       if (::mkdir(fmt::format("{}/dir{}-{}", d, round, i).c_str(), 0755) != 0) ++failures;
     }
     Run({"ls", "-l", d});  // readdirplus; some batches fail
     DropCaches();
   }
-  CHECK(failures > 0);  // the fault point did fire
+  CHECK(failures > 0);             // the fault point did fire
   for (int i = 0; i < 200; ++i) {  // negative lookups use up what is left of the 60
     struct stat st;
     ::stat(fmt::format("{}/none{}", d, i).c_str(), &st);
@@ -261,8 +268,8 @@ TEST_CASE("regression: writing over the mapped index in place does not change wh
   Put(fx.src() + "/f", std::string(123, 'x'));
   REQUIRE(fx.Mount().status == 0);
   // dd conv=notrunc: garbage over the first bytes, no truncation.
-  REQUIRE(Run({"dd", "if=/dev/urandom", "of=" + fx.index(), "bs=64", "count=4",
-               "conv=notrunc"}).status == 0);
+  REQUIRE(Run({"dd", "if=/dev/urandom", "of=" + fx.index(), "bs=64", "count=4", "conv=notrunc"})
+              .status == 0);
   REQUIRE(fx.Differences() == "");
   REQUIRE(fx.Unmount().status == 0);  // the final compaction rewrites it
   REQUIRE(fx.Mount().status == 0);
@@ -295,9 +302,10 @@ dtkfs::Totals TotalsAt(const std::string& p) {
 
 }  // namespace
 
-TEST_CASE("regression: a bind mount inside the source is an empty read-only directory, "
-          "counted once",
-          "[e2e][hardening]") {
+TEST_CASE(
+    "regression: a bind mount inside the source is an empty read-only directory, "
+    "counted once",
+    "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   if (::geteuid() != 0) {
@@ -307,8 +315,8 @@ TEST_CASE("regression: a bind mount inside the source is an empty read-only dire
   const std::string s = fx.src();
   for (const char* d : {"/a", "/a/x", "/b", "/c"}) ::mkdir((s + d).c_str(), 0755);
   Put(s + "/a/x/f", "hello\n");
-  BindMount alias(s + "/a", s + "/b");      // a directory of the tree at a second path
-  BindMount itself(s, s + "/c");            // the tree inside itself
+  BindMount alias(s + "/a", s + "/b");  // a directory of the tree at a second path
+  BindMount itself(s, s + "/c");        // the tree inside itself
   REQUIRE(alias.ok());
   REQUIRE(itself.ok());
 

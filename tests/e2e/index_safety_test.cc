@@ -53,8 +53,8 @@ class SmallTmpfs {
  public:
   SmallTmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
     ::mkdir(dir_.c_str(), 0700);
-    mounted_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0,
-                       ("size=" + size + ",mode=0700").c_str()) == 0;
+    mounted_ =
+        ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0700").c_str()) == 0;
     if (!mounted_) error_ = std::strerror(errno);
   }
   ~SmallTmpfs() {
@@ -122,8 +122,8 @@ TEST_CASE("regression: planted symlinks beside the index are not followed by the
   REQUIRE(::symlink(dirty_victim.c_str(), DirtyMarkerPath(fx.index()).c_str()) == 0);
   auto refused = fx.Mount();
   CHECK(refused.status == 2);
-  CHECK_THAT(refused.err, Catch::Contains(DirtyMarkerPath(fx.index())) &&
-                              Catch::Contains("symbolic link"));
+  CHECK_THAT(refused.err,
+             Catch::Contains(DirtyMarkerPath(fx.index())) && Catch::Contains("symbolic link"));
   CHECK_FALSE(fx.mounted());
   CHECK(Slurp(dirty_victim) == "precious\n");
 
@@ -141,16 +141,16 @@ TEST_CASE("regression: a second daemon on the same source is refused, whatever i
   REQUIRE(fx.Mount().status == 0);
   MountFixture other;  // its mount point, and its destructor should the refusal fail
   TempDir state;
-  auto second = Run({DtkfsBinary(), "mount", fx.src(), other.mnt(), "--index",
-                     state / "another.idx"});
+  auto second =
+      Run({DtkfsBinary(), "mount", fx.src(), other.mnt(), "--index", state / "another.idx"});
   CHECK(second.status == 2);
   CHECK_THAT(second.err, Catch::Contains(fx.src()) && Catch::Contains("already mounted"));
   CHECK_FALSE(other.mounted());
   CHECK_FALSE(Env::Default().FileExists(state / "another.idx"));
   // Also through another path to the same directory.
   REQUIRE(::symlink(fx.src().c_str(), (state / "alias").c_str()) == 0);
-  auto aliased = Run({DtkfsBinary(), "mount", state / "alias", other.mnt(), "--index",
-                      state / "third.idx"});
+  auto aliased =
+      Run({DtkfsBinary(), "mount", state / "alias", other.mnt(), "--index", state / "third.idx"});
   CHECK(aliased.status == 2);
   CHECK_FALSE(other.mounted());
 
@@ -170,19 +170,19 @@ TEST_CASE("regression: out-of-range compact intervals and -o numbers are refused
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   MakeTree(fx.src());
-  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
-           {"--compact-interval", "1e10"},
-           {"--compact-interval", "inf"},
-           {"--compact-interval", "nan"},
-           {"--compact-interval", "-1"},
-           {"-o", "compact_interval=inf"},
-           {"-o", "compact_interval=1e10"},
-           {"-o", "compact_interval=nan"},
-           {"-o", "entry_timeout=1e300"},
-           {"-o", "attr_timeout=-1"},
-           {"-o", "compact_threshold=0"},
-           {"-o", "compact_threshold=1e12"},
-           {"-o", "threads=1.5"}}) {
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{{"--compact-interval", "1e10"},
+                                             {"--compact-interval", "inf"},
+                                             {"--compact-interval", "nan"},
+                                             {"--compact-interval", "-1"},
+                                             {"-o", "compact_interval=inf"},
+                                             {"-o", "compact_interval=1e10"},
+                                             {"-o", "compact_interval=nan"},
+                                             {"-o", "entry_timeout=1e300"},
+                                             {"-o", "attr_timeout=-1"},
+                                             {"-o", "compact_threshold=0"},
+                                             {"-o", "compact_threshold=1e12"},
+                                             {"-o", "threads=1.5"}}) {
     INFO(extra[0] << " " << extra[1]);
     auto r = fx.Mount(extra);
     CHECK(r.status == 2);
@@ -284,8 +284,8 @@ TEST_CASE("regression: an index on a read-only filesystem is not reported as 'in
     INFO(argv[1]);
     auto r = Run(argv);
     CHECK(r.status == 2);
-    CHECK_THAT(r.err, Catch::Contains(IndexLockPath(index)) &&
-                          Catch::Contains("Read-only file system"));
+    CHECK_THAT(r.err,
+               Catch::Contains(IndexLockPath(index)) && Catch::Contains("Read-only file system"));
     CHECK(r.err.find("in use") == std::string::npos);
     CHECK_FALSE(fx.mounted());
   }

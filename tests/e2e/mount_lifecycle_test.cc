@@ -142,7 +142,8 @@ TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
   auto inside = Run({DtkfsBinary(), "mount", fx.src(), fx.src() + "/inner", "--index", fx.index()});
   CHECK(inside.status == 2);
   CHECK(inside.err.find("inside") != std::string::npos);
-  auto idx_inside = Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", fx.src() + "/x.idx"});
+  auto idx_inside =
+      Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", fx.src() + "/x.idx"});
   CHECK(idx_inside.status == 2);
   CHECK(idx_inside.err.find("inside") != std::string::npos);
   for (const char* bad : {"threads=0", "threads=many", "threads=100000"}) {
@@ -153,8 +154,9 @@ TEST_CASE("bad mount arguments are refused with clear errors", "[e2e]") {
 
   // One worker thread is enough to serve everything (if slowly).
   REQUIRE(fx.Mount({"-o", "threads=1"}).status == 0);
-  REQUIRE(Run({"sh", "-c", "mkdir " + fx.mnt() + "/t1 && head -c 5000 /dev/zero > " +
-                               fx.mnt() + "/t1/f"}).status == 0);
+  REQUIRE(Run({"sh", "-c",
+               "mkdir " + fx.mnt() + "/t1 && head -c 5000 /dev/zero > " + fx.mnt() + "/t1/f"})
+              .status == 0);
   CHECK(fx.Differences() == "");
   REQUIRE(fx.Unmount().status == 0);
 
@@ -239,8 +241,8 @@ TEST_CASE("fstab: mount MNT runs dtkfs through mount.fuse3", "[e2e]") {
   if (made_link) REQUIRE(::symlink(DtkfsBinary().c_str(), link.c_str()) == 0);
   MakeTree(fx.src());
   const std::string fstab = fx.state() + "/fstab";
-  std::ofstream(fstab) << fx.src() << " " << fx.mnt() << " fuse.dtkfs defaults,index="
-                       << fx.index() << ",compact_interval=30 0 0\n";
+  std::ofstream(fstab) << fx.src() << " " << fx.mnt() << " fuse.dtkfs defaults,index=" << fx.index()
+                       << ",compact_interval=30 0 0\n";
   auto m = Run({"mount", "-T", fstab, fx.mnt()});
   if (made_link) ::unlink(link.c_str());
   INFO(m.err);
@@ -273,7 +275,7 @@ TEST_CASE("a real workload: kernel sources, git, a compile, rm -rf of half", "[e
 
   const std::string repo = m + "/linux-source-6.1/lib";
   auto git = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = {"git", "-C", repo, "-c", "user.name=t", "-c",
+    std::vector<std::string> argv = {"git",           "-C", repo, "-c", "user.name=t", "-c",
                                      "user.email=t@t"};
     argv.insert(argv.end(), args.begin(), args.end());
     return Run(argv);

@@ -13,8 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include "support/mount_fixture.h"
@@ -32,12 +32,13 @@ void WriteFile(const std::string& p, size_t n, int flags = O_WRONLY | O_CREAT | 
   REQUIRE(::close(fd) == 0);
 }
 
-#define EXACT(fx) INFO(step); REQUIRE((fx).Differences() == "")
+#define EXACT(fx) \
+  INFO(step);     \
+  REQUIRE((fx).Differences() == "")
 
 }  // namespace
 
-TEST_CASE("every size-changing operation through the mount keeps every directory exact",
-          "[e2e]") {
+TEST_CASE("every size-changing operation through the mount keeps every directory exact", "[e2e]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   ::mkdir((fx.src() + "/pre").c_str(), 0755);
@@ -229,7 +230,8 @@ TEST_CASE("random operation sequences from several processes stay exact", "[e2e]
           int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
           if (fd >= 0) {
             std::string data(rng() % 5000, 'r');
-            if (::write(fd, data.data(), data.size()) < 0) {}
+            if (::write(fd, data.data(), data.size()) < 0) {
+            }
             ::close(fd);
             files.push_back(name);
           }

@@ -78,7 +78,6 @@ class NoSyncEnv final : public ForwardingEnv {
   };
 };
 
-
 // One NoSyncEnv for a whole test binary.
 inline Env& NoSyncDefault() {
   static NoSyncEnv env;

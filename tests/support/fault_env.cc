@@ -38,7 +38,7 @@ Status FaultEnv::Step(const std::string& what) {
 }
 
 Result<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::string& path,
-                                                                 mode_t mode) {
+                                                                mode_t mode) {
   DTKFS_RETURN_IF_ERROR(Step("create " + path));
   auto f = ForwardingEnv::NewWritableFile(path, mode);
   if (!f.ok()) return f.status();

@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/syscall.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -56,9 +56,9 @@ MountFixture::MountFixture() {
   ::mkdir(src().c_str(), 0755);
   ::mkdir(mnt().c_str(), 0755);
   ::mkdir(state().c_str(), 0700);
-  available_ = ::access("/dev/fuse", R_OK | W_OK) == 0 &&
-               (::access("/usr/bin/fusermount3", X_OK) == 0 ||
-                ::access("/bin/fusermount3", X_OK) == 0);
+  available_ =
+      ::access("/dev/fuse", R_OK | W_OK) == 0 &&
+      (::access("/usr/bin/fusermount3", X_OK) == 0 || ::access("/bin/fusermount3", X_OK) == 0);
 }
 
 bool MountFixture::mounted() const {
@@ -93,7 +93,9 @@ pid_t MountFixture::DaemonPid() const {
 bool WaitForExit(pid_t pid, int timeout_s) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) return errno == ESRCH;  // already gone
-  struct pollfd p {fd, POLLIN, 0};
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
   const int ready = ::poll(&p, 1, timeout_s * 1000);
   ::close(fd);
   return ready == 1;
@@ -102,9 +104,9 @@ bool WaitForExit(pid_t pid, int timeout_s) {
 CommandResult MountFixture::Unmount() { return Run({DtkfsBinary(), "umount", mnt()}); }
 
 bool ReadTotals(const std::string& p, Totals* out) {
-  for (auto [name, field] : {std::pair{xattr::kTotalBytes, &out->bytes},
-                             std::pair{xattr::kTotalFiles, &out->files},
-                             std::pair{xattr::kTotalDirs, &out->dirs}}) {
+  for (auto [name, field] :
+       {std::pair{xattr::kTotalBytes, &out->bytes}, std::pair{xattr::kTotalFiles, &out->files},
+        std::pair{xattr::kTotalDirs, &out->dirs}}) {
     char buf[32];
     ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf - 1);
     if (n <= 0) return false;
@@ -117,7 +119,7 @@ bool ReadTotals(const std::string& p, Totals* out) {
 }
 
 std::map<std::string, Totals> MountMapTotals(const std::string& mnt,
-                                            const std::map<std::string, Totals>& dirs) {
+                                             const std::map<std::string, Totals>& dirs) {
   std::map<std::string, Totals> out;
   for (const auto& [rel, unused] : dirs) {
     std::string p = rel.empty() ? mnt : mnt + "/" + rel;

@@ -68,13 +68,13 @@ bool ReadTotals(const std::string& path, Totals* out);
 }  // namespace dtkfs::testing
 
 // Skips (with a warning) or fails, per DTKFS_REQUIRE_FUSE, when FUSE is unavailable.
-#define DTKFS_REQUIRE_MOUNTABLE(fixture)                                                   \
-  do {                                                                                     \
-    if (!(fixture).available()) {                                                          \
-      const char* req = std::getenv("DTKFS_REQUIRE_FUSE");                                 \
-      if (req != nullptr && std::string(req) == "1")                                       \
+#define DTKFS_REQUIRE_MOUNTABLE(fixture)                                                         \
+  do {                                                                                           \
+    if (!(fixture).available()) {                                                                \
+      const char* req = std::getenv("DTKFS_REQUIRE_FUSE");                                       \
+      if (req != nullptr && std::string(req) == "1")                                             \
         FAIL("FUSE is required (DTKFS_REQUIRE_FUSE=1) but /dev/fuse or fusermount3 is missing"); \
-      WARN("FUSE unavailable: end-to-end test not run");                                   \
-      return;                                                                              \
-    }                                                                                      \
+      WARN("FUSE unavailable: end-to-end test not run");                                         \
+      return;                                                                                    \
+    }                                                                                            \
   } while (0)

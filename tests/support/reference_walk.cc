@@ -2,20 +2,19 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <stdexcept>
 #include <vector>
 
 namespace dtkfs::testing {
 namespace {
 
-[[noreturn]] void Fail(const char* op, const std::string& root, const std::string& rel,
-                       int err) {
+[[noreturn]] void Fail(const char* op, const std::string& root, const std::string& rel, int err) {
   throw std::runtime_error(fmt::format("ReferenceWalk: {} {}{}{}: {}", op, root,
                                        rel.empty() ? "" : "/", rel, std::strerror(err)));
 }
@@ -117,17 +116,17 @@ std::string DescribeDifferences(const std::map<std::string, Totals>& expected,
   auto a = actual.begin();
   while (e != expected.end() || a != actual.end()) {
     if (a == actual.end() || (e != expected.end() && e->first < a->first)) {
-      lines.push_back(fmt::format("missing    {}: expected {}", Printable(e->first),
-                                  Show(e->second)));
+      lines.push_back(
+          fmt::format("missing    {}: expected {}", Printable(e->first), Show(e->second)));
       ++e;
     } else if (e == expected.end() || a->first < e->first) {
-      lines.push_back(fmt::format("unexpected {}: actual {}", Printable(a->first),
-                                  Show(a->second)));
+      lines.push_back(
+          fmt::format("unexpected {}: actual {}", Printable(a->first), Show(a->second)));
       ++a;
     } else {
       if (!(e->second == a->second))
-        lines.push_back(fmt::format("differs    {}: expected {}, actual {}",
-                                    Printable(e->first), Show(e->second), Show(a->second)));
+        lines.push_back(fmt::format("differs    {}: expected {}, actual {}", Printable(e->first),
+                                    Show(e->second), Show(a->second)));
       ++e;
       ++a;
     }

@@ -1,10 +1,9 @@
 // The command-line parser (src/cli/args.h): the forms users type, and the errors they get.
-#include <catch2/catch.hpp>
+#include "cli/args.h"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
-
-#include "cli/args.h"
 
 namespace dtkfs::cli {
 namespace {

@@ -2,6 +2,7 @@
 // scan, du, top and check against the reference walk, the exit statuses (0 ok, 1 findings,
 // 2 error), the messages for bad input, and where and how the index is stored.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,7 +10,6 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <map>
 #include <set>
@@ -98,8 +98,9 @@ class Cli {
     Run r;
     r.out = ReadFile(out_path);
     r.err = ReadFile(err_path);
-    INFO("dtkfs " << fmt::format("{}", fmt::join(args, " ")) << "\nstdout:\n" << r.out
-                  << "\nstderr:\n" << r.err);
+    INFO("dtkfs " << fmt::format("{}", fmt::join(args, " ")) << "\nstdout:\n"
+                  << r.out << "\nstderr:\n"
+                  << r.err);
     REQUIRE(WIFEXITED(status));
     r.code = WEXITSTATUS(status);
     return r;
@@ -171,10 +172,9 @@ TEST_CASE("cli: scan then du prints the reference walk's bytes", "[cli]") {
     CHECK(r.code == 0);
     const auto& a = ref.at("");
     const auto& o = ref.at("other");
-    CHECK(r.out ==
-          fmt::format("[{{\"path\":\"{}\",\"bytes\":{},\"files\":{},\"dirs\":{}}},"
-                      "{{\"path\":\"{}/other\",\"bytes\":{},\"files\":{},\"dirs\":{}}}]\n",
-                      src, a.bytes, a.files, a.dirs, src, o.bytes, o.files, o.dirs));
+    CHECK(r.out == fmt::format("[{{\"path\":\"{}\",\"bytes\":{},\"files\":{},\"dirs\":{}}},"
+                               "{{\"path\":\"{}/other\",\"bytes\":{},\"files\":{},\"dirs\":{}}}]\n",
+                               src, a.bytes, a.files, a.dirs, src, o.bytes, o.files, o.dirs));
     CHECK(a.files == 8);
     CHECK(a.dirs == 4);
   }
@@ -186,8 +186,8 @@ TEST_CASE("cli: scan then du prints the reference walk's bytes", "[cli]") {
                           fmt::format("{}\t{}/sub/sparse", 1ull << 33, src),
                           fmt::format("6\t{}/other/to-sub", src)}));
     r = dtkfs({"du", "--json", src + "/sub/a"});
-    CHECK(r.out == fmt::format("[{{\"path\":\"{}/sub/a\",\"bytes\":1000,\"files\":1,\"dirs\":0}}]\n",
-                               src));
+    CHECK(r.out ==
+          fmt::format("[{{\"path\":\"{}/sub/a\",\"bytes\":1000,\"files\":1,\"dirs\":0}}]\n", src));
   }
 
   SECTION("the index is private: file 0600 in a 0700 directory under XDG_STATE_HOME") {
@@ -215,8 +215,8 @@ TEST_CASE("cli: du -h prints du-style human units", "[cli]") {
   dtkfs.Scan(src);
   Run r = dtkfs({"du", "-h", src + "/small", src + "/mid", src + "/big", src + "/ten", src});
   CHECK(r.code == 0);
-  CHECK(r.out == Lines({"1023\t" + src + "/small", "1.5K\t" + src + "/mid",
-                        "5.1G\t" + src + "/big", "11M\t" + src + "/ten", "5.1G\t" + src}));
+  CHECK(r.out == Lines({"1023\t" + src + "/small", "1.5K\t" + src + "/mid", "5.1G\t" + src + "/big",
+                        "11M\t" + src + "/ten", "5.1G\t" + src}));
   r = dtkfs({"du", "--human-readable", src + "/mid/f"});
   CHECK(r.out == "1.5K\t" + src + "/mid/f\n");
 }
@@ -277,18 +277,18 @@ TEST_CASE("cli: check finds changes made behind the index, --repair fixes them",
   CHECK(r.out.empty());
   CHECK_THAT(r.err, Catch::Contains("matches"));
 
-  MakeFile(src + "/sub/deeper/new-file", 50);  // sub/deeper, sub and the root grow
+  MakeFile(src + "/sub/deeper/new-file", 50);                  // sub/deeper, sub and the root grow
   REQUIRE(::unlink((src + "/other/gone-soon").c_str()) == 0);  // other shrinks
-  MakeDir(src + "/new-dir");                                 // not in the index
+  MakeDir(src + "/new-dir");                                   // not in the index
   MakeFile(src + "/new-dir/f", 5);
   REQUIRE(::rmdir((src + "/will-go").c_str()) == 0);  // in the index only
 
   r = dtkfs({"check", src});
   CHECK(r.code == 1);
-  CHECK(Findings(r.out) == std::set<std::string>{
-                               "differs\t" + src, "differs\t" + src + "/sub",
-                               "differs\t" + src + "/sub/deeper", "differs\t" + src + "/other",
-                               "new\t" + src + "/new-dir", "gone\t" + src + "/will-go"});
+  CHECK(Findings(r.out) ==
+        std::set<std::string>{"differs\t" + src, "differs\t" + src + "/sub",
+                              "differs\t" + src + "/sub/deeper", "differs\t" + src + "/other",
+                              "new\t" + src + "/new-dir", "gone\t" + src + "/will-go"});
   CHECK_THAT(r.err, Catch::Contains("6 entries differ") && Catch::Contains("--repair"));
   // check alone changes nothing.
   CHECK(dtkfs({"check", src}).code == 1);
@@ -433,9 +433,12 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
 
 TEST_CASE("cli: every subcommand accepts --help", "[cli]") {
   Cli dtkfs;
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"scan", "--help"}, {"du", "--help"}, {"top", "--help"},
-           {"check", "--help"}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--help"},
+                                             {"scan", "--help"},
+                                             {"du", "--help"},
+                                             {"top", "--help"},
+                                             {"check", "--help"}}) {
     Run r = dtkfs(args);
     INFO(fmt::format("{}", fmt::join(args, " ")));
     CHECK(r.code == 0);

@@ -4,6 +4,8 @@
 //   seed 000: a save that reported success and wrote nothing after a cold map load.
 //   seed 003: a failed save that left memory ahead of disk.
 //   seed 002: a compaction that lost the edits made while it ran.
+#include "store/compactor.h"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -24,7 +26,6 @@
 #include "env/install_file.h"
 #include "index/index_builder.h"
 #include "index/index_reader.h"
-#include "store/compactor.h"
 #include "store/size_store.h"
 #include "support/env_wrappers.h"
 #include "support/fault_env.h"
@@ -157,9 +158,9 @@ constexpr int kBulk = 5000;  // enough entries that the entry table is written i
 View BaseTree() {
   // directory -> {bytes, files} directly in it
   std::map<std::string, std::pair<uint64_t, uint64_t>> direct = {
-      {"", {0, 0}},          {"keep", {100, 1}}, {"keep/a", {200, 2}}, {"keep/a/b", {300, 3}},
-      {"gone", {10, 1}},     {"gone/x", {20, 2}}, {"gone/x/y", {30, 3}}, {"mv", {1, 1}},
-      {"mv/c", {2, 1}},      {"mv/c/d", {3, 1}},  {"dst", {0, 0}},      {"bulk", {0, 0}},
+      {"", {0, 0}},      {"keep", {100, 1}},  {"keep/a", {200, 2}},  {"keep/a/b", {300, 3}},
+      {"gone", {10, 1}}, {"gone/x", {20, 2}}, {"gone/x/y", {30, 3}}, {"mv", {1, 1}},
+      {"mv/c", {2, 1}},  {"mv/c/d", {3, 1}},  {"dst", {0, 0}},       {"bulk", {0, 0}},
   };
   for (int i = 0; i < kBulk; ++i) direct[fmt::format("bulk/n{:04}", i)] = {1, 1};
   View v;
@@ -194,8 +195,8 @@ void ApplyEdits(SizeStore& store) {
   REQUIRE(store.MakeDir("bulk/n0001").ok());
   REQUIRE(store.RemoveDir("bulk/n0002").ok());
 }
-const std::vector<std::string> kGone = {"gone", "gone/x", "gone/x/y", "mv",        "mv/c",
-                                        "mv/c/d", "tmpdir", "bulk/n0002"};
+const std::vector<std::string> kGone = {"gone", "gone/x", "gone/x/y", "mv",
+                                        "mv/c", "mv/c/d", "tmpdir",   "bulk/n0002"};
 
 // A base index on disk, opened cold, a store over it, and the edits above applied.
 std::vector<LinkRecord> BaseLinks() {
@@ -299,9 +300,8 @@ TEST_CASE("seed-003: a failed save leaves memory and disk exactly as before", "[
   REQUIRE(rename_step > 0);
   REQUIRE(clean_log.front().rfind("syncfs ", 0) == 0);
   REQUIRE(clean_log.back().rfind("syncdir ", 0) == 0);
-  REQUIRE(std::count_if(clean_log.begin(), clean_log.end(), [](const std::string& s) {
-            return s.rfind("write ", 0) == 0;
-          }) >= 3);
+  REQUIRE(std::count_if(clean_log.begin(), clean_log.end(),
+                        [](const std::string& s) { return s.rfind("write ", 0) == 0; }) >= 3);
 
   SECTION("an error at any step") {
     for (int err : {ENOSPC, EIO}) {
@@ -414,11 +414,11 @@ TEST_CASE("seed-002: edits made while a compaction runs are all present after it
     both([&](SizeStore& st) { return st.MakeDir(p); });
     both([&](SizeStore& st) { return st.AddDelta(p, Delta{i + 1, 1, 0}); });
   }
-  both([](SizeStore& st) { return st.RemoveDir("keep/a/b"); });          // base + frozen
+  both([](SizeStore& st) { return st.RemoveDir("keep/a/b"); });             // base + frozen
   both([](SizeStore& st) { return st.AddDelta("dst/mv2/c", {5, 1, 0}); });  // frozen only
-  both([](SizeStore& st) { return st.RenameDir("new", "dst/new2"); });     // frozen subtree
-  both([](SizeStore& st) { return st.RemoveDir("bulk/n0003"); });          // base only
-  both([](SizeStore& st) { return st.RemoveDir("bulk/n0001"); });          // remade in frozen
+  both([](SizeStore& st) { return st.RenameDir("new", "dst/new2"); });      // frozen subtree
+  both([](SizeStore& st) { return st.RemoveDir("bulk/n0003"); });           // base only
+  both([](SizeStore& st) { return st.RemoveDir("bulk/n0001"); });           // remade in frozen
   gone.insert(gone.end(), {"keep/a/b", "new", "new/sub", "bulk/n0003", "bulk/n0001"});
 
   // Phase 2: let it write (slowly) while more edits arrive.

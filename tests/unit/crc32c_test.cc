@@ -1,11 +1,11 @@
 // CRC32C against an independent implementation (Boost.CRC's generic one), so a bug in the
 // SSE4.2 path or the table cannot hide behind tests written from the same understanding.
+#include "util/crc32c.h"
+
 #include <boost/crc.hpp>
 #include <catch2/catch.hpp>
 #include <random>
 #include <string>
-
-#include "util/crc32c.h"
 
 using namespace dtkfs;
 

@@ -4,10 +4,12 @@
 // Expectations are computed from the generated input (a set of paths and their Totals) and
 // from an independent encoder written here from the layout documented in index_format.h,
 // never read back from the implementation under test.
-#include <catch2/catch.hpp>
+#include "dtkfs/index_format.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
@@ -20,7 +22,6 @@
 #include <utility>
 #include <vector>
 
-#include "dtkfs/index_format.h"
 #include "dtkfs/totals.h"
 #include "env/env.h"
 #include "index/index_builder.h"
@@ -85,11 +86,16 @@ std::string Printable(std::string_view s) {
 
 uint64_t RandomCount(std::mt19937_64& rng) {
   switch (rng() % 5) {
-    case 0: return 0;
-    case 1: return rng() % 100;
-    case 2: return UINT64_MAX - rng() % 3;
-    case 3: return uint64_t{1} << (rng() % 64);
-    default: return rng();
+    case 0:
+      return 0;
+    case 1:
+      return rng() % 100;
+    case 2:
+      return UINT64_MAX - rng() % 3;
+    case 3:
+      return uint64_t{1} << (rng() % 64);
+    default:
+      return rng();
   }
 }
 
@@ -170,8 +176,9 @@ Model RandomTree(uint64_t seed, size_t dirs) {
 
 // Keys a lookup should answer: every path, and keys around each that may or may not exist.
 std::vector<std::string> ProbeKeys(const Model& model, std::mt19937_64& rng) {
-  std::vector<std::string> keys{"", "/", "//", std::string(1, '\0'), "a", "a/", "/a", "zz",
-                                "\xff", "\xff\xff", "0", ".", ".."};
+  std::vector<std::string> keys{"",   "/",  "//",   std::string(1, '\0'), "a", "a/",
+                                "/a", "zz", "\xff", "\xff\xff",           "0", ".",
+                                ".."};
   const std::string* prev = nullptr;
   for (const auto& [p, t] : model) {
     keys.push_back(p);
@@ -182,7 +189,7 @@ std::vector<std::string> ProbeKeys(const Model& model, std::mt19937_64& rng) {
     keys.push_back(p + std::string(1, '\0'));  // between p and whatever follows it
     keys.push_back(p + "\xff");
     if (!p.empty()) {
-      keys.push_back(p.substr(0, p.size() - 1));         // a prefix: "a" when "ab" exists
+      keys.push_back(p.substr(0, p.size() - 1));          // a prefix: "a" when "ab" exists
       keys.push_back(p.substr(0, 1 + rng() % p.size()));  // another prefix
       std::string bumped = p;
       bumped.back() = static_cast<char>(bumped.back() + 1);
@@ -312,13 +319,12 @@ std::string ExtRecord(uint32_t tag, std::string_view bytes) {
 
 constexpr size_t kTrailer = 80;
 constexpr size_t kTrAggOffset = 0, kTrExtOffset = 8, kTrExtLength = 16, kTrGeneration = 24,
-                 kTrJournal = 32, kTrCrcHead = 40, kTrCrcPool = 44, kTrCrcAgg = 48,
-                 kTrCrcExt = 52, kTrRecordSize = 56, kTrMagic = 72, kTrCrcTrailer = 76;
+                 kTrJournal = 32, kTrCrcHead = 40, kTrCrcPool = 44, kTrCrcAgg = 48, kTrCrcExt = 52,
+                 kTrRecordSize = 56, kTrMagic = 72, kTrCrcTrailer = 76;
 
 // Where the sections of a well-formed file are, from its header.
 struct Layout {
-  uint64_t count, pool_len, entries_end, pool_end, aggregates_start, aggregates_end, ext_end,
-      size;
+  uint64_t count, pool_len, entries_end, pool_end, aggregates_start, aggregates_end, ext_end, size;
 };
 Layout LayoutOf(const std::string& b) {
   Layout l{};
@@ -389,11 +395,11 @@ std::string EncodeRaw(const std::vector<RawEntry>& entries, const std::string& p
   Put64(t, generation);
   Put64(t, journal_generation);
   for (int i = 0; i < 4; ++i) Put32(t, 0);  // checksums, filled by Reseal
-  Put32(t, 16);                              // bytes per aggregate record
-  Put32(t, 0);                               // flags
-  Put64(t, 0);                               // reserved
-  Put32(t, 0x544b5444);                      // "DTKT"
-  Put32(t, 0);                               // trailer checksum
+  Put32(t, 16);                             // bytes per aggregate record
+  Put32(t, 0);                              // flags
+  Put64(t, 0);                              // reserved
+  Put32(t, 0x544b5444);                     // "DTKT"
+  Put32(t, 0);                              // trailer checksum
   REQUIRE(t.size() == kTrailer);
   b += t;
   Reseal(b);
@@ -470,8 +476,7 @@ void CheckStructural(const std::string& bytes, std::string_view expect_in_messag
 
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("index round trip: random trees written with WriteIndex read back exactly",
-          "[format]") {
+TEST_CASE("index round trip: random trees written with WriteIndex read back exactly", "[format]") {
   TempDir dir;
   const std::string file = dir / "index";
   for (uint64_t seed = 1; seed <= 24; ++seed) {
@@ -514,9 +519,9 @@ TEST_CASE("index round trip: names with every kind of byte", "[format]") {
     if (c != '/') all.push_back(static_cast<char>(c));
   std::string deep;
   for (const std::string& name :
-       {std::string("with space"), std::string("new\nline"), std::string(" "),
-        std::string("\n"), long_name, high, all, std::string("\x80"), std::string("\xff"),
-        std::string("\x01"), std::string("a"), std::string("ab")}) {
+       {std::string("with space"), std::string("new\nline"), std::string(" "), std::string("\n"),
+        long_name, high, all, std::string("\x80"), std::string("\xff"), std::string("\x01"),
+        std::string("a"), std::string("ab")}) {
     model[name] = Totals{name.size(), 1, 0};
     model[name + "/" + long_name] = Totals{7, 7, 7};
   }
@@ -551,8 +556,8 @@ TEST_CASE("absent paths: prefixes, siblings and slash forms are not found", "[fo
   auto reader = FromBytes(Encode(Entries(model)), "mem");
   REQUIRE(reader.ok());
   const IndexReader& r = **reader;
-  for (const char* absent : {"a", "a/", "ab/", "/ab", "ab/c", "ab/cd/", "abc", "ab0", "aa",
-                             "b/", "ba", "c", "ab/cd/e", "0", "/"}) {
+  for (const char* absent : {"a", "a/", "ab/", "/ab", "ab/c", "ab/cd/", "abc", "ab0", "aa", "b/",
+                             "ba", "c", "ab/cd/e", "0", "/"}) {
     INFO(absent);
     CHECK_FALSE(r.Lookup(absent));
     CHECK_FALSE(r.Find(absent));
@@ -567,9 +572,9 @@ TEST_CASE("SubtreeRange is exactly the paths with prefix dir/", "[format]") {
   SECTION("tricky siblings that sort around '/'") {
     Model model;
     for (const char* p :
-         {"", "a", "a b", "a b/x", "a-b", "a-b/y", "a.b", "a.b/z", "a/b", "a/b/c", "a/b/c/d",
-          "a/b c", "a/b-c", "a/b.c", "a/b0", "a/b0/e", "a/\xff", "a0", "a0/z", "a\xff",
-          "a\xff/q", "ab", "b", "b/a", "\x01", "\xff", "\xff/a"}) {
+         {"",      "a",       "a b",     "a b/x", "a-b",   "a-b/y", "a.b",    "a.b/z",  "a/b",
+          "a/b/c", "a/b/c/d", "a/b c",   "a/b-c", "a/b.c", "a/b0",  "a/b0/e", "a/\xff", "a0",
+          "a0/z",  "a\xff",   "a\xff/q", "ab",    "b",     "b/a",   "\x01",   "\xff",   "\xff/a"}) {
       model[p] = Totals{std::strlen(p), 1, 2};
     }
     auto reader = FromBytes(Encode(Entries(model)), "mem");
@@ -585,9 +590,9 @@ TEST_CASE("SubtreeRange is exactly the paths with prefix dir/", "[format]") {
       CHECK(CompareSubtree(r, model, p).empty());
     }
     // Spot checks that the definition above is what we think it is.
-    CHECK(ExpectedBelow(model, "a") ==
-          std::vector<std::string_view>{"a/b", "a/b c", "a/b-c", "a/b.c", "a/b/c", "a/b/c/d", "a/b0",
-                                   "a/b0/e", "a/\xff"});
+    CHECK(ExpectedBelow(model, "a") == std::vector<std::string_view>{"a/b", "a/b c", "a/b-c",
+                                                                     "a/b.c", "a/b/c", "a/b/c/d",
+                                                                     "a/b0", "a/b0/e", "a/\xff"});
     CHECK(ExpectedBelow(model, "").size() == model.size() - 1);
   }
   SECTION("random trees, every directory") {
@@ -726,8 +731,11 @@ TEST_CASE("foreign and structurally broken files are rejected for what is wrong"
   SECTION("counts and pool lengths larger than the file") {
     using Patch = std::pair<size_t, uint32_t>;
     for (auto [field, value] :
-         std::initializer_list<Patch>{{12, 0xffffffffu}, {16, 0xffffffffu}, {12, 0x10000000u},
-                                      {16, 0x10000000u}, {12, static_cast<uint32_t>(l.count + 1)}}) {
+         std::initializer_list<Patch>{{12, 0xffffffffu},
+                                      {16, 0xffffffffu},
+                                      {12, 0x10000000u},
+                                      {16, 0x10000000u},
+                                      {12, static_cast<uint32_t>(l.count + 1)}}) {
       CAPTURE(field, value);
       std::string b = good;
       Set32(b, field, value);
@@ -753,14 +761,13 @@ TEST_CASE("foreign and structurally broken files are rejected for what is wrong"
       uint64_t value;
       const char* why;
     };
-    for (const Patch& p :
-         {Patch{kTrAggOffset, l.aggregates_start + 8, "aggregates offset"},
-          Patch{kTrAggOffset, 0, "aggregates offset"},
-          Patch{kTrExtOffset, l.aggregates_end + 1, "out of bounds"},
-          Patch{kTrExtOffset, UINT64_MAX, "out of bounds"},
-          Patch{kTrExtLength, l.ext_end - l.aggregates_end + 1, "out of bounds"},
-          Patch{kTrExtLength, l.ext_end - l.aggregates_end - 1, "out of bounds"},
-          Patch{kTrExtLength, UINT64_MAX, "out of bounds"}}) {
+    for (const Patch& p : {Patch{kTrAggOffset, l.aggregates_start + 8, "aggregates offset"},
+                           Patch{kTrAggOffset, 0, "aggregates offset"},
+                           Patch{kTrExtOffset, l.aggregates_end + 1, "out of bounds"},
+                           Patch{kTrExtOffset, UINT64_MAX, "out of bounds"},
+                           Patch{kTrExtLength, l.ext_end - l.aggregates_end + 1, "out of bounds"},
+                           Patch{kTrExtLength, l.ext_end - l.aggregates_end - 1, "out of bounds"},
+                           Patch{kTrExtLength, UINT64_MAX, "out of bounds"}}) {
       CAPTURE(p.field, p.value);
       std::string b = good;
       Set64(b, t + p.field, p.value);
@@ -805,9 +812,13 @@ TEST_CASE("foreign and structurally broken files are rejected for what is wrong"
   SECTION("entries pointing outside the pool") {
     const uint32_t pool = static_cast<uint32_t>(l.pool_len);
     using Span = std::pair<uint32_t, uint32_t>;
-    for (auto [off, len] : std::initializer_list<Span>{{pool + 1, 0}, {pool, 1}, {pool - 1, 2},
-                                                       {0, pool + 1}, {0xffffffffu, 1},
-                                                       {1, 0xffffffffu}, {0xfffffff0u, 0x20}}) {
+    for (auto [off, len] : std::initializer_list<Span>{{pool + 1, 0},
+                                                       {pool, 1},
+                                                       {pool - 1, 2},
+                                                       {0, pool + 1},
+                                                       {0xffffffffu, 1},
+                                                       {1, 0xffffffffu},
+                                                       {0xfffffff0u, 0x20}}) {
       CAPTURE(off, len);
       std::string b = good;
       const size_t e = 20 + 16 * 3;
@@ -818,10 +829,9 @@ TEST_CASE("foreign and structurally broken files are rejected for what is wrong"
     }
   }
   SECTION("malformed paths") {
-    for (const std::string& p :
-         {std::string("/a"), std::string("a/"), std::string("a//b"), std::string("."),
-          std::string(".."), std::string("a/./b"), std::string("a/../b"), std::string("a\0b", 3),
-          std::string("/")}) {
+    for (const std::string& p : {std::string("/a"), std::string("a/"), std::string("a//b"),
+                                 std::string("."), std::string(".."), std::string("a/./b"),
+                                 std::string("a/../b"), std::string("a\0b", 3), std::string("/")}) {
       CAPTURE(Printable(p));
       CheckStructural(Encode({{"", {}}, {p, {}}}), "malformed");
     }
@@ -832,9 +842,8 @@ TEST_CASE("foreign and structurally broken files are rejected for what is wrong"
     m["x"] = Totals{2, 2, 2};
     std::vector<RawEntry> raw{{0, 0, {1, 1, 1}}, {0, 1, {2, 2, 2}}};
     const std::string known = ExtRecord(1, "/the/root");
-    auto ok = FromBytes(EncodeRaw(raw, "x", ExtRecord(99, "future") + known + ExtRecord(7, ""),
-                                  4, 3),
-                        "ext");
+    auto ok = FromBytes(
+        EncodeRaw(raw, "x", ExtRecord(99, "future") + known + ExtRecord(7, ""), 4, 3), "ext");
     REQUIRE(ok.ok());
     CHECK((*ok)->source_root() == "/the/root");
     CHECK((*ok)->Lookup("x") == Totals{2, 2, 2});
@@ -930,10 +939,9 @@ TEST_CASE("the builder refuses entries it cannot write", "[format]") {
   SECTION("malformed paths") {
     // Regression: Add used to accept paths the reader rejects ("a/", "a//b", ...), so
     // WriteIndex could install an index that no reader opens.
-    for (const std::string& p :
-         {std::string("/a"), std::string("a/"), std::string("a//b"), std::string("."),
-          std::string(".."), std::string("a/./b"), std::string("a/../b"),
-          std::string("a\0b", 3), std::string("/")}) {
+    for (const std::string& p : {std::string("/a"), std::string("a/"), std::string("a//b"),
+                                 std::string("."), std::string(".."), std::string("a/./b"),
+                                 std::string("a/../b"), std::string("a\0b", 3), std::string("/")}) {
       CAPTURE(Printable(p));
       StringFile f;
       IndexBuilder b(f, 2, p.size());
@@ -952,7 +960,8 @@ TEST_CASE("the builder refuses entries it cannot write", "[format]") {
     auto r = FromBytes(file.bytes, "built");
     REQUIRE(r.ok());
     CHECK((*r)->Lookup("a/b") == Totals{7, 8, 9});
-    CHECK(file.bytes == Encode({{"", {1, 2, 3}}, {"a", {4, 5, 6}}, {"a/b", {7, 8, 9}}}, "/r", 9, 8));
+    CHECK(file.bytes ==
+          Encode({{"", {1, 2, 3}}, {"a", {4, 5, 6}}, {"a/b", {7, 8, 9}}}, "/r", 9, 8));
   }
 }
 
@@ -1021,8 +1030,7 @@ TEST_CASE("WriteIndex leaves no file behind when the source is bad", "[format]")
   }
 }
 
-TEST_CASE("big indexes (checked on two threads) report the first fault in file order",
-          "[format]") {
+TEST_CASE("big indexes (checked on two threads) report the first fault in file order", "[format]") {
   // Enough entries for the reader's parallel check; names generated so they sort as listed.
   const size_t n = 3 * IndexReader::kParallelValidateMin / 2;
   std::vector<std::pair<std::string, Totals>> entries{{"", Totals{1, 2, 3}}};
@@ -1059,7 +1067,8 @@ TEST_CASE("big indexes (checked on two threads) report the first fault in file o
     return Encode(e, "/big");
   };
   const std::string upper = entries[n - 5].first;
-  CheckStructural(with_path({{n - 5, upper + "/."}}), fmt::format("entry {} has a malformed", n - 5));
+  CheckStructural(with_path({{n - 5, upper + "/."}}),
+                  fmt::format("entry {} has a malformed", n - 5));
   CheckStructural(with_path({{n - 5, upper + "/."}, {7, entries[7].first + "//y"}}),
                   "entry 7 has a malformed");
   // An entry pointing outside the pool just before the split does not crash the other half.
@@ -1067,7 +1076,8 @@ TEST_CASE("big indexes (checked on two threads) report the first fault in file o
     std::vector<RawEntry> raw;
     std::string pool;
     for (const auto& [p, t] : entries) {
-      raw.push_back(RawEntry{static_cast<uint32_t>(pool.size()), static_cast<uint32_t>(p.size()), t});
+      raw.push_back(
+          RawEntry{static_cast<uint32_t>(pool.size()), static_cast<uint32_t>(p.size()), t});
       pool += p;
     }
     raw[n / 2 - 1].offset = static_cast<uint32_t>(pool.size() + 100);

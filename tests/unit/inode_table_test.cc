@@ -7,9 +7,9 @@
 #include <fstream>
 #include <set>
 
-#include "index/index_lifecycle.h"
 #include "env/env.h"
 #include "fs/filesystem.h"
+#include "index/index_lifecycle.h"
 #include "index/index_reader.h"
 #include "store/compactor.h"
 #include "support/temp_dir.h"
@@ -113,8 +113,7 @@ TEST_CASE("inode table: a file with two known names is pinned until one goes", "
   CHECK(table.Find(st.st_dev, st.st_ino) == nullptr);
 }
 
-TEST_CASE("link tracker: a hard-linked file met once knows every name from the index",
-          "[fs]") {
+TEST_CASE("link tracker: a hard-linked file met once knows every name from the index", "[fs]") {
   TempDir dir;
   const std::string src = dir / "src";
   ::mkdir(src.c_str(), 0755);

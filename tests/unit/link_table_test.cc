@@ -1,7 +1,8 @@
 // The multi-link table: its bytes (docs/format.md), round trips through an index file,
 // look-ups, every structural fault rejected with a message, and grouping scan sightings.
-#include <catch2/catch.hpp>
+#include "index/link_table.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -9,7 +10,6 @@
 #include "dtkfs/index_format.h"
 #include "index/index_builder.h"
 #include "index/index_reader.h"
-#include "index/link_table.h"
 #include "support/env_wrappers.h"
 #include "support/temp_dir.h"
 
@@ -45,11 +45,11 @@ Result<std::shared_ptr<const IndexReader>> WriteAndOpen(const std::string& file,
 TEST_CASE("link table bytes are the documented layout", "[links]") {
   const std::vector<LinkRecord> records = {{{1, 5}, 100, {"a/x", "b/y"}},
                                            {{2, 3}, 7, {"c", "d/e/f", "g"}}};
-  const std::string expected =
-      Le(2, 8) +                                                  // count
-      Le(1, 8) + Le(5, 8) + Le(100, 8) + Le(0, 4) + Le(2, 4) +    // record 0
-      Le(2, 8) + Le(3, 8) + Le(7, 8) + Le(14, 4) + Le(3, 4) +     // record 1: names at 4+3+4+3
-      Name("a/x") + Name("b/y") + Name("c") + Name("d/e/f") + Name("g");
+  const std::string expected = Le(2, 8) +                                                // count
+                               Le(1, 8) + Le(5, 8) + Le(100, 8) + Le(0, 4) + Le(2, 4) +  // record 0
+                               Le(2, 8) + Le(3, 8) + Le(7, 8) + Le(14, 4) +
+                               Le(3, 4) +  // record 1: names at 4+3+4+3
+                               Name("a/x") + Name("b/y") + Name("c") + Name("d/e/f") + Name("g");
   CHECK(EncodeLinkTable(records) == expected);
   CHECK(EncodeLinkTable({}).empty());
   CHECK(LinkTableView::Check(expected).empty());
@@ -114,18 +114,16 @@ TEST_CASE("malformed link tables are rejected for what is wrong", "[links]") {
       {"count field cut", Le(1, 4), "truncated"},
       {"more records than bytes", Le(2, 8) + rec0 + names0, "truncated records"},
       {"keys out of order",
-       Le(2, 8) + rec0 + Le(1, 8) + Le(4, 8) + Le(1, 8) + Le(14, 4) + Le(1, 4) + names0 +
-           Name("c"),
+       Le(2, 8) + rec0 + Le(1, 8) + Le(4, 8) + Le(1, 8) + Le(14, 4) + Le(1, 4) + names0 + Name("c"),
        "out of order"},
       {"key repeated",
-       Le(2, 8) + rec0 + Le(1, 8) + Le(5, 8) + Le(1, 8) + Le(14, 4) + Le(1, 4) + names0 +
-           Name("c"),
+       Le(2, 8) + rec0 + Le(1, 8) + Le(5, 8) + Le(1, 8) + Le(14, 4) + Le(1, 4) + names0 + Name("c"),
        "out of order"},
       {"names not where the previous record's end",
        Le(1, 8) + Le(1, 8) + Le(5, 8) + Le(100, 8) + Le(3, 4) + Le(1, 4) + Name("a/x"),
        "not contiguous"},
-      {"a record without names",
-       Le(1, 8) + Le(1, 8) + Le(5, 8) + Le(100, 8) + Le(0, 4) + Le(0, 4), "no names"},
+      {"a record without names", Le(1, 8) + Le(1, 8) + Le(5, 8) + Le(100, 8) + Le(0, 4) + Le(0, 4),
+       "no names"},
       {"a name running past the end", Le(1, 8) + rec0 + Name("a/x") + Le(50, 4) + "b/y",
        "out of bounds"},
       {"a length field cut", Le(1, 8) + rec0 + Name("a/x") + Le(3, 2), "out of bounds"},
@@ -149,8 +147,8 @@ TEST_CASE("malformed link tables are rejected for what is wrong", "[links]") {
 
 TEST_CASE("scan sightings group into records of files seen under two or more names", "[links]") {
   std::vector<LinkSighting> s = {
-      {{2, 9}, 5, "z/one"},  {{1, 7}, 3, "b"},   {{2, 9}, 5, "a/two"},
-      {{1, 7}, 3, "a"},      {{1, 8}, 4, "solo"},  // nlink 2, the other name outside the tree
+      {{2, 9}, 5, "z/one"}, {{1, 7}, 3, "b"},    {{2, 9}, 5, "a/two"},
+      {{1, 7}, 3, "a"},     {{1, 8}, 4, "solo"},  // nlink 2, the other name outside the tree
       {{1, 7}, 3, "c/d"},
   };
   const std::vector<LinkRecord> expected = {{{1, 7}, 3, {"a", "b", "c/d"}},

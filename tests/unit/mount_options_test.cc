@@ -1,7 +1,7 @@
 // The mount options table (src/fs/mount_options.h): one parser, one precedence.
-#include <catch2/catch.hpp>
-
 #include "fs/mount_options.h"
+
+#include <catch2/catch.hpp>
 
 using namespace dtkfs::fs;
 
@@ -41,8 +41,8 @@ TEST_CASE("mount options: a path with commas and backslashes survives as one val
 }
 
 TEST_CASE("mount options: bad values are refused with the valid range", "[fs]") {
-  for (const char* bad : {"compact_interval=inf", "compact_interval=-1", "threads=0",
-                          "threads=1.5", "entry_timeout=nan", "compact_threshold=1e12"}) {
+  for (const char* bad : {"compact_interval=inf", "compact_interval=-1", "threads=0", "threads=1.5",
+                          "entry_timeout=nan", "compact_threshold=1e12"}) {
     INFO(bad);
     auto o = ParseMountOptions({bad});
     REQUIRE_FALSE(o.ok());

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "util/path.h"
+
+#include <catch2/catch.hpp>
 
 using namespace dtkfs;
 

@@ -1,8 +1,11 @@
 // ScanTree against the independent ReferenceWalk on generated trees: every kind of entry,
 // awkward names, depth beyond PATH_MAX, a wide directory, random trees, start subdirectories,
 // thread counts, and the error paths.
+#include "scan/scanner.h"
+
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,13 +18,11 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "scan/scanner.h"
 #include "support/reference_walk.h"
 #include "support/temp_dir.h"
 
@@ -170,8 +171,8 @@ ScanResult Scan(const std::string& root, const std::string& start, unsigned thre
 
 // Scans root/start with the given threads and checks the result against the reference
 // exactly: same directories, same totals, memcmp order, start first, no errors.
-ScanResult CheckScan(const std::string& root, const TotalsMap& reference,
-                     const std::string& start, unsigned threads) {
+ScanResult CheckScan(const std::string& root, const TotalsMap& reference, const std::string& start,
+                     unsigned threads) {
   ScanResult r = Scan(root, start, threads);
   INFO("root " << root << ", start of " << start.size() << " bytes, " << threads << " threads");
   for (const auto& e : r.errors) UNSCOPED_INFO("scan error: " << e.ToString(root));
@@ -229,7 +230,8 @@ void MakeRandomTree(const std::string& root, uint64_t seed, int ops) {
   std::vector<std::string> files;
   std::uniform_int_distribution<int> action(0, 99);
   for (int i = 0; i < ops; ++i) {
-    const std::string& parent = dirs[std::uniform_int_distribution<size_t>(0, dirs.size() - 1)(rng)];
+    const std::string& parent =
+        dirs[std::uniform_int_distribution<size_t>(0, dirs.size() - 1)(rng)];
     const std::string p = parent + "/" + RandomName(rng);
     struct stat st;
     if (p.size() > 3000 || ::lstat(p.c_str(), &st) == 0) continue;  // too deep, or taken
@@ -239,8 +241,9 @@ void MakeRandomTree(const std::string& root, uint64_t seed, int ops) {
       dirs.push_back(p);
     } else if (a < 75) {
       const int k = action(rng);
-      uint64_t size = k < 10 ? 0 : k < 90 ? std::uniform_int_distribution<uint64_t>(1, 4000)(rng)
-                                          : std::uniform_int_distribution<uint64_t>(1, 1ull << 34)(rng);
+      uint64_t size = k < 10   ? 0
+                      : k < 90 ? std::uniform_int_distribution<uint64_t>(1, 4000)(rng)
+                               : std::uniform_int_distribution<uint64_t>(1, 1ull << 34)(rng);
       MakeFile(p, size);
       files.push_back(p);
     } else if (a < 85) {
@@ -307,9 +310,20 @@ TEST_CASE("scan counts every kind of entry like the reference walk", "[scan]") {
 
 TEST_CASE("scan handles awkward names and sorts paths in memcmp order", "[scan]") {
   TempDir t;
-  const std::vector<std::string> names = {
-      "with space", "new\nline", "bad\xff\xfe utf8", "tab\there", "-dash", ".hidden",
-      "a", "a b", "a\x01", "a0", "a\xff", "Z", "\xc3\xa9t\xc3\xa9", LongName("long-")};
+  const std::vector<std::string> names = {"with space",
+                                          "new\nline",
+                                          "bad\xff\xfe utf8",
+                                          "tab\there",
+                                          "-dash",
+                                          ".hidden",
+                                          "a",
+                                          "a b",
+                                          "a\x01",
+                                          "a0",
+                                          "a\xff",
+                                          "Z",
+                                          "\xc3\xa9t\xc3\xa9",
+                                          LongName("long-")};
   uint64_t size = 1;
   for (const auto& n : names) {
     MakeDir(t / n);
@@ -424,8 +438,7 @@ TEST_CASE("scan agrees with the reference on random seeded trees", "[scan]") {
   }
 }
 
-TEST_CASE("scan lists every file it meets under two or more names, with all its names",
-          "[scan]") {
+TEST_CASE("scan lists every file it meets under two or more names, with all its names", "[scan]") {
   TempDir t;
   const std::string r = t.path();
   MakeDir(r + "/a");
@@ -451,9 +464,10 @@ TEST_CASE("scan lists every file it meets under two or more names, with all its 
       REQUIRE(::stat(r.c_str(), &root) == 0);
       return LinkKey{st.st_dev ^ root.st_dev, st.st_ino};  // 0 on the root's filesystem
     };
-    std::vector<LinkRecord> expected = {{key("a/three"), 300, {"a/b/three-2", "a/three", "c/three\n3"}},
-                                        {key("c/two"), 20, {"c/two", "two-at-root"}},
-                                        {key("c/half"), 7, {"a/b/half", "c/half"}}};
+    std::vector<LinkRecord> expected = {
+        {key("a/three"), 300, {"a/b/three-2", "a/three", "c/three\n3"}},
+        {key("c/two"), 20, {"c/two", "two-at-root"}},
+        {key("c/half"), 7, {"a/b/half", "c/half"}}};
     std::sort(expected.begin(), expected.end(),
               [](const LinkRecord& x, const LinkRecord& y) { return x.key < y.key; });
     CHECK(all->links == expected);
@@ -514,8 +528,7 @@ TEST_CASE("scan fails with a status naming the path it could not open", "[scan]"
     INFO("start " << start);
     auto through_link = ScanTree(t.path(), start, ScanOptions{});
     CHECK_FALSE(through_link.ok());
-    if (!through_link.ok())
-      CHECK_THAT(through_link.status().message(), Catch::Contains(t / start));
+    if (!through_link.ok()) CHECK_THAT(through_link.status().message(), Catch::Contains(t / start));
   }
 }
 
@@ -530,8 +543,8 @@ std::string RunUnprivileged(Fn fn) {
   if (pid == 0) {
     ::close(pipe_fds[0]);
     std::string out;
-    if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 ||
-                             ::setuid(65534) != 0))
+    if (::geteuid() == 0 &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0))
       out = fmt::format("SKIP: cannot drop root: {}", std::strerror(errno));
     else
       out = fn();

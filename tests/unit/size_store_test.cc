@@ -5,6 +5,8 @@
 // The model is deliberately dumb: the set of directories and the sizes of the files directly
 // in each; every directory's Totals are recomputed from scratch before each comparison, so
 // nothing the store does incrementally is trusted.
+#include "store/size_store.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,7 +25,6 @@
 #include "index/index_builder.h"
 #include "index/index_reader.h"
 #include "store/compactor.h"
-#include "store/size_store.h"
 #include "support/env_wrappers.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
@@ -45,8 +46,8 @@ std::string ModelParent(const std::string& p) {
 
 bool SameOrBelow(const std::string& p, const std::string& dir) {
   if (dir.empty()) return true;
-  return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 &&
-                      p[dir.size()] == '/');
+  return p == dir ||
+         (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/');
 }
 
 size_t ModelDepth(const std::string& p) {
@@ -321,11 +322,12 @@ TEST_CASE("size store matches a from-scratch model through random edits and comp
     INFO("after " << what);
     REQUIRE(Diff(*store, model, ever, rng) == "");
   }
-  INFO(fmt::format("{} compactions ({} failed), {} cold reloads, {} dirs at the end; rmdir: {} "
-                   "empty, {} subtrees; renames: {} of subtrees 2+ levels deep, {} into another "
-                   "parent",
-                   compactions, failed_compactions, reloads, model.dirs.size(), rmdir_empty,
-                   rmdir_tree, rename_deep, rename_other_parent));
+  INFO(
+      fmt::format("{} compactions ({} failed), {} cold reloads, {} dirs at the end; rmdir: {} "
+                  "empty, {} subtrees; renames: {} of subtrees 2+ levels deep, {} into another "
+                  "parent",
+                  compactions, failed_compactions, reloads, model.dirs.size(), rmdir_empty,
+                  rmdir_tree, rename_deep, rename_other_parent));
   CHECK(compactions > 20);
   CHECK(rmdir_empty > 0);
   CHECK(rmdir_tree > 0);
@@ -423,8 +425,8 @@ TEST_CASE("size store readers see only whole updates while a writer and a compac
   const int kOps = 10000;
   const auto writer_start = std::chrono::steady_clock::now();
   int done = 0;
-  for (int op = 0; op < kOps || std::chrono::steady_clock::now() - writer_start <
-                                    std::chrono::milliseconds(500);
+  for (int op = 0; op < kOps ||
+                   std::chrono::steady_clock::now() - writer_start < std::chrono::milliseconds(500);
        ++op) {
     auto dirs = model.DirList();
     const std::string dir = dirs[rng() % dirs.size()];
@@ -465,12 +467,11 @@ TEST_CASE("size store readers see only whole updates while a writer and a compac
   r1.join();
   r2.join();
   bg.join();
-  WARN(fmt::format("{} writes in {:.2f} s; {} reads of the root and a random directory, {} "
-                   "whole-tree listings; {} background compactions",
-                   done,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - writer_start)
-                       .count(),
-                   reads.load(), listings.load(), background_runs.load()));
+  WARN(fmt::format(
+      "{} writes in {:.2f} s; {} reads of the root and a random directory, {} "
+      "whole-tree listings; {} background compactions",
+      done, std::chrono::duration<double>(std::chrono::steady_clock::now() - writer_start).count(),
+      reads.load(), listings.load(), background_runs.load()));
   std::string seen;
   for (const auto& b : bad) seen += b + "\n";
   INFO("inconsistent states seen by readers:\n" << seen);
