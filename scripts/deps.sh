@@ -11,7 +11,7 @@ case "${1:-build}" in
   build) ;;
   test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils) ;;
   bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
-                    hyperfine) ;;
+                    hyperfine libcli11-dev libboost-program-options-dev) ;;
   *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;
 esac
 missing=()
