@@ -1,6 +1,5 @@
 // dtkfs's command line with CLI11 (header-only), all in this one file.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <set>
 #include <string>
@@ -10,7 +9,7 @@
 
 int main(int argc, char** argv) {
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check", "mount",
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check", "mount",
                                                   "umount", "status", "compact", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
@@ -53,9 +52,7 @@ int main(int argc, char** argv) {
       ->required();
   top_cmd->add_option("--index", top.index, "index file (default: found from PATH)")
       ->type_name("FILE");
-  top_cmd->add_option("-n", top.count, "how many (default 10)")
-      ->type_name("N")
-      ->check(whole);
+  top_cmd->add_option("-n", top.count, "how many (default 10)")->type_name("N")->check(whole);
   top_cmd->add_option("--depth", top.depth, "only directories at most D levels below PATH")
       ->type_name("D")
       ->check(whole);
@@ -83,9 +80,8 @@ int main(int argc, char** argv) {
       ->type_name("SECONDS")
       ->check([](const std::string& s) {
         double d = 0;
-        return CLI::detail::lexical_cast(s, d) && d >= 0
-                   ? std::string()
-                   : "'" + s + "' is not a number of seconds";
+        return CLI::detail::lexical_cast(s, d) && d >= 0 ? std::string()
+                                                         : "'" + s + "' is not a number of seconds";
       });
   mount_cmd->add_flag("-f,--foreground", mount.foreground, "stay in the foreground, log to stderr");
   mount_cmd

@@ -4,13 +4,13 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "util/option_ranges.h"
 #include "dump.h"
+#include "util/option_ranges.h"
 
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check", "mount",
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check", "mount",
                                                   "umount", "status", "compact", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
   MountArgs mount;
   const Command& mount_cmd =
       program
-          .Add("mount", "Mount a passthrough of SRC at MNT whose directories answer "
-                        "user.total_bytes")
+          .Add("mount",
+               "Mount a passthrough of SRC at MNT whose directories answer "
+               "user.total_bytes")
           .Positional("SRC", "source directory", &mount.source)
           .Positional("MNT", "mount point (an empty directory)", &mount.mountpoint)
           .Option("--index", "FILE", "index file (default: the source's)", &mount.index)

@@ -1,9 +1,7 @@
 // dtkfs's command line with Boost.Program_options, all in this one file. Program_options has no
 // subcommands: argv[1] picks the command and the rest is parsed with that command's options.
-#include <boost/program_options.hpp>
-
 #include <algorithm>
-
+#include <boost/program_options.hpp>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -45,7 +43,8 @@ struct Command {
     std::ostringstream out;
     out << "Usage: dtkfs " << name << (options.options().empty() ? "" : " [OPTIONS]")
         << positionals_usage << "\n\n"
-        << summary << "\n\n" << options;
+        << summary << "\n\n"
+        << options;
     return out.str();
   }
 };
@@ -69,7 +68,7 @@ std::string Seconds(const std::string& v, double* target) {
 
 int main(int argc, char** argv) {
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check", "mount",
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check", "mount",
                                                   "umount", "status", "compact", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
@@ -87,30 +86,30 @@ int main(int argc, char** argv) {
   Command du_cmd("du", "Print BYTES<TAB>PATH for each PATH, from the index or the mount");
   du_cmd.dash_h_is_help = false;
   du_cmd.Positionals("PATH", "paths inside a scanned source or a dtkfs mount", &du.paths);
-  du_cmd.options.add_options()
-      ("index", po::value(&du.index)->value_name("FILE"), "index file (default: found from PATH)")
-      ("human-readable,h", po::bool_switch(&du.human), "sizes like 1.5K, 234M, 2G")
-      ("json", po::bool_switch(&du.json), "a JSON array of {path, bytes, files, dirs}");
+  du_cmd.options.add_options()("index", po::value(&du.index)->value_name("FILE"),
+                               "index file (default: found from PATH)")(
+      "human-readable,h", po::bool_switch(&du.human), "sizes like 1.5K, 234M, 2G")(
+      "json", po::bool_switch(&du.json), "a JSON array of {path, bytes, files, dirs}");
 
   TopArgs top;
   std::string top_count, top_depth;
   Command top_cmd("top", "The N largest directories below PATH");
   top_cmd.dash_h_is_help = false;
   top_cmd.Positional("PATH", "a directory inside a scanned source or a dtkfs mount", &top.path);
-  top_cmd.options.add_options()
-      ("index", po::value(&top.index)->value_name("FILE"), "index file (default: found from PATH)")
-      (",n", po::value(&top_count)->value_name("N"), "how many (default 10)")
-      ("depth", po::value(&top_depth)->value_name("D"),
-       "only directories at most D levels below PATH")
-      ("human-readable,h", po::bool_switch(&top.human), "sizes like 1.5K, 234M, 2G")
-      ("json", po::bool_switch(&top.json), "a JSON array of {path, bytes, files, dirs}");
+  top_cmd.options.add_options()("index", po::value(&top.index)->value_name("FILE"),
+                                "index file (default: found from PATH)")(
+      ",n", po::value(&top_count)->value_name("N"), "how many (default 10)")(
+      "depth", po::value(&top_depth)->value_name("D"),
+      "only directories at most D levels below PATH")(
+      "human-readable,h", po::bool_switch(&top.human), "sizes like 1.5K, 234M, 2G")(
+      "json", po::bool_switch(&top.json), "a JSON array of {path, bytes, files, dirs}");
 
   CheckArgs check;
   Command check_cmd("check", "Walk SRC, compare with its index, list what differs");
   check_cmd.Positional("SRC", "source directory", &check.source);
-  check_cmd.options.add_options()
-      ("index", po::value(&check.index)->value_name("FILE"), "index file (default: the source's)")
-      ("repair", po::bool_switch(&check.repair), "rewrite the index from the walk");
+  check_cmd.options.add_options()("index", po::value(&check.index)->value_name("FILE"),
+                                  "index file (default: the source's)")(
+      "repair", po::bool_switch(&check.repair), "rewrite the index from the walk");
 
   MountArgs mount;
   std::string mount_interval;
@@ -118,14 +117,14 @@ int main(int argc, char** argv) {
                     "Mount a passthrough of SRC at MNT whose directories answer user.total_bytes");
   mount_cmd.Positional("SRC", "source directory", &mount.source)
       .Positional("MNT", "mount point (an empty directory)", &mount.mountpoint);
-  mount_cmd.options.add_options()
-      ("index", po::value(&mount.index)->value_name("FILE"), "index file (default: the source's)")
-      ("compact-interval", po::value(&mount_interval)->value_name("SECONDS"),
-       "seconds between compactions when there are changes (default 60)")
-      ("foreground,f", po::bool_switch(&mount.foreground), "stay in the foreground, log to stderr")
-      (",o", po::value(&mount.options)->value_name("OPTIONS"),
-       "mount options: index=PATH, compact_interval=S, list_totals, allow_other, "
-       "... (comma-separated, repeatable)");
+  mount_cmd.options.add_options()("index", po::value(&mount.index)->value_name("FILE"),
+                                  "index file (default: the source's)")(
+      "compact-interval", po::value(&mount_interval)->value_name("SECONDS"),
+      "seconds between compactions when there are changes (default 60)")(
+      "foreground,f", po::bool_switch(&mount.foreground), "stay in the foreground, log to stderr")(
+      ",o", po::value(&mount.options)->value_name("OPTIONS"),
+      "mount options: index=PATH, compact_interval=S, list_totals, allow_other, "
+      "... (comma-separated, repeatable)");
 
   std::string mnt;
   Command umount_cmd("umount", "Unmount MNT and wait for the daemon's final compaction");
@@ -138,8 +137,9 @@ int main(int argc, char** argv) {
   Command* commands[] = {&scan_cmd,  &du_cmd,     &top_cmd,    &check_cmd,
                          &mount_cmd, &umount_cmd, &status_cmd, &compact_cmd};
   auto program_usage = [&] {
-    std::string out = "Usage: dtkfs COMMAND [ARGS]...\n\n"
-                      "dtkfs: how big is this directory tree, right now?\n\nCommands:\n";
+    std::string out =
+        "Usage: dtkfs COMMAND [ARGS]...\n\n"
+        "dtkfs: how big is this directory tree, right now?\n\nCommands:\n";
     for (const Command* c : commands) {
       std::string name = c->name;
       name.resize(std::max<size_t>(name.size(), 10), ' ');
@@ -181,21 +181,20 @@ int main(int argc, char** argv) {
     po::options_description all;
     all.add(chosen->options).add(chosen->hidden);
     po::variables_map vm;
-    po::store(po::command_line_parser(rest)
-                  .options(all)
-                  .positional(chosen->positionals)
-                  .style(po::command_line_style::default_style &
-                         ~po::command_line_style::allow_guessing)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(rest)
+            .options(all)
+            .positional(chosen->positionals)
+            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+            .run(),
+        vm);
     for (const std::string& pos : chosen->required)
       if (!vm.count(pos) && problem.empty()) problem = "missing " + pos;
     if (problem.empty()) po::notify(vm);
     if (vm.count("-n") && problem.empty())
       if (std::string p = WholeNumber(top_count, &top.count); !p.empty()) problem = "-n: " + p;
     if (vm.count("depth") && problem.empty())
-      if (std::string p = WholeNumber(top_depth, &top.depth); !p.empty())
-        problem = "--depth: " + p;
+      if (std::string p = WholeNumber(top_depth, &top.depth); !p.empty()) problem = "--depth: " + p;
     if (vm.count("compact-interval") && problem.empty())
       if (std::string p = Seconds(mount_interval, &mount.compact_interval); !p.empty())
         problem = "--compact-interval: " + p;

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "support/files.h"
 #include "support/mount_fixture.h"
 
 using namespace dtkfs::testing;
@@ -26,27 +27,14 @@ using namespace dtkfs::testing;
 #define RWF_NOAPPEND 0x00000020  // Linux 6.9; Debian 12's headers predate it
 #endif
 
-namespace {
-
-std::string Slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Put(const std::string& p, const std::string& data) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("regression: mmap write through an O_RDWR|O_APPEND fd lands where it was mapped",
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   ::mkdir((fx.src() + "/a").c_str(), 0755);
-  Put(fx.src() + "/a/f", std::string(8192, 'A'));
+  WriteFileBytes(fx.src() + "/a/f", std::string(8192, 'A'));
   REQUIRE(fx.Mount().status == 0);
 
   const std::string f = fx.mnt() + "/a/f";
@@ -59,7 +47,7 @@ TEST_CASE("regression: mmap write through an O_RDWR|O_APPEND fd lands where it w
   REQUIRE(::munmap(map, 8192) == 0);
   REQUIRE(::close(fd) == 0);
 
-  const std::string data = Slurp(fx.src() + "/a/f");
+  const std::string data = ReadFileBytes(fx.src() + "/a/f");
   CHECK(data.size() == 8192);
   CHECK(data.substr(0, 6) == "HELLOA");
   REQUIRE(fx.Differences() == "");
@@ -69,7 +57,7 @@ TEST_CASE("regression: pwritev2 RWF_NOAPPEND on an O_APPEND fd writes at its off
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  Put(fx.src() + "/f", std::string(100, 'A'));
+  WriteFileBytes(fx.src() + "/f", std::string(100, 'A'));
   REQUIRE(fx.Mount().status == 0);
 
   int fd = ::open((fx.mnt() + "/f").c_str(), O_WRONLY | O_APPEND);
@@ -88,7 +76,7 @@ TEST_CASE("regression: pwritev2 RWF_NOAPPEND on an O_APPEND fd writes at its off
     REQUIRE(fx.Differences() == "");
   }
   REQUIRE(::close(fd) == 0);
-  const std::string data = Slurp(fx.src() + "/f");
+  const std::string data = ReadFileBytes(fx.src() + "/f");
   CHECK(data.size() == 100);
   CHECK(data.substr(0, 6) == "HELLOA");
   REQUIRE(fx.Differences() == "");
@@ -98,7 +86,7 @@ TEST_CASE("appends through the mount land at the true end when the file grew bes
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  Put(fx.src() + "/log", "start\n");
+  WriteFileBytes(fx.src() + "/log", "start\n");
   REQUIRE(fx.Mount().status == 0);
 
   // The kernel caches the file's size; the other writer appends straight to the source.
@@ -115,7 +103,7 @@ TEST_CASE("appends through the mount land at the true end when the file grew bes
     REQUIRE(::close(fd) == 0);
     REQUIRE(fx.Differences() == "");
   }
-  CHECK(Slurp(fx.src() + "/log") ==
+  CHECK(ReadFileBytes(fx.src() + "/log") ==
         "start\nmount\nbeside the mount\nmount again\n"
         "mount\nbeside the mount\nmount again\n");
 }
@@ -124,7 +112,7 @@ TEST_CASE("regression: after fcntl clears O_APPEND, writes go to their offset",
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  Put(fx.src() + "/f", std::string(50, 'A'));
+  WriteFileBytes(fx.src() + "/f", std::string(50, 'A'));
   REQUIRE(fx.Mount().status == 0);
 
   int fd = ::open((fx.mnt() + "/f").c_str(), O_WRONLY | O_APPEND);
@@ -133,7 +121,7 @@ TEST_CASE("regression: after fcntl clears O_APPEND, writes go to their offset",
   REQUIRE(::fcntl(fd, F_SETFL, 0) == 0);
   REQUIRE(::pwrite(fd, "C", 1, 0) == 1);
   REQUIRE(::close(fd) == 0);
-  CHECK(Slurp(fx.src() + "/f") == "C" + std::string(49, 'A') + "BB");
+  CHECK(ReadFileBytes(fx.src() + "/f") == "C" + std::string(49, 'A') + "BB");
   REQUIRE(fx.Differences() == "");
 }
 
@@ -143,7 +131,7 @@ TEST_CASE(
     "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  Put(fx.src() + "/f", std::string(1000, 'A'));
+  WriteFileBytes(fx.src() + "/f", std::string(1000, 'A'));
   REQUIRE(fx.Mount().status == 0);
 
   int fd = ::open((fx.mnt() + "/f").c_str(), O_WRONLY);
@@ -151,7 +139,7 @@ TEST_CASE(
   REQUIRE(::truncate((fx.src() + "/f").c_str(), 0) == 0);  // beside the mount
   REQUIRE(::pwrite(fd, "0123456789", 10, 0) == 10);        // ends inside the old size
   REQUIRE(::close(fd) == 0);
-  CHECK(Slurp(fx.src() + "/f") == "0123456789");
+  CHECK(ReadFileBytes(fx.src() + "/f") == "0123456789");
   REQUIRE(fx.Differences() == "");
 }
 
@@ -177,7 +165,7 @@ TEST_CASE("regression: replies the kernel did not take leak no inode references 
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   ::mkdir((fx.src() + "/d").c_str(), 0755);
-  for (int i = 0; i < 60; ++i) Put(fmt::format("{}/d/old{}", fx.src(), i), "x");
+  for (int i = 0; i < 60; ++i) WriteFileBytes(fmt::format("{}/d/old{}", fx.src(), i), "x");
   // Every third entry, create, open and readdirplus reply fails as an interrupted one would,
   // 60 times.
   ::setenv("DTKFS_FAULT_FAIL_REPLY", "3,60", 1);
@@ -228,7 +216,7 @@ TEST_CASE("regression: truncating the mapped index does not kill the daemon", "[
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   ::mkdir((fx.src() + "/a").c_str(), 0755);
-  Put(fx.src() + "/a/f", std::string(3000, 'x'));
+  WriteFileBytes(fx.src() + "/a/f", std::string(3000, 'x'));
   REQUIRE(fx.Mount().status == 0);
   REQUIRE(fx.Differences() == "");
 
@@ -248,7 +236,7 @@ TEST_CASE("regression: truncating the mapped index does not kill the daemon", "[
 
   // Still serving every size, and changes still count.
   REQUIRE(fx.Differences() == "");
-  Put(fx.mnt() + "/a/g", "more");
+  WriteFileBytes(fx.mnt() + "/a/g", "more");
   REQUIRE(fx.Differences() == "");
   // The index is rewritten at the next compaction, even with no other change.
   REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
@@ -265,7 +253,7 @@ TEST_CASE("regression: writing over the mapped index in place does not change wh
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  Put(fx.src() + "/f", std::string(123, 'x'));
+  WriteFileBytes(fx.src() + "/f", std::string(123, 'x'));
   REQUIRE(fx.Mount().status == 0);
   // dd conv=notrunc: garbage over the first bytes, no truncation.
   REQUIRE(Run({"dd", "if=/dev/urandom", "of=" + fx.index(), "bs=64", "count=4", "conv=notrunc"})
@@ -314,7 +302,7 @@ TEST_CASE(
   }
   const std::string s = fx.src();
   for (const char* d : {"/a", "/a/x", "/b", "/c"}) ::mkdir((s + d).c_str(), 0755);
-  Put(s + "/a/x/f", "hello\n");
+  WriteFileBytes(s + "/a/x/f", "hello\n");
   BindMount alias(s + "/a", s + "/b");  // a directory of the tree at a second path
   BindMount itself(s, s + "/c");        // the tree inside itself
   REQUIRE(alias.ok());
@@ -344,7 +332,7 @@ TEST_CASE(
   CHECK(errno == EROFS);
 
   // A change through the real path counts once, everywhere above it.
-  Put(m + "/a/x/f", "hello, world\n");
+  WriteFileBytes(m + "/a/x/f", "hello, world\n");
   CHECK(TotalsAt(m).bytes == 13);
   CHECK(TotalsAt(m + "/a").bytes == 13);
   CHECK(TotalsAt(m + "/b").bytes == 0);

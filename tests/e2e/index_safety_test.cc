@@ -14,6 +14,7 @@
 
 #include "env/env.h"
 #include "index/index_files.h"
+#include "support/files.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
 
@@ -27,13 +28,6 @@ void MakeTree(const std::string& root) {
   std::ofstream(root + "/a/f1") << std::string(1000, 'a');
   std::ofstream(root + "/a/b/f2") << std::string(2345, 'b');
   std::ofstream(root + "/d/f3") << "hi";
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 bool IsSymlink(const std::string& path) {
@@ -113,8 +107,8 @@ TEST_CASE("regression: planted symlinks beside the index are not followed by the
   REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);  // writes INDEX.tmp
   REQUIRE(fx.Differences() == "");
   REQUIRE(fx.Unmount().status == 0);
-  CHECK(Slurp(tmp_victim) == "precious\n");
-  CHECK(Slurp(exit_victim) == "precious\n");
+  CHECK(ReadFileBytes(tmp_victim) == "precious\n");
+  CHECK(ReadFileBytes(exit_victim) == "precious\n");
   CHECK_FALSE(IsSymlink(ExitStatusPath(fx.index())));
   CHECK_FALSE(Env::Default().FileExists(IndexTempPath(fx.index())));
 
@@ -125,7 +119,7 @@ TEST_CASE("regression: planted symlinks beside the index are not followed by the
   CHECK_THAT(refused.err,
              Catch::Contains(DirtyMarkerPath(fx.index())) && Catch::Contains("symbolic link"));
   CHECK_FALSE(fx.mounted());
-  CHECK(Slurp(dirty_victim) == "precious\n");
+  CHECK(ReadFileBytes(dirty_victim) == "precious\n");
 
   REQUIRE(::unlink(DirtyMarkerPath(fx.index()).c_str()) == 0);
   REQUIRE(fx.Mount().status == 0);
@@ -313,7 +307,7 @@ TEST_CASE("regression: changes the size store cannot apply leave the index marke
   CHECK(um.status == 0);  // unmounted, index written: a warning, not an error
   CHECK_THAT(um.err, Catch::Contains("warning") && Catch::Contains("suspect"));
   REQUIRE(Env::Default().FileExists(DirtyMarkerPath(fx.index())));
-  CHECK_THAT(Slurp(DirtyMarkerPath(fx.index())), Catch::StartsWith("suspect: "));
+  CHECK_THAT(ReadFileBytes(DirtyMarkerPath(fx.index())), Catch::StartsWith("suspect: "));
 
   auto again = fx.Mount();
   INFO(again.err);

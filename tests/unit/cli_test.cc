@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "support/files.h"
 #include "support/reference_walk.h"
 #include "support/temp_dir.h"
 
@@ -25,27 +26,16 @@ extern char** environ;
 namespace dtkfs {
 namespace {
 
+using testing::ReadFileBytes;
 using testing::ReferenceWalk;
 using testing::TempDir;
+using testing::WriteFileBytes;
 
 struct Run {
   int code = -1;
   std::string out;
   std::string err;
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-  REQUIRE(out.good());
-}
 
 void MakeFile(const std::string& path, uint64_t size) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -96,8 +86,8 @@ class Cli {
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     Run r;
-    r.out = ReadFile(out_path);
-    r.err = ReadFile(err_path);
+    r.out = ReadFileBytes(out_path);
+    r.err = ReadFileBytes(err_path);
     INFO("dtkfs " << fmt::format("{}", fmt::join(args, " ")) << "\nstdout:\n"
                   << r.out << "\nstderr:\n"
                   << r.err);
@@ -384,7 +374,7 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
 
   SECTION("a corrupt index is refused with a clear message, and a scan rebuilds it") {
     const std::string index = dtkfs.Scan(src);
-    const std::string good = ReadFile(index);
+    const std::string good = ReadFileBytes(index);
     REQUIRE(good.size() > 100);
     struct Case {
       const char* name;
@@ -401,7 +391,7 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
     };
     for (const auto& c : cases) {
       INFO(c.name);
-      WriteBytes(index, c.bytes);
+      WriteFileBytes(index, c.bytes);
       Run r = dtkfs({"du", src});
       CHECK(r.code == 2);
       CHECK(r.out.empty());
@@ -415,7 +405,7 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
     CHECK(dtkfs({"check", "--repair", src}).code == 1);
     CHECK(dtkfs({"check", src}).code == 0);
     // And a plain scan over a corrupt (truncated) dtkfs index rebuilds it too.
-    WriteBytes(index, good.substr(0, 40));
+    WriteFileBytes(index, good.substr(0, 40));
     dtkfs.Scan(src);
     r = dtkfs({"du", src});
     CHECK(r.code == 0);

@@ -29,22 +29,18 @@
 #include "store/size_store.h"
 #include "support/env_wrappers.h"
 #include "support/fault_env.h"
+#include "support/files.h"
 #include "support/temp_dir.h"
 
 using namespace dtkfs;
 using dtkfs::testing::FaultEnv;
+using dtkfs::testing::ReadFileBytes;
 using dtkfs::testing::TempDir;
+using dtkfs::testing::WriteFileBytes;
 
 namespace {
 
 using View = std::map<std::string, Totals>;
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -222,7 +218,7 @@ struct Scenario {
               for (const auto& [p, t] : base_view) DTKFS_RETURN_IF_ERROR(emit(p, t));
               return Status::Ok();
             }).ok());
-    base_bytes = ReadBytes(index);
+    base_bytes = ReadFileBytes(index);
     auto r = IndexReader::Open(Env::Default(), index);  // the cold map load
     REQUIRE(r.ok());
     base = *r;
@@ -257,7 +253,7 @@ TEST_CASE("seed-000: cold map load, edits, compact, reload keeps edits and drops
   Compactor compactor(*s.store, Env::Default(), s.index, s.source);
   REQUIRE(compactor.CompactNow().ok());
   // A success must mean the file changed (the seed's save wrote nothing and said ok).
-  REQUIRE(ReadBytes(s.index) != s.base_bytes);
+  REQUIRE(ReadFileBytes(s.index) != s.base_bytes);
   CHECK_FALSE(Exists(TempPathFor(s.index)));
 
   // A new reader over the file, as a cold start would open it.
@@ -290,7 +286,7 @@ TEST_CASE("seed-003: a failed save leaves memory and disk exactly as before", "[
     REQUIRE(compactor.CompactNow().ok());
     steps = env.steps();
     clean_log = env.log();
-    new_bytes = ReadBytes(s.index);
+    new_bytes = ReadFileBytes(s.index);
     REQUIRE(FileView(s.index) == s.live_view);
   }
   INFO("clean run:\n" << Join(clean_log));
@@ -327,7 +323,7 @@ TEST_CASE("seed-003: a failed save leaves memory and disk exactly as before", "[
         CHECK(s.store->dirty());
         // Disk: the old bytes, unless the failure came after the rename made the new file
         // visible (then it is the merged content, which has the same meaning as memory).
-        CHECK(ReadBytes(s.index) == (after_rename ? new_bytes : s.base_bytes));
+        CHECK(ReadFileBytes(s.index) == (after_rename ? new_bytes : s.base_bytes));
         CHECK_FALSE(Exists(TempPathFor(s.index)));
         const auto report = compactor.GetReport();
         CHECK(report.runs == 1);
@@ -340,7 +336,7 @@ TEST_CASE("seed-003: a failed save leaves memory and disk exactly as before", "[
         REQUIRE(compactor.CompactNow().ok());
         CHECK(Diff(*s.store, s.live_view, kGone) == "");
         CHECK(FileView(s.index) == s.live_view);
-        CHECK(ReadBytes(s.index) == new_bytes);
+        CHECK(ReadFileBytes(s.index) == new_bytes);
         CHECK_FALSE(Exists(TempPathFor(s.index)));
         CHECK(compactor.GetReport().generation == 2);
         CHECK(compactor.GetReport().last_status.ok());
@@ -365,7 +361,7 @@ TEST_CASE("seed-003: a failed save leaves memory and disk exactly as before", "[
       // wholly new.
       auto reopened = IndexReader::Open(Env::Default(), s.index);
       REQUIRE(reopened.ok());
-      const std::string bytes = ReadBytes(s.index);
+      const std::string bytes = ReadFileBytes(s.index);
       const bool is_old = bytes == s.base_bytes;
       const bool is_new = bytes == new_bytes;
       REQUIRE((is_old || is_new));
@@ -513,7 +509,7 @@ TEST_CASE("compactor with nothing to do returns ok and leaves the file alone", "
   REQUIRE_FALSE(s.store->dirty());
   struct stat before;
   REQUIRE(::stat(s.index.c_str(), &before) == 0);
-  const std::string bytes = ReadBytes(s.index);
+  const std::string bytes = ReadFileBytes(s.index);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a rewrite would move mtime
 
   env.reset_steps();
@@ -524,7 +520,7 @@ TEST_CASE("compactor with nothing to do returns ok and leaves the file alone", "
   CHECK(after.st_ino == before.st_ino);
   CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
   CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
-  CHECK(ReadBytes(s.index) == bytes);
+  CHECK(ReadFileBytes(s.index) == bytes);
   const auto report = compactor.GetReport();
   CHECK(report.runs == 2);
   CHECK(report.generation == 2);
@@ -540,7 +536,7 @@ TEST_CASE("compactor with nothing to do returns ok and leaves the file alone", "
   REQUIRE(idle.CompactNow().ok());
   CHECK(env.steps() == 0);
   CHECK(idle.GetReport().generation == 2);
-  CHECK(ReadBytes(s.index) == bytes);
+  CHECK(ReadFileBytes(s.index) == bytes);
 }
 
 TEST_CASE("compactor generation grows by one per real run and the report keeps failures",

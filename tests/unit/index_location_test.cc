@@ -17,6 +17,7 @@
 #include "dtkfs/index_format.h"
 #include "env/env.h"
 #include "index/index_files.h"
+#include "support/files.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
 #include "support/temp_dir.h"
@@ -24,22 +25,11 @@
 using namespace dtkfs;
 using dtkfs::testing::CommandResult;
 using dtkfs::testing::DtkfsBinary;
+using dtkfs::testing::ReadFileBytes;
 using dtkfs::testing::TempDir;
+using dtkfs::testing::WriteFileBytes;
 
 namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Put(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-  REQUIRE(out.good());
-}
 
 // The names in a directory, sorted, each with its type letter and size, so "nothing was
 // created, removed or changed there" is one comparison.
@@ -87,7 +77,7 @@ class MountPoint {
 void MakeSmallSource(const std::string& src) {
   REQUIRE(::mkdir(src.c_str(), 0755) == 0);
   REQUIRE(::mkdir((src + "/d").c_str(), 0755) == 0);
-  Put(src + "/d/f", std::string(123, 'f'));
+  WriteFileBytes(src + "/d/f", std::string(123, 'f'));
 }
 
 }  // namespace
@@ -99,16 +89,16 @@ TEST_CASE("regression: --index naming a non-index file is refused and the file i
   MakeSmallSource(src);
   const std::string dir = t / "files";
   REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
-  Put(dir + "/notes.txt", "my notes, not an index\n");
-  Put(dir + "/empty", "");
+  WriteFileBytes(dir + "/notes.txt", "my notes, not an index\n");
+  WriteFileBytes(dir + "/empty", "");
   std::string random(4096, '\0');
   for (size_t i = 0; i < random.size(); ++i) random[i] = static_cast<char>((i * 7919 + 13) % 251);
-  Put(dir + "/random.bin", random);
-  Put(dir + "/almost", std::string(format::kMagic.substr(0, 5)));  // too short to tell
+  WriteFileBytes(dir + "/random.bin", random);
+  WriteFileBytes(dir + "/almost", std::string(format::kMagic.substr(0, 5)));  // too short to tell
   REQUIRE(::mkdir((dir + "/a-dir").c_str(), 0700) == 0);
-  Put(dir + "/a-dir/inside", "x");
+  WriteFileBytes(dir + "/a-dir/inside", "x");
   REQUIRE(::mkfifo((dir + "/a-fifo").c_str(), 0600) == 0);
-  Put(t / "victim", "the link's target\n");
+  WriteFileBytes(t / "victim", "the link's target\n");
   REQUIRE(::symlink((t / "victim").c_str(), (dir + "/a-link").c_str()) == 0);
   MountPoint mnt(t / "mnt");
   const std::string before = Listing(dir);
@@ -132,9 +122,9 @@ TEST_CASE("regression: --index naming a non-index file is refused and the file i
   }
   // Byte for byte: contents, sizes, times; no INDEX.lock or INDEX.tmp beside them.
   CHECK(Listing(dir) == before);
-  CHECK(Slurp(dir + "/notes.txt") == "my notes, not an index\n");
-  CHECK(Slurp(dir + "/random.bin") == random);
-  CHECK(Slurp(t / "victim") == "the link's target\n");
+  CHECK(ReadFileBytes(dir + "/notes.txt") == "my notes, not an index\n");
+  CHECK(ReadFileBytes(dir + "/random.bin") == random);
+  CHECK(ReadFileBytes(t / "victim") == "the link's target\n");
   CHECK(Listing(t.path()) == victim_before);
 
   // The messages say what the file is.
@@ -147,7 +137,7 @@ TEST_CASE("regression: --index naming a non-index file is refused and the file i
              Catch::Contains("symbolic link"));
 
   // A corrupt dtkfs index (right magic, wrong rest) is dtkfs's own: rebuilt.
-  Put(dir + "/broken.idx", std::string(format::kMagic) + "garbage after the magic");
+  WriteFileBytes(dir + "/broken.idx", std::string(format::kMagic) + "garbage after the magic");
   CHECK(dtkfs({"scan", src, "--index", dir + "/broken.idx"}).status == 0);
   CHECK(dtkfs({"check", src, "--index", dir + "/broken.idx"}).status == 0);
 }
@@ -209,9 +199,9 @@ TEST_CASE("regression: check on an unreadable index says so and exits 2", "[cli]
   const std::string index = t / "x.idx";
   Dtkfs dtkfs;
   REQUIRE(dtkfs({"scan", src, "--index", index}).status == 0);
-  std::string bytes = Slurp(index);
+  std::string bytes = ReadFileBytes(index);
   bytes[bytes.size() / 2] ^= 0x20;
-  Put(index, bytes);
+  WriteFileBytes(index, bytes);
   CommandResult r = dtkfs({"check", src, "--index", index});
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Catch::Contains(index) && Catch::Contains("unreadable") &&
@@ -279,11 +269,11 @@ TEST_CASE("regression: an index directory other users can write is refused unles
     REQUIRE(::mkdir(mine.c_str(), 0700) == 0);
     REQUIRE(dtkfs({"scan", src, "--index", mine + "/x.idx"}).status == 0);
     REQUIRE(::chown((mine + "/x.idx").c_str(), 65534, 65534) == 0);
-    const std::string bytes = Slurp(mine + "/x.idx");
+    const std::string bytes = ReadFileBytes(mine + "/x.idx");
     r = dtkfs({"scan", src, "--index", mine + "/x.idx"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("owned by uid 65534"));
-    CHECK(Slurp(mine + "/x.idx") == bytes);
+    CHECK(ReadFileBytes(mine + "/x.idx") == bytes);
     // And a lock file of another user.
     REQUIRE(::chown((mine + "/x.idx").c_str(), 0, 0) == 0);
     REQUIRE(::chown(IndexLockPath(mine + "/x.idx").c_str(), 65534, 65534) == 0);
@@ -301,13 +291,13 @@ TEST_CASE("regression: planted symlinks beside the index are never followed by s
   MakeSmallSource(src);
   const std::string index = t / "state/x.idx";
   REQUIRE(::mkdir((t / "state").c_str(), 0700) == 0);
-  Put(t / "victim-tmp", "tmp victim\n");
-  Put(t / "victim-lock", "lock victim\n");
+  WriteFileBytes(t / "victim-tmp", "tmp victim\n");
+  WriteFileBytes(t / "victim-lock", "lock victim\n");
   REQUIRE(::symlink((t / "victim-tmp").c_str(), IndexTempPath(index).c_str()) == 0);
   Dtkfs dtkfs;
   // INDEX.tmp is removed and created afresh (O_EXCL): the link goes, its target stays.
   CHECK(dtkfs({"scan", src, "--index", index}).status == 0);
-  CHECK(Slurp(t / "victim-tmp") == "tmp victim\n");
+  CHECK(ReadFileBytes(t / "victim-tmp") == "tmp victim\n");
   CHECK_FALSE(Env::Default().FileExists(IndexTempPath(index)));
   // INDEX.lock must stay one inode, so a link there is refused rather than replaced.
   REQUIRE(::unlink(IndexLockPath(index).c_str()) == 0);
@@ -315,14 +305,14 @@ TEST_CASE("regression: planted symlinks beside the index are never followed by s
   CommandResult r = dtkfs({"scan", src, "--index", index});
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Catch::Contains(IndexLockPath(index)) && Catch::Contains("symbolic link"));
-  CHECK(Slurp(t / "victim-lock") == "lock victim\n");
+  CHECK(ReadFileBytes(t / "victim-lock") == "lock victim\n");
 }
 
 TEST_CASE("Env: own files are opened without following links and must be this user's",
           "[env][safety]") {
   TempDir t;
   Env& env = Env::Default();
-  Put(t / "target", "target\n");
+  WriteFileBytes(t / "target", "target\n");
   REQUIRE(::symlink((t / "target").c_str(), (t / "link").c_str()) == 0);
   REQUIRE(::mkfifo((t / "fifo").c_str(), 0600) == 0);
 
@@ -331,8 +321,8 @@ TEST_CASE("Env: own files are opened without following links and must be this us
   REQUIRE(f.ok());
   REQUIRE((*f)->WriteAt(0, "new").ok());
   REQUIRE((*f)->Close().ok());
-  CHECK(Slurp(t / "target") == "target\n");
-  CHECK(Slurp(t / "link") == "new");
+  CHECK(ReadFileBytes(t / "target") == "target\n");
+  CHECK(ReadFileBytes(t / "link") == "new");
   struct stat st;
   REQUIRE(::lstat((t / "link").c_str(), &st) == 0);
   CHECK(S_ISREG(st.st_mode));
@@ -348,10 +338,10 @@ TEST_CASE("Env: own files are opened without following links and must be this us
              Catch::Contains("fifo"));  // and does not hang
   CHECK(env.ReadFileToString(t / "absent", 100).status().code() == Status::Code::kNotFound);
   CHECK(*env.ReadFileToString(t / "target", 3) == "tar");
-  CHECK(Slurp(t / "target") == "target\n");
+  CHECK(ReadFileBytes(t / "target") == "target\n");
 
   // ReopenWritableFile overwrites in place: same inode, no truncation.
-  Put(t / "status", std::string(100, ' '));
+  WriteFileBytes(t / "status", std::string(100, ' '));
   REQUIRE(::stat((t / "status").c_str(), &st) == 0);
   const ino_t ino = st.st_ino;
   auto w = env.ReopenWritableFile(t / "status");
@@ -360,7 +350,7 @@ TEST_CASE("Env: own files are opened without following links and must be this us
   REQUIRE((*w)->Close().ok());
   REQUIRE(::stat((t / "status").c_str(), &st) == 0);
   CHECK(st.st_ino == ino);
-  CHECK(Slurp(t / "status") == "ok\n" + std::string(97, ' '));
+  CHECK(ReadFileBytes(t / "status") == "ok\n" + std::string(97, ' '));
 
   if (::geteuid() == 0) {
     REQUIRE(::chown((t / "status").c_str(), 65534, 65534) == 0);
