@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace dtkfs {
@@ -30,13 +31,21 @@ class GuardedMapping {
   virtual void Detach() = 0;
 };
 
-// Takes a read lease on fd (opened O_RDONLY, kept open by the caller) for mapping and
-// registers it. False when no lease can be had (the caller then copies).
-bool GuardMapping(int fd, GuardedMapping* mapping);
+// GuardAndMap's answer when no lease can be had (the caller then copies the file instead).
+inline constexpr int kNoLease = -1;
+// Takes a read lease on fd (opened O_RDONLY, kept open by the caller), then runs map() (which
+// reads the size and maps: the lease keeps the file from shrinking meanwhile) and registers
+// mapping, all before any lease break can be handled. Returns 0, map()'s errno (no lease
+// kept), or kNoLease.
+int GuardAndMap(int fd, GuardedMapping* mapping, const std::function<int()>& map);
 // Unregisters fd (before the caller closes it and unmaps).
 void UnguardMapping(int fd);
 // After fork (the daemon's fuse_daemonize): lease signals go to the process that took the
-// lease, which is gone in the child. Re-points them at this process and restarts the thread.
+// lease, which is gone in the child. Re-points them at this process, restarts the thread, and
+// handles a break that arrived in between. Around fork itself (pthread_atfork) the registry
+// is locked, so no thread is caught holding it. Leases belong to open files, which fork
+// shares: the parent still answers breaks for its own memory but leaves those leases for the
+// process that rearms to give up.
 void RearmMapGuards();
 
 }  // namespace dtkfs

@@ -81,23 +81,32 @@ class PosixWritableFile final : public WritableFile {
   int fd_;
 };
 
-// A shared read-only mapping guarded against truncation (map_guard.h), or a private copy
-// when the file cannot be guarded.
+// A read-only view of a whole file: a shared mapping guarded against truncation
+// (map_guard.h), or, where the file cannot be guarded, a private copy read with pread.
 class PosixMappedFile final : public MappedFile, public GuardedMapping {
  public:
-  PosixMappedFile(std::string path, void* base, size_t size, int fd)
-      : path_(std::move(path)), base_(base), size_(size), fd_(fd) {}
+  PosixMappedFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixMappedFile() override {
     UnguardMapping(fd_);  // before the fd can be reused: waits for a Detach in progress
-    if (base_ != nullptr && size_ > 0) ::munmap(base_, size_);
+    if (base_ != nullptr && mapped_len_ > 0) ::munmap(base_, mapped_len_);
     if (fd_ >= 0) ::close(fd_);
   }
-  // Guards the mapping, or replaces it with a private copy at once. False only when even
-  // the copy fails (out of memory).
-  bool Protect() {
-    if (size_ == 0) return true;
-    return GuardMapping(fd_, this) || CopyOver();
+
+  // Maps the file under its lease (GuardAndMap holds the lease from before the size is read,
+  // so the file cannot shrink under the mapping), or copies it when it cannot be guarded.
+  Status Load() {
+    const int rc = GuardAndMap(fd_, this, [this] { return MapShared(); });
+    if (rc == 0) return Status::Ok();
+    if (rc != kNoLease) return Status::FromErrno(rc, "mmap", path_);
+    // Someone has the file open for writing (or leases are not to be had): read it into
+    // memory. The copy may be of a file being changed; it is marked detached, so the next
+    // compaction rewrites the index, and a torn copy fails validation like any bad file.
+    const int err = CopyWithPread();
+    if (err != 0) return Status::FromErrno(err, "read", path_);
+    detached_.store(true);
+    return Status::Ok();
   }
+
   void Detach() override {
     if (!CopyOver()) {
       log::Error(
@@ -118,8 +127,53 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   bool detached() const override { return detached_.load(); }
 
  private:
+  // Called with the lease held: the size read here stays valid while mapped.
+  int MapShared() {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return errno;
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return 0;
+    // MAP_POPULATE: the whole index is verified at open anyway; prefaulting in one call is
+    // cheaper than a fault per page.
+    void* base = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, 0);
+    if (base == MAP_FAILED) return errno;
+    base_ = base;
+    mapped_len_ = size_;
+    return 0;
+  }
+
+  // Reads the file into anonymous memory with pread: no mapping of a file that may shrink.
+  int CopyWithPread() {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return errno;
+    size_t want = static_cast<size_t>(st.st_size);
+    if (want == 0) return 0;
+    void* mem = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return errno;
+    size_t got = 0;
+    while (got < want) {
+      const ssize_t n =
+          ::pread(fd_, static_cast<char*>(mem) + got, want - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::munmap(mem, want);
+        return err;
+      }
+      if (n == 0) break;  // shrank while read: what was read fails validation
+      got += static_cast<size_t>(n);
+    }
+    ::mprotect(mem, want, PROT_READ);
+    base_ = mem;
+    size_ = got;
+    mapped_len_ = want;
+    return 0;
+  }
+
   // Moves a private copy of the mapped bytes over the mapping (same address, same bytes).
+  // Called with the lease still held, so the file is intact while it is read.
   bool CopyOver() {
+    if (base_ == nullptr || size_ == 0) return true;
     void* copy = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (copy == MAP_FAILED) return false;
     std::memcpy(copy, base_, size_);
@@ -134,9 +188,10 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   }
 
   std::string path_;
-  void* base_;
-  size_t size_;
   int fd_;  // kept open: the lease lives on it
+  void* base_ = nullptr;
+  size_t size_ = 0;
+  size_t mapped_len_ = 0;  // the mapping's length (a pread copy may hold fewer bytes)
   std::atomic<bool> detached_{false};
 };
 
@@ -207,7 +262,8 @@ class PosixEnv final : public Env {
   }
 
   Result<std::shared_ptr<const MappedFile>> MapReadOnly(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // O_NONBLOCK: a planted fifo must not hang the open; it is refused below.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno(errno, "open", path);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -219,20 +275,8 @@ class PosixEnv final : public Env {
       ::close(fd);
       return Status::InvalidArgument(path + ": not a regular file");
     }
-    size_t size = static_cast<size_t>(st.st_size);
-    void* base = nullptr;
-    if (size > 0) {
-      // MAP_POPULATE: the whole index is verified at open anyway; prefaulting in one call is
-      // cheaper than a fault per page.
-      base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-      if (base == MAP_FAILED) {
-        int err = errno;
-        ::close(fd);
-        return Status::FromErrno(err, "mmap", path);
-      }
-    }
-    auto mapped = std::make_shared<PosixMappedFile>(path, base, size, fd);
-    if (!mapped->Protect()) return Status::FromErrno(ENOMEM, "copy of mapped", path);
+    auto mapped = std::make_shared<PosixMappedFile>(path, fd);  // owns fd from here
+    DTKFS_RETURN_IF_ERROR(mapped->Load());
     return std::shared_ptr<const MappedFile>(std::move(mapped));
   }
 

@@ -55,8 +55,11 @@ Status Compactor::RunOnce(uint64_t* entries) {
     std::lock_guard lock(mu_);
     report_.generation = snap.base ? snap.base->generation() : 0;
   }
-  if (snap.frozen.empty() && !snap.links_changed && snap.base && !snap.base->mapping_detached())
-    return Status::Ok();  // nothing changed, and the index file is still what is mapped
+  // Nothing changed, and the index file is still what is mapped and still there (renamed or
+  // deleted by hand, it is written again even with no change).
+  if (snap.frozen.empty() && !snap.links_changed && snap.base && !snap.base->mapping_detached() &&
+      env_.FileExists(index_path_))
+    return Status::Ok();
   if (!source_root_.empty()) DTKFS_RETURN_IF_ERROR(env_.SyncFilesystem(source_root_));
 
   const Levels levels = snap.levels();

@@ -9,11 +9,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -341,4 +343,137 @@ TEST_CASE(
   auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
   INFO(check.out << check.err);
   REQUIRE(check.status == 0);
+}
+
+namespace {
+
+// Runs step over and over on a thread of its own until destroyed: an operator's worst loop.
+class Vandal {
+ public:
+  explicit Vandal(std::function<void()> step)
+      : thread_([this, step = std::move(step)] {
+          while (!stop_.load()) step();
+        }) {}
+  ~Vandal() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Truncates and empties path, ignoring EAGAIN (the daemon's lease) and every other failure.
+void TruncateOnce(const std::string& path) {
+  ::truncate(path.c_str(), 0);
+  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_NONBLOCK);
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "regression: truncating the index in a loop during compactions does not kill the "
+    "daemon",
+    "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  ::mkdir((fx.src() + "/d").c_str(), 0755);
+  REQUIRE(fx.Mount().status == 0);
+  {
+    const std::string index = fx.index();
+    Vandal vandal([&] { TruncateOnce(index); });
+    for (int i = 0; i < 60; ++i) {
+      WriteFileBytes(fmt::format("{}/d/f{}", fx.mnt(), i), std::string(i * 10, 'x'));
+      ::setxattr(fx.mnt().c_str(), "user.dtkfs.compact", "1", 1, 0);  // may fail: it retries
+    }
+  }
+  REQUIRE(fx.mounted());
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  auto again = fx.Mount();
+  REQUIRE(again.status == 0);
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: a lease break while the daemon starts never leaves a hung mount",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  WriteFileBytes(fx.src() + "/f", "hello");
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.Unmount().status == 0);  // an index to map at the next starts
+  const std::string index = fx.index();
+  const std::string good = ReadFileBytes(index);
+  // Rewrites the index in place as fast as it can: each open for writing breaks the lease of
+  // whichever daemon is starting (EAGAIN while it holds one).
+  Vandal vandal([&] {
+    int fd = ::open(index.c_str(), O_WRONLY | O_TRUNC | O_NONBLOCK);
+    if (fd < 0) return;
+    [[maybe_unused]] ssize_t n = ::write(fd, good.data(), good.size());
+    ::close(fd);
+  });
+  int served = 0;
+  for (int round = 0; round < 15; ++round) {
+    INFO("round " << round);
+    auto mounted = fx.Mount();
+    if (mounted.status != 0) {  // caught the index half-written: refused, and said so
+      CHECK_FALSE(fx.mounted());
+      CHECK_FALSE(mounted.err.empty());
+      continue;
+    }
+    ++served;
+    // A hung daemon never answers: give the query a deadline instead of hanging the suite.
+    auto answer = Run({"timeout", "10", "getfattr", "-n", "user.total_bytes", fx.mnt()});
+    REQUIRE(answer.status == 0);
+    // The final compaction may fail to verify an index the vandal rewrote under it: then
+    // umount says so, and the next mount rescans. Either way the mount is gone.
+    auto unmounted = fx.Unmount();
+    INFO(unmounted.err);
+    CHECK((unmounted.status == 0 || unmounted.err.find("final compaction") != std::string::npos));
+    REQUIRE_FALSE(fx.mounted());
+  }
+  CHECK(served > 0);
+}
+
+TEST_CASE("regression: an index held open for writing at mount time is rewritten, not trusted",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  ::mkdir((fx.src() + "/a").c_str(), 0755);
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.Unmount().status == 0);
+  const std::string stale = ReadFileBytes(fx.index());  // "a" empty
+  REQUIRE(fx.Mount().status == 0);
+  WriteFileBytes(fx.mnt() + "/a/big", std::string(100000, 'b'));
+  REQUIRE(fx.Unmount().status == 0);  // the index counts a/big now
+
+  // Mounted while someone has the index open for writing: no lease, a private copy.
+  const int writer = ::open(fx.index().c_str(), O_WRONLY | O_APPEND);
+  REQUIRE(writer >= 0);
+  auto mounted = fx.Mount();
+  ::close(writer);
+  REQUIRE(mounted.status == 0);
+  // That someone writes the older index over it in place.
+  {
+    std::fstream over(fx.index(), std::ios::binary | std::ios::in | std::ios::out);
+    over.write(stale.data(), static_cast<std::streamsize>(stale.size()));
+  }
+  // With no change through the mount, the compaction still rewrites the file.
+  REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: an index renamed away is written again by the next compaction",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(::rename(fx.index().c_str(), (fx.index() + ".moved").c_str()) == 0);
+  REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
+  struct stat st;
+  CHECK(::stat(fx.index().c_str(), &st) == 0);
 }

@@ -1,5 +1,6 @@
 // The POSIX Env's mappings: what another process does to a mapped file cannot reach the
 // bytes a reader holds (src/env/map_guard.h).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,4 +38,22 @@ TEST_CASE("regression: a mapped file truncated by another process keeps its byte
   // Every byte still readable and unchanged: a read past the file's new end would be SIGBUS.
   CHECK(std::string((*file)->data(), (*file)->size()) == bytes);
   CHECK((*file)->detached());
+}
+
+TEST_CASE("regression: a file open for writing when mapped is copied and marked for rewrite",
+          "[env]") {
+  TempDir dir;
+  const std::string path = dir / "mapped";
+  const std::string bytes(10000, 'q');
+  std::ofstream(path, std::ios::binary) << bytes;
+  const int writer = ::open(path.c_str(), O_WRONLY);  // no read lease can be had now
+  REQUIRE(writer >= 0);
+  auto file = Env::Default().MapReadOnly(path);
+  ::close(writer);
+  REQUIRE(file.ok());
+  CHECK((*file)->detached());  // the compactor then rewrites it
+  CHECK(std::string((*file)->data(), (*file)->size()) == bytes);
+  // Truncated now: the copy never reads the file again, so nothing can fault.
+  REQUIRE(::truncate(path.c_str(), 0) == 0);
+  CHECK(std::string((*file)->data(), (*file)->size()) == bytes);
 }
