@@ -25,26 +25,15 @@ void Accounting::Account(Inode& inode, int fd, bool ns_held) {
   if (rc == 0) AccountSizeLocked(inode, st);
 }
 
-ssize_t Accounting::WithSourceSize(Inode& inode, int fd,
-                                   const std::function<ssize_t(uint64_t now)>& write) {
-  std::shared_lock ns(ns_mu_);
-  std::lock_guard size_lock(inode.size_mu);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return -errno;
-  const ssize_t n = write(static_cast<uint64_t>(st.st_size));
-  // Also after a failure: a short write may have grown the file.
-  if (::fstat(fd, &st) == 0) AccountSizeLocked(inode, st);
-  return n;
-}
-
 void Accounting::SetCounted(Inode& file, uint64_t size) {
   std::lock_guard size_lock(file.size_mu);
   file.accounted_size = size;
 }
 
 void Accounting::NoteKernelEnd(Inode& inode, uint64_t end) {
-  uint64_t cur = inode.kernel_size.load();
-  while (cur < end && !inode.kernel_size.compare_exchange_weak(cur, end)) {
+  uint64_t cur = inode.kernel_write_end.load();
+  while ((cur == Inode::kNoEnd || cur < end) &&
+         !inode.kernel_write_end.compare_exchange_weak(cur, end)) {
   }
 }
 

@@ -41,15 +41,13 @@ class Accounting {
   // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd
   // when fd < 0) and apply new - accounted to every known link's directory.
   void Account(Inode& inode, int fd, bool ns_held = false);
-  // Runs write(now), now being the file's size on the source, with no other accounting of
-  // the file in between, then accounts the result as Account does. For writes whose place
-  // depends on the size (appends, ops_file.cc).
-  ssize_t WithSourceSize(Inode& inode, int fd, const std::function<ssize_t(uint64_t now)>& write);
   // The store counts size for each link of file (a file new to the inode table whose counted
   // size is not its size now: O_TRUNC of an existing file).
   static void SetCounted(Inode& file, uint64_t size);
   // The kernel was told the file's size (a reply carrying its attributes).
-  static void NoteKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.store(size); }
+  static void NoteKernelSize(Inode& inode, uint64_t size) {
+    inode.kernel_attr_sizes[inode.kernel_attr_next.fetch_add(1) % Inode::kAttrSizes].store(size);
+  }
   // The kernel grows its size to end after a write, copy or fallocate that reached it.
   static void NoteKernelEnd(Inode& inode, uint64_t end);
 

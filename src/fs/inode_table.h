@@ -55,11 +55,24 @@ struct Inode {
   // --- guarded by size_mu (accounting.h) ---
   std::mutex size_mu;
   uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
-  // The file's size as the kernel believes it: the last size we replied with (lookup,
-  // getattr, setattr), grown by every write, copy or fallocate that ended past it, as the
-  // kernel grows its cached i_size. It differs from the source's size when the file changed
-  // beside the mount. A hint for placing appends (ops_file.cc), hence no lock.
-  std::atomic<uint64_t> kernel_size{0};
+  // What the kernel may believe the file's size is (its cached i_size), which differs from
+  // the source's size when the file changed beside the mount: one of the last sizes we
+  // replied with (lookup, getattr, setattr), or the furthest end of a write, copy or
+  // fallocate it was told of (the kernel grows i_size to it). Which one the kernel holds
+  // depends on the order it took replies in (concurrent replies, attributes it drops because
+  // they raced with a write), so an append is a write at any of them. Hints for placing
+  // appends (ops_file.cc, IsKernelEnd), hence no lock.
+  static constexpr uint64_t kNoEnd = UINT64_MAX;  // nothing told yet
+  static constexpr size_t kAttrSizes = 4;
+  std::atomic<uint64_t> kernel_attr_sizes[kAttrSizes] = {kNoEnd, kNoEnd, kNoEnd, kNoEnd};
+  std::atomic<uint32_t> kernel_attr_next{0};
+  std::atomic<uint64_t> kernel_write_end{kNoEnd};
+  bool IsKernelEnd(uint64_t off) const {
+    if (off == kernel_write_end.load()) return true;
+    for (const auto& size : kernel_attr_sizes)
+      if (off == size.load()) return true;
+    return false;
+  }
 
   uint64_t CountedSize() {
     std::lock_guard lock(size_mu);

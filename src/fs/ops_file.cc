@@ -88,7 +88,10 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Inode& inode = fs.Get(ino);
     int fd = ::open(ProcPath(inode.fd).c_str(), SourceFlags(fi));
     if (fd < 0) return ReplyErr(req, errno);
-    if (fi->flags & O_TRUNC) fs.accounting().Account(inode, fd);
+    if (fi->flags & O_TRUNC) {
+      fs.accounting().Account(inode, fd);
+      Accounting::NoteKernelSize(inode, 0);  // atomic O_TRUNC: the kernel sets its size to 0
+    }
     fi->fh = static_cast<uint64_t>(fd);
     ReplyOpen(req, fi, [fd] { ::close(fd); });
   });
@@ -138,32 +141,28 @@ ssize_t WriteAtEnd(int fd, fuse_bufvec* in) {
 
 // Where a write lands. The kernel hands us an offset; for a file in append mode (O_APPEND in
 // the kernel's file flags at the time of the write, which fcntl may have changed) that offset
-// is the end of the file as the kernel knows it, its cached size. When the file changed size
-// beside the mount, that end is stale: writing there would overwrite what another writer
-// appended, or leave a hole. The sign of that case: the kernel asks for exactly the size it
-// believes (Inode::kernel_size) while the source file has another size; the data then goes
-// to the true end. Every other write is positional: writeback of mmap'ed pages
-// (fi->writepage), RWF_NOAPPEND, and appends whose end the kernel knows right.
-// Not distinguishable: an RWF_NOAPPEND write aimed at exactly the kernel's idea of the end of
-// a file that changed size beside the mount; it is taken for an append (docs/design.md).
+// is the end of the file as the kernel knows it, its cached size, which is stale when the
+// file changed size beside the mount. When the offset is a size the kernel may believe
+// (Inode::IsKernelEnd), the write is an append and goes to the true end. Every other write is
+// positional: writeback of mmap'ed pages (fi->writepage), RWF_NOAPPEND at another offset.
+// Not distinguishable (docs/design.md): an RWF_NOAPPEND write aimed at exactly the kernel's
+// idea of the end (it lands at the true end), and pwritev2(RWF_APPEND) on an fd without
+// O_APPEND (the kernel does not say it was an append: it lands at the kernel's idea of the
+// end, which is stale only if the file changed beside the mount).
 void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
     const int fd = FdOf(fi);
-    ssize_t n;
-    if (!fi->writepage && (fi->flags & O_APPEND)) {
-      n = fs.accounting().WithSourceSize(inode, fd, [&](uint64_t now) {
-        const uint64_t believed = inode.kernel_size.load();
-        const bool stale_end = static_cast<uint64_t>(off) == believed && now != believed;
-        return stale_end ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
-      });
-    } else {
-      n = WriteAt(fd, in, off);
-      // Always measured, never inferred from off + n: a write inside the counted size still
-      // grows a file that shrank beside the mount; a failed write may have grown it too.
-      fs.accounting().Account(inode, fd);
-    }
+    // An append is a write at the end the kernel believes; it goes to the true end, atomically
+    // (RWF_APPEND), even when nothing seems to have changed: another writer may append beside
+    // the mount between any look at the size and the write.
+    const bool append =
+        !fi->writepage && (fi->flags & O_APPEND) && inode.IsKernelEnd(static_cast<uint64_t>(off));
+    const ssize_t n = append ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
+    // Always measured, never inferred from off + n: a write inside the counted size still
+    // grows a file that shrank beside the mount; a failed write may have grown it too.
+    fs.accounting().Account(inode, fd);
     if (n < 0) return ReplyErr(req, static_cast<int>(-n));
     Accounting::NoteKernelEnd(inode, static_cast<uint64_t>(off) + static_cast<uint64_t>(n));
     fuse_reply_write(req, static_cast<size_t>(n));

@@ -477,3 +477,58 @@ TEST_CASE("regression: an index renamed away is written again by the next compac
   struct stat st;
   CHECK(::stat(fx.index().c_str(), &st) == 0);
 }
+
+TEST_CASE("regression: appends through the mount never overwrite appends made beside it",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  WriteFileBytes(fx.src() + "/log", "");
+  REQUIRE(fx.Mount().status == 0);
+  constexpr int kRecords = 4000;
+  auto appender = [](const std::string& path, char tag) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < kRecords; ++i) {
+      const std::string rec = fmt::format("{}{:07}\n", tag, i);
+      REQUIRE(::write(fd, rec.data(), rec.size()) == static_cast<ssize_t>(rec.size()));
+    }
+    ::close(fd);
+  };
+  {
+    // A stat loop through the mount keeps the kernel's idea of the size fresh, which is when
+    // a look-then-write placement loses most.
+    const std::string log = fx.mnt() + "/log";
+    Vandal stat_loop([&] {
+      struct stat st;
+      ::stat(log.c_str(), &st);
+    });
+    std::thread beside([&] { appender(fx.src() + "/log", 'B'); });
+    appender(log, 'M');
+    beside.join();
+  }
+  const std::string data = ReadFileBytes(fx.src() + "/log");
+  CHECK(data.size() == 2u * kRecords * 9);
+  size_t m = 0, b = 0;
+  for (size_t at = 0; at + 9 <= data.size(); at += 9) (data[at] == 'M' ? m : b)++;
+  CHECK(m == kRecords);
+  CHECK(b == kRecords);
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: after an O_TRUNC open, appends still reach the true end",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  WriteFileBytes(fx.src() + "/f", "0123456789");
+  REQUIRE(fx.Mount().status == 0);
+  int fd = ::open((fx.mnt() + "/f").c_str(), O_WRONLY | O_APPEND | O_TRUNC);
+  REQUIRE(fd >= 0);
+  {
+    std::ofstream beside(fx.src() + "/f", std::ios::binary | std::ios::app);
+    beside << "SIDE";
+  }
+  REQUIRE(::write(fd, "X", 1) == 1);
+  REQUIRE(::close(fd) == 0);
+  CHECK(ReadFileBytes(fx.src() + "/f") == "SIDEX");
+  REQUIRE(fx.Differences() == "");
+}
