@@ -32,12 +32,18 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/nested_mounts.h)
   int fd = ::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
-  if (::fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-    int err = errno;
+  uint64_t mnt_id = 0;
+  if (int err = StatWithMount(fd, &e->attr, &mnt_id); err != 0) {
     ::close(fd);
     return err;
   }
-  const DirMount mount = S_ISDIR(e->attr.st_mode) ? table_.MountOf(fd, parent) : DirMount{};
+  DirMount mount;
+  if (S_ISDIR(e->attr.st_mode)) {
+    mount = table_.MountOf(mnt_id, parent);
+  } else if (table_.IsFileAlias(mnt_id, parent)) {
+    ::close(fd);  // a file bind mount inside the source: hidden (src/scan/nested_mounts.h)
+    return ENOENT;
+  }
   // A hard-linked file the table has not met: its names and counted size from the index.
   std::optional<LinkTracker::TableLinks> recorded;
   if (!S_ISDIR(e->attr.st_mode) && e->attr.st_nlink > 1) {

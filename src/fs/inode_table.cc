@@ -24,12 +24,16 @@ InodeTable::~InodeTable() {
   ::close(root_->fd);
 }
 
-DirMount InodeTable::MountOf(int fd, const Inode& parent) {
+DirMount InodeTable::MountOf(uint64_t mnt_id, const Inode& parent) {
   DirMount m;
-  m.mnt_id = MountIdOf(fd);
+  m.mnt_id = mnt_id;
   // Only a mount point (a mount other than its parent's) can be an alias.
-  m.opaque = m.mnt_id != parent.mnt_id && mounts_.IsAlias(m.mnt_id);
+  m.opaque = mnt_id != parent.mnt_id && mounts_.IsAlias(mnt_id);
   return m;
+}
+
+bool InodeTable::IsFileAlias(uint64_t mnt_id, const Inode& parent) {
+  return mnt_id != parent.mnt_id && mounts_.IsAlias(mnt_id);
 }
 
 Inode* InodeTable::Find(dev_t dev, ino_t ino) {
@@ -93,7 +97,7 @@ Inode* InodeTable::ResolveDir(std::string_view dir_path, int* err) {
       errno = e;
     }
     const int open_err = errno;
-    const DirMount mount = fd >= 0 ? MountOf(fd, *cur) : DirMount{};
+    const DirMount mount = fd >= 0 ? MountOf(MountIdOf(fd), *cur) : DirMount{};
     std::lock_guard lock(mu_);
     if (fd < 0 || mount.opaque) {  // names from the index never lead into an alias
       *err = fd < 0 ? open_err : ENOENT;

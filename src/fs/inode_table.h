@@ -108,8 +108,11 @@ class InodeTable {
   Inode& root() { return *root_; }
   std::mutex& mu() { return mu_; }
 
-  // The mount of the directory open as fd, met as a child of parent.
-  DirMount MountOf(int fd, const Inode& parent);
+  // Where a directory on mount mnt_id, met as a child of parent, stands.
+  DirMount MountOf(uint64_t mnt_id, const Inode& parent);
+  // True when a non-directory on mount mnt_id, met as a child of parent, is an alias (a file
+  // bind mount): it is hidden, as an alias directory's content is.
+  bool IsFileAlias(uint64_t mnt_id, const Inode& parent);
   // The inode for st, found or created (taking fd; an existing one leaves fd to the caller,
   // *created false), with (parent, name) recorded as its name or one of its links. A
   // directory met under a new name (renamed beside the mount) takes it. Caller holds mu().

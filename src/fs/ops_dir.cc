@@ -233,6 +233,7 @@ static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, f
       for (off_t i = offset; i < 2; ++i) {
         fuse_entry_param e{};
         e.attr.st_mode = S_IFDIR;
+        e.attr.st_ino = fs.Get(ino).ino;  // readdir callers drop entries with inode 0
         const char* dot = i == 0 ? "." : "..";
         const size_t used = plus ? fuse_add_direntry_plus(req, p, rem, dot, &e, i + 1)
                                  : fuse_add_direntry(req, p, rem, dot, &e.attr, i + 1);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cstdlib>
 #include <map>
@@ -17,6 +18,29 @@ uint64_t MountIdOf(int fd) {
   struct statx stx;
   if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) != 0) return 0;
   return (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+}
+
+int StatWithMount(int fd, struct stat* st, uint64_t* mount_id) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID,
+              &stx) != 0)
+    return errno;
+  *st = {};
+  st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st->st_ino = stx.stx_ino;
+  st->st_mode = stx.stx_mode;
+  st->st_nlink = stx.stx_nlink;
+  st->st_uid = stx.stx_uid;
+  st->st_gid = stx.stx_gid;
+  st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  st->st_size = static_cast<off_t>(stx.stx_size);
+  st->st_blksize = static_cast<blksize_t>(stx.stx_blksize);
+  st->st_blocks = static_cast<blkcnt_t>(stx.stx_blocks);
+  st->st_atim = {stx.stx_atime.tv_sec, stx.stx_atime.tv_nsec};
+  st->st_mtim = {stx.stx_mtime.tv_sec, stx.stx_mtime.tv_nsec};
+  st->st_ctim = {stx.stx_ctime.tv_sec, stx.stx_ctime.tv_nsec};
+  *mount_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+  return 0;
 }
 
 NestedMounts NestedMounts::Parse(std::string_view mountinfo, const std::string& root,
@@ -75,11 +99,11 @@ MountBoundaries::MountBoundaries(std::string canonical_root, uint64_t root_mount
 
 bool MountBoundaries::IsAlias(uint64_t mount_id) {
   if (mount_id == 0 || mount_id == root_mount_id_) return false;
+  // Read afresh at every mount point met (only lookups that cross one come here): mount ids
+  // are reused, so a table cached by id would take a new bind mount for the tmpfs that had
+  // its id before, or the other way round.
   std::lock_guard lock(mu_);
-  if (!mounts_.Knows(mount_id)) {
-    // Mounted since the last look (or a mount below an alias, which is never reached).
-    if (auto m = NestedMounts::Load(root_); m.ok()) mounts_ = std::move(m).value();
-  }
+  if (auto m = NestedMounts::Load(root_); m.ok()) mounts_ = std::move(m).value();
   return mounts_.IsAlias(mount_id);
 }
 

@@ -17,6 +17,8 @@
 // Thread-safety: NestedMounts is immutable after Load. MountBoundaries is safe from any thread.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -53,9 +55,13 @@ class NestedMounts {
 
 // The mount id of the directory or file open as fd (statx STATX_MNT_ID), or 0 if unknown.
 uint64_t MountIdOf(int fd);
+// lstat of the file open as fd (an O_PATH fd works) and its mount id, in one statx call.
+// Returns 0 or an errno.
+int StatWithMount(int fd, struct stat* st, uint64_t* mount_id);
 
-// For the FUSE layer: is the mount id of a directory met at lookup an alias? Reloads the
-// mount table when it meets a mount made after the last load.
+// For the FUSE layer: is the mount id of an entry met at lookup (a mount point: its mount
+// differs from its parent's) an alias? Reads the mount table afresh each time: mount ids are
+// reused, and mounts come and go beside the daemon.
 class MountBoundaries {
  public:
   explicit MountBoundaries(std::string canonical_root, uint64_t root_mount_id);

@@ -157,6 +157,8 @@ void Walk::ListDirectory(size_t id, Work w) {
           continue;  // ENOENT: removed while we looked; it is not there
         }
         if (!S_ISDIR(st.st_mode)) {
+          // A file bind mount inside the tree (nested_mounts.h): hidden, not counted.
+          if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) continue;
           bytes += static_cast<uint64_t>(st.st_size);
           ++files;
           if (st.st_nlink > 1) {

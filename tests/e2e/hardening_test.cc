@@ -532,3 +532,65 @@ TEST_CASE("regression: after an O_TRUNC open, appends still reach the true end",
   CHECK(ReadFileBytes(fx.src() + "/f") == "SIDEX");
   REQUIRE(fx.Differences() == "");
 }
+
+TEST_CASE("regression: a file bind mount inside the source is hidden and never counted twice",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("bind mounts need root: not run");
+    return;
+  }
+  const std::string s = fx.src();
+  ::mkdir((s + "/x").c_str(), 0755);
+  ::mkdir((s + "/y").c_str(), 0755);
+  WriteFileBytes(s + "/x/file", std::string(100, 'f'));
+  WriteFileBytes(s + "/y/fb", "");
+  BindMount alias(s + "/x/file", s + "/y/fb");
+  REQUIRE(alias.ok());
+  REQUIRE(fx.Mount().status == 0);
+  const std::string m = fx.mnt();
+  CHECK(TotalsAt(m).bytes == 100);
+  CHECK(TotalsAt(m + "/y").files == 0);
+  struct stat st;
+  CHECK(::stat((m + "/y/fb").c_str(), &st) != 0);
+  // Growing the file through its real name counts once.
+  {
+    std::ofstream out(m + "/x/file", std::ios::binary | std::ios::app);
+    out << std::string(5000, 'g');
+  }
+  CHECK(TotalsAt(m).bytes == 5100);
+  CHECK(TotalsAt(m + "/y").bytes == 0);
+  REQUIRE(fx.Unmount().status == 0);
+  auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
+  INFO(check.out << check.err);
+  REQUIRE(check.status == 0);
+}
+
+TEST_CASE("regression: a bind mount that reuses an earlier mount's id is still an alias",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("mounts need root: not run");
+    return;
+  }
+  const std::string s = fx.src();
+  for (const char* d : {"/a", "/d", "/d/tt"}) ::mkdir((s + d).c_str(), 0755);
+  WriteFileBytes(s + "/a/f", std::string(1000, 'a'));
+  REQUIRE(Run({"mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", s + "/d/tt"}).status == 0);
+  REQUIRE(fx.Mount().status == 0);
+  struct stat st;
+  REQUIRE(::stat((fx.mnt() + "/d/tt").c_str(), &st) == 0);  // met as a separate filesystem
+  DropCaches();                                             // the daemon lets go of the tmpfs
+  if (Run({"umount", s + "/d/tt"}).status != 0) Run({"umount", "-l", s + "/d/tt"});
+  {
+    BindMount alias(s + "/a", s + "/d/tt");  // the kernel may hand out the tmpfs's old id
+    REQUIRE(alias.ok());
+    DropCaches();
+    CHECK(::mkdir((fx.mnt() + "/d/tt/new").c_str(), 0755) != 0);
+    CHECK(errno == EROFS);
+    CHECK(TotalsAt(fx.mnt() + "/a").bytes == 1000);
+    CHECK(TotalsAt(fx.mnt()).bytes == 1000);
+  }
+}

@@ -28,7 +28,7 @@ Inode* LookUp(InodeTable& table, Inode& parent, const char* name) {
   REQUIRE(fd >= 0);
   struct stat st;
   REQUIRE(::fstat(fd, &st) == 0);
-  const DirMount mount = S_ISDIR(st.st_mode) ? table.MountOf(fd, parent) : DirMount{};
+  const DirMount mount = S_ISDIR(st.st_mode) ? table.MountOf(MountIdOf(fd), parent) : DirMount{};
   std::lock_guard lock(table.mu());
   bool created;
   Inode* inode = table.FindOrCreateLocked(fd, st, mount, parent, name, &created);
