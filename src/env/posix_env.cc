@@ -265,15 +265,10 @@ class PosixEnv final : public Env {
     // O_NONBLOCK: a planted fifo must not hang the open; it is refused below.
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno(errno, "open", path);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
+    // The file mapped is the one checked: same fd, this user's regular file.
+    if (Status s = CheckOwnRegularFile(fd, path); !s.ok()) {
       ::close(fd);
-      return Status::FromErrno(err, "stat", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return Status::InvalidArgument(path + ": not a regular file");
+      return s;
     }
     auto mapped = std::make_shared<PosixMappedFile>(path, fd);  // owns fd from here
     DTKFS_RETURN_IF_ERROR(mapped->Load());

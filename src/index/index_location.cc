@@ -70,17 +70,27 @@ namespace {
 // cannot replace or remove this user's files there, and every file dtkfs opens is checked
 // to be this user's.
 Status CheckIndexDirectory(const std::string& dir) {
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", dir);
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + ": not a directory");
-  const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
-  const bool foreign_owner = st.st_uid != ::geteuid() && st.st_uid != 0;
-  if ((others_write || foreign_owner) && (st.st_mode & S_ISVTX) == 0)
-    return Status::InvalidArgument(fmt::format(
-        "index directory {} can be written by other users (mode {:04o}, owner uid {}): a file "
-        "or link planted there could steer dtkfs; put the index in a directory only you can "
-        "write",
-        dir, st.st_mode & 07777, st.st_uid));
+  // Every directory from / down to the index's: one that another user owns, or can write
+  // without the sticky bit, lets that user rename it (or a parent) and put a symlink in its
+  // place between our check and our next write, steering a root daemon's writes anywhere.
+  // A sticky directory writable by all (like /tmp) is fine when it is root's or ours: others
+  // cannot rename what is not theirs in it.
+  const uid_t me = ::geteuid();
+  std::string cur;
+  for (const auto& part : fs::path(dir)) {
+    cur = cur.empty() ? part.string() : (fs::path(cur) / part).string();
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", cur);
+    if (!S_ISDIR(st.st_mode))
+      return Status::InvalidArgument(cur + ": not a directory (or a symbolic link)");
+    const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    if ((st.st_uid != me && st.st_uid != 0) || (others_write && (st.st_mode & S_ISVTX) == 0))
+      return Status::InvalidArgument(fmt::format(
+          "index directory {}: {} (mode {:04o}, owner uid {}) can be changed by other users: "
+          "renamed, with a link put in its place, it could steer dtkfs; put the index in a "
+          "directory only you (and root) can change, all the way from /",
+          dir, cur, st.st_mode & 07777, st.st_uid));
+  }
   return Status::Ok();
 }
 

@@ -255,6 +255,17 @@ TEST_CASE("regression: an index directory other users can write is refused unles
   // Sticky, like /tmp: others cannot replace this user's files there.
   REQUIRE(::chmod(open_dir.c_str(), 01777) == 0);
   CHECK(dtkfs({"scan", src, "--index", open_dir + "/x.idx"}).status == 0);
+  // Regression: an ancestor others can write (not sticky) lets them rename the index's own
+  // directory away and put a link in its place, however private that directory is.
+  const std::string shared = t / "shared";
+  REQUIRE(::mkdir(shared.c_str(), 0777) == 0);
+  REQUIRE(::chmod(shared.c_str(), 0777) == 0);
+  REQUIRE(::mkdir((shared + "/idx").c_str(), 0700) == 0);
+  {
+    CommandResult r = dtkfs({"scan", src, "--index", shared + "/idx/x.idx"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(shared + " (mode 0777") && Catch::Contains("other users"));
+  }
 
   if (::geteuid() == 0) {
     // A directory of another user (not root): refused even with mode 0700.
@@ -262,6 +273,12 @@ TEST_CASE("regression: an index directory other users can write is refused unles
     REQUIRE(::mkdir(theirs.c_str(), 0700) == 0);
     REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
     CommandResult r = dtkfs({"scan", src, "--index", theirs + "/x.idx"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("other users"));
+    // Regression: sticky does not bind the directory's owner (who can rename it inside a
+    // sticky parent): a sticky directory of another user is refused too.
+    REQUIRE(::chmod(theirs.c_str(), 01777) == 0);
+    r = dtkfs({"scan", src, "--index", theirs + "/x.idx"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("other users"));
     // An index file of another user in an own directory: refused, untouched.

@@ -57,3 +57,18 @@ TEST_CASE("regression: a file open for writing when mapped is copied and marked 
   REQUIRE(::truncate(path.c_str(), 0) == 0);
   CHECK(std::string((*file)->data(), (*file)->size()) == bytes);
 }
+
+TEST_CASE("regression: a mapped index must be this user's: the file mapped is the one checked",
+          "[env]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to give a file away: not run");
+    return;
+  }
+  TempDir dir;
+  const std::string path = dir / "theirs";
+  std::ofstream(path, std::ios::binary) << std::string(100, 'x');
+  REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
+  auto file = Env::Default().MapReadOnly(path);
+  REQUIRE_FALSE(file.ok());
+  CHECK(file.status().message().find("owned by uid 65534") != std::string::npos);
+}
