@@ -8,15 +8,25 @@
 
 namespace dtkfs::cli {
 
-Status CheckDtkfsMountPoint(const std::string& canonical_path,
-                            const std::vector<MountInfo>& table) {
-  // The mount that holds the path: the deepest mount point at or above it, and of those on
-  // the same point the last one (mounted on top).
+namespace {
+
+// The mount that holds the path: the deepest mount point at or above it, and of those on the
+// same point the last one (mounted on top).
+const MountInfo* MountHolding(const std::string& canonical_path,
+                              const std::vector<MountInfo>& table) {
   const MountInfo* holder = nullptr;
   for (const MountInfo& e : table)
     if (path::IsSameOrBelowAbsolute(canonical_path, e.mount_point) &&
         (holder == nullptr || e.mount_point.size() >= holder->mount_point.size()))
       holder = &e;
+  return holder;
+}
+
+}  // namespace
+
+Status CheckDtkfsMountPoint(const std::string& canonical_path,
+                            const std::vector<MountInfo>& table) {
+  const MountInfo* holder = MountHolding(canonical_path, table);
   if (holder != nullptr && holder->fstype == kDtkfsFsType) {
     if (holder->mount_point == canonical_path) return Status::Ok();
     return Status::InvalidArgument(
@@ -38,6 +48,14 @@ Result<std::string> ResolveDtkfsMountPoint(const std::string& path) {
   if (!table.ok()) return table.status();
   DTKFS_RETURN_IF_ERROR(CheckDtkfsMountPoint(canonical, *table));
   return canonical;
+}
+
+std::optional<std::string> DtkfsMountHolding(const std::string& canonical_path) {
+  auto table = ReadMountInfo();
+  if (!table.ok()) return std::nullopt;
+  const MountInfo* holder = MountHolding(canonical_path, *table);
+  if (holder == nullptr || holder->fstype != kDtkfsFsType) return std::nullopt;
+  return holder->mount_point;
 }
 
 }  // namespace dtkfs::cli

@@ -6,6 +6,7 @@
 // Pure functions plus one read of /proc; thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,5 +26,9 @@ Status CheckDtkfsMountPoint(const std::string& canonical_path, const std::vector
 // Resolves path canonically and checks it against /proc/self/mountinfo; returns the
 // canonical mount point.
 Result<std::string> ResolveDtkfsMountPoint(const std::string& path);
+
+// The mount point of the dtkfs mount that holds canonical_path (the path itself or a path
+// inside it), from the mount table; nullopt when the path is on another filesystem.
+std::optional<std::string> DtkfsMountHolding(const std::string& canonical_path);
 
 }  // namespace dtkfs::cli

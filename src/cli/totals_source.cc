@@ -11,6 +11,7 @@
 #include <boost/filesystem.hpp>
 #include <cstdlib>
 
+#include "cli/mount_point.h"
 #include "dtkfs/xattr_names.h"
 #include "index/index_location.h"
 #include "store/overlay.h"
@@ -89,17 +90,11 @@ class MountTotalsSource final : public TotalsSource {
   std::string root_;
 };
 
-// The root of the dtkfs mount that holds canonical (the control xattr lives on the root).
+// The root of the dtkfs mount holding canonical, from the mount table: a user.dtkfs.status
+// xattr can be carried by any directory, and must not make dtkfs read totals a user wrote
+// there.
 std::optional<std::string> MountRootOf(const std::string& canonical) {
-  std::string cur = canonical;
-  char buf[1];
-  while (true) {
-    ssize_t n = ::lgetxattr(cur.c_str(), xattr::kControlStatus, buf, 0);
-    if (n > 0) return cur;
-    if (cur == "/") return std::nullopt;
-    size_t slash = cur.rfind('/');
-    cur = slash == 0 ? std::string("/") : cur.substr(0, slash);
-  }
+  return DtkfsMountHolding(canonical);
 }
 
 // Canonical form of path, resolving the parent only (so a symlink argument is itself).

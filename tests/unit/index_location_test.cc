@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -386,4 +387,18 @@ TEST_CASE("Env: own files are opened without following links and must be this us
   CHECK(second.status().code() == Status::Code::kBusy);
   first.value().reset();  // releases the first lock
   CHECK(LockSource(env, t / "src").ok());
+}
+
+TEST_CASE("regression: du does not take a forged user.dtkfs.status for a mount", "[cli][safety]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeSmallSource(src);
+  Dtkfs dtkfs;
+  REQUIRE(dtkfs({"scan", src}).status == 0);
+  // Anyone who can write d can make it look like a dtkfs mount that answers 1.
+  REQUIRE(::setxattr((src + "/d").c_str(), "user.dtkfs.status", "pid: 1\n", 8, 0) == 0);
+  REQUIRE(::setxattr((src + "/d").c_str(), "user.total_bytes", "1", 1, 0) == 0);
+  CommandResult r = dtkfs({"du", src + "/d"});
+  CHECK(r.status == 0);
+  CHECK(r.out.rfind("123\t", 0) == 0);  // the index's number, not the forged one
 }
