@@ -1,7 +1,9 @@
 // dtkfs mount / umount / status / compact: the mount daemon and its control channel.
 #include <fmt/format.h>
+#include <limits.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -59,7 +61,10 @@ std::optional<MountStatus> OpenMount(const std::string& mnt) {
   std::string line;
   while (std::getline(in, line)) {
     auto colon = line.find(": ");
-    if (colon != std::string::npos) out.fields[line.substr(0, colon)] = line.substr(colon + 2);
+    // The first line of a key counts (pid is the first line the daemon writes; values are
+    // escaped, so none can forge a later one).
+    if (colon != std::string::npos)
+      out.fields.emplace(line.substr(0, colon), fs::UnescapeStatusValue(line.substr(colon + 2)));
   }
   return out;
 }
@@ -75,6 +80,32 @@ std::optional<pid_t> DaemonPid(const MountStatus& status) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
   if (ec != std::errc() || end != text.data() + text.size() || pid <= 1) return std::nullopt;
   return pid;
+}
+
+// Whether pid is a dtkfs process run by the user the mount belongs to: the status is text the
+// mount serves, and a pid in it must not make umount wait on an unrelated process (a FUSE
+// filesystem of another user can call itself dtkfs and serve any text).
+Status CheckDaemon(pid_t pid, const std::string& mnt) {
+  char exe[PATH_MAX];
+  const ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
+  if (n <= 0)
+    return Status::InvalidArgument(fmt::format("{}: its daemon (pid {}) is gone", mnt, pid));
+  std::string name(exe, static_cast<size_t>(n));
+  name = name.substr(name.rfind('/') + 1);
+  if (name.rfind("dtkfs", 0) != 0)
+    return Status::InvalidArgument(fmt::format(
+        "{}: its status names pid {}, which is not a dtkfs daemon ({}); not waiting on it", mnt,
+        pid, name));
+  struct stat proc;
+  if (::stat(fmt::format("/proc/{}", pid).c_str(), &proc) != 0)
+    return Status::InvalidArgument(fmt::format("{}: its daemon (pid {}) is gone", mnt, pid));
+  auto owner = DtkfsMountOwner(mnt);
+  if (owner && *owner != proc.st_uid)
+    return Status::InvalidArgument(fmt::format(
+        "{}: its status names pid {} of uid {}, but the mount belongs to uid {}; not waiting "
+        "on it",
+        mnt, pid, proc.st_uid, *owner));
+  return Status::Ok();
 }
 
 int RunCommand(std::vector<std::string> argv) {
@@ -113,6 +144,10 @@ int RunUmount(const std::string& mnt) {
   if (!pid || index.empty() || index[0] != '/') {
     PrintError(fmt::format("{}: its dtkfs status has no valid pid and index; not unmounting",
                            status->mnt));
+    return kExitError;
+  }
+  if (Status s = CheckDaemon(*pid, status->mnt); !s.ok()) {
+    PrintError(s.message());
     return kExitError;
   }
   if (RunCommand({"fusermount3", "-u", status->mnt}) != 0) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/filesystem.hpp>
+#include <charconv>
 
 #include "util/path.h"
 
@@ -56,6 +57,21 @@ std::optional<std::string> DtkfsMountHolding(const std::string& canonical_path) 
   const MountInfo* holder = MountHolding(canonical_path, *table);
   if (holder == nullptr || holder->fstype != kDtkfsFsType) return std::nullopt;
   return holder->mount_point;
+}
+
+std::optional<uid_t> DtkfsMountOwner(const std::string& canonical_mount_point) {
+  auto table = ReadMountInfo();
+  if (!table.ok()) return std::nullopt;
+  const MountInfo* holder = MountHolding(canonical_mount_point, *table);
+  if (holder == nullptr || holder->mount_point != canonical_mount_point) return std::nullopt;
+  const std::string key = "user_id=";
+  const auto at = holder->super_options.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  uid_t uid = 0;
+  const char* begin = holder->super_options.data() + at + key.size();
+  const char* end = holder->super_options.data() + holder->super_options.size();
+  if (std::from_chars(begin, end, uid).ec != std::errc()) return std::nullopt;
+  return uid;
 }
 
 }  // namespace dtkfs::cli

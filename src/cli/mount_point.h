@@ -6,6 +6,8 @@
 // Pure functions plus one read of /proc; thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +28,9 @@ Status CheckDtkfsMountPoint(const std::string& canonical_path, const std::vector
 // Resolves path canonically and checks it against /proc/self/mountinfo; returns the
 // canonical mount point.
 Result<std::string> ResolveDtkfsMountPoint(const std::string& path);
+
+// The uid a dtkfs mount point belongs to (FUSE's user_id= in the mount table), if known.
+std::optional<uid_t> DtkfsMountOwner(const std::string& canonical_mount_point);
 
 // The mount point of the dtkfs mount that holds canonical_path (the path itself or a path
 // inside it), from the mount table; nullopt when the path is on another filesystem.

@@ -24,6 +24,32 @@ static std::string TimeString(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+std::string EscapeStatusValue(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
+std::string UnescapeStatusValue(std::string_view value) {
+  std::string out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      out.push_back(value[i + 1] == 'n' ? '\n' : value[i + 1]);
+      ++i;
+    } else {
+      out.push_back(value[i]);
+    }
+  }
+  return out;
+}
+
 int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
   if (name == kControlCompact) {
     auto r = fs.compactor().GetReport();
@@ -39,10 +65,12 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\ngeneration: {}\n"
       "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n"
       "totals: {}\n",
-      ::getpid(), fs.source_root(), fs.options().index_path, stats.base_entries,
-      stats.active_entries + stats.frozen_entries, stats.generation, report.runs,
-      TimeString(report.last_time), report.runs == 0 ? "none" : report.last_status.ToString(),
-      uptime, suspect ? fmt::format("suspect ({}; the next mount rescans)", *suspect) : "exact");
+      ::getpid(), EscapeStatusValue(fs.source_root()), EscapeStatusValue(fs.options().index_path),
+      stats.base_entries, stats.active_entries + stats.frozen_entries, stats.generation,
+      report.runs, TimeString(report.last_time),
+      EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
+      suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
+              : "exact");
   return 0;
 }
 

@@ -21,6 +21,11 @@ inline constexpr std::string_view kControlStatus = xattr::kControlStatus;
 inline constexpr std::string_view kControlCompact = xattr::kControlCompact;
 
 bool IsControlName(std::string_view name);
+// Status values are one line each: a backslash and a newline inside a value (a path may hold
+// them) are written as "\\\\" and "\\n", so no value can add a line of its own (a forged
+// "pid:"). UnescapeStatusValue reverses it.
+std::string EscapeStatusValue(std::string_view value);
+std::string UnescapeStatusValue(std::string_view value);
 // Returns 0 and fills value, or an errno.
 int ControlGet(Filesystem& fs, std::string_view name, std::string* value);
 int ControlSet(Filesystem& fs, std::string_view name, std::string_view value);

@@ -8,13 +8,13 @@
 namespace dtkfs {
 namespace {
 
-// Whole milliseconds, at most max_seconds: a double duration that is huge or not finite
-// overflows when wait_for converts it to clock ticks, and the wait returns at once, spinning
-// a core.
+// Whole milliseconds, from one second to max_seconds: a double duration that is huge or not
+// finite overflows when wait_for converts it to clock ticks, and the wait returns at once,
+// spinning a core; a tiny one (1e-320) would compact every millisecond.
 std::chrono::milliseconds Period(double seconds, double max_seconds) {
   if (!(seconds > 0)) return std::chrono::milliseconds(0);  // also NaN
-  seconds = std::min(seconds, max_seconds);
-  return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+  seconds = std::clamp(seconds, 1.0, max_seconds);
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ class CompactionWaker {
 class CompactionThread final : public CompactionWaker {
  public:
   // interval: seconds between timer compactions, 0 (or anything not positive) for none;
-  // capped at max_interval (a range-checked option; the cap keeps the wait from overflowing).
+  // at least 1 s and at most max_interval (a range-checked option; the cap keeps the wait from
+  // overflowing).
   CompactionThread(SizeStore& store, Compactor& compactor, double interval, double max_interval);
   ~CompactionThread() override;
   CompactionThread(const CompactionThread&) = delete;

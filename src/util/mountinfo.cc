@@ -55,6 +55,7 @@ std::vector<MountInfo> ParseMountInfo(std::string_view text) {
     m.root = DecodeMountInfoField(fields[3]);
     m.mount_point = DecodeMountInfoField(fields[4]);
     m.fstype = std::string(fields[dash + 1]);
+    if (dash + 3 < fields.size()) m.super_options = DecodeMountInfoField(fields[dash + 3]);
     out.push_back(std::move(m));
   }
   return out;

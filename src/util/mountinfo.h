@@ -15,12 +15,13 @@
 namespace dtkfs {
 
 struct MountInfo {
-  uint64_t id = 0;          // field 1: the mount id (statx's stx_mnt_id)
-  uint64_t parent_id = 0;   // field 2
-  std::string device;       // field 3: "major:minor" of the filesystem
-  std::string root;         // field 4: the directory of the filesystem shown here ("/": all)
-  std::string mount_point;  // field 5
-  std::string fstype;       // after the "-": "ext4", "fuse.dtkfs", ...
+  uint64_t id = 0;            // field 1: the mount id (statx's stx_mnt_id)
+  uint64_t parent_id = 0;     // field 2
+  std::string device;         // field 3: "major:minor" of the filesystem
+  std::string root;           // field 4: the directory of the filesystem shown here ("/": all)
+  std::string mount_point;    // field 5
+  std::string fstype;         // after the "-": "ext4", "fuse.dtkfs", ...
+  std::string super_options;  // the last field: "rw,user_id=0,group_id=0" for FUSE
 };
 
 // A mountinfo field with its octal escapes ("\040" for a space, "\134" for a backslash)

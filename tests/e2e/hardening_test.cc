@@ -605,3 +605,19 @@ TEST_CASE("regression: a bind mount that reuses an earlier mount's id is still a
     CHECK(TotalsAt(fx.mnt()).bytes == 1000);
   }
 }
+
+TEST_CASE("regression: a source path with a newline cannot forge the daemon's pid in its status",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string odd = fx.src() + "/s\npid: 1\nindex: x";
+  REQUIRE(::mkdir(odd.c_str(), 0755) == 0);
+  auto mounted = Run({DtkfsBinary(), "mount", odd, fx.mnt(), "--index", fx.index()});
+  REQUIRE(mounted.status == 0);
+  auto status = Run({DtkfsBinary(), "status", fx.mnt()});
+  CHECK(status.out.find("\npid: 1\n") == std::string::npos);
+  auto unmounted = Run({"timeout", "30", DtkfsBinary(), "umount", fx.mnt()});
+  INFO(unmounted.err);
+  CHECK(unmounted.status == 0);  // the real pid waited on, the real index's result read
+  CHECK_FALSE(fx.mounted());
+}
