@@ -30,7 +30,7 @@ struct RawOptions {
   }
 };
 
-enum Key { kAllowOther = 1, kDefaultPermissions };
+enum Key { kAllowOther = 1, kDefaultPermissions, kOwnedByDtkfs };
 
 #define DTKFS_OPT(templ, field) \
   { templ, offsetof(RawOptions, field), 0 }
@@ -45,6 +45,10 @@ const fuse_opt kTable[] = {
     // libfuse's, noted on the way through.
     FUSE_OPT_KEY("allow_other", kAllowOther),
     FUSE_OPT_KEY("default_permissions", kDefaultPermissions),
+    // dtkfs names its mounts itself (fuse.dtkfs, dtkfs:SOURCE): `dtkfs umount`, `status` and
+    // `du` find them by that name in the mount table.
+    FUSE_OPT_KEY("subtype=", kOwnedByDtkfs),
+    FUSE_OPT_KEY("fsname=", kOwnedByDtkfs),
     // fstab's words, meaningless to a running daemon.
     FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
@@ -60,6 +64,7 @@ const fuse_opt kTable[] = {
 // Keeps libfuse's options (returns 1), noting the two that matter to dtkfs.
 int KeepForLibfuse(void* data, const char*, int key, fuse_args*) {
   auto* raw = static_cast<RawOptions*>(data);
+  if (key == kOwnedByDtkfs) return -1;  // fuse_opt_parse fails: refused below
   if (key == kAllowOther) raw->allow_other = 1;
   if (key == kDefaultPermissions) raw->default_permissions = 1;
   return 1;
@@ -101,7 +106,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       return Status::FromErrno(ENOMEM, "parse", "-o");
   RawOptions raw;
   if (fuse_opt_parse(&args, &raw, kTable, KeepForLibfuse) != 0)
-    return Status::InvalidArgument("-o: malformed mount options");
+    return Status::InvalidArgument(
+        "-o: malformed mount options, or subtype= or fsname=, which dtkfs sets itself");
 
   if (raw.index != nullptr) {
     if (raw.index[0] == '\0')

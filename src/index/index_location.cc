@@ -1,13 +1,17 @@
 #include "index/index_location.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/filesystem.hpp>
 #include <cstdlib>
 
 #include "dtkfs/index_format.h"
 #include "index/index_files.h"
+#include "scan/nested_mounts.h"
+#include "util/mountinfo.h"
 #include "util/path.h"
 
 namespace fs = boost::filesystem;
@@ -108,6 +112,59 @@ Status CheckExistingIndex(Env& env, const std::string& index) {
   return Status::Ok();
 }
 
+// Refuses an index whose directory is, by identity rather than by path, at or below the
+// source or the mount point (a bind mount or another mount of the same filesystem reaches
+// them by another path), or on a dtkfs mount (its writes would pass through a mount).
+// Checked from the deepest directory that exists, before anything is created.
+Status CheckIndexPlace(const fs::path& dir, const std::string& source,
+                       const std::string& mountpoint) {
+  struct stat src_st {
+  }, mnt_st{};
+  if (::stat(source.c_str(), &src_st) != 0) return Status::FromErrno(errno, "stat", source);
+  const bool have_mnt = !mountpoint.empty() && ::stat(mountpoint.c_str(), &mnt_st) == 0;
+  fs::path existing = dir;
+  boost::system::error_code ec;
+  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != "/")
+    existing = existing.parent_path();
+  int fd = ::open(existing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open", existing.string());
+  if (auto table = ReadMountInfo(); table.ok()) {
+    const uint64_t id = MountIdOf(fd);
+    for (const MountInfo& m : *table)
+      if (m.id == id && m.fstype == "fuse.dtkfs") {
+        ::close(fd);
+        return Status::InvalidArgument(fmt::format(
+            "index directory {} is on the dtkfs mount {}: the index would be written through "
+            "a mount; choose a path outside it",
+            dir.string(), m.mount_point));
+      }
+  }
+  while (true) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) break;
+    const auto same = [&](const struct stat& o) {
+      return st.st_dev == o.st_dev && st.st_ino == o.st_ino;
+    };
+    if (same(src_st) || (have_mnt && same(mnt_st))) {
+      ::close(fd);
+      return Status::InvalidArgument(fmt::format(
+          "index directory {} is {} by another path (a bind mount?): {}; choose a path outside "
+          "it",
+          dir.string(), same(src_st) ? "inside the source" : "inside the mount point",
+          same(src_st) ? "it would count itself" : "the daemon would write through its mount"));
+    }
+    const int up = ::openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat up_st;
+    const bool top = up < 0 || ::fstat(up, &up_st) != 0 ||
+                     (up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino);
+    ::close(fd);
+    fd = up;
+    if (top) break;
+  }
+  if (fd >= 0) ::close(fd);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_source,
@@ -137,6 +194,7 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
         "index {} is inside the mount point {}: the daemon would write its index through its "
         "own mount; choose a path outside it",
         index_path, canonical_mountpoint));
+  DTKFS_RETURN_IF_ERROR(CheckIndexPlace(parent, canonical_source, canonical_mountpoint));
   DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
   DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(parent.string()));
   DTKFS_RETURN_IF_ERROR(CheckExistingIndex(env, index));

@@ -621,3 +621,26 @@ TEST_CASE("regression: a source path with a newline cannot forge the daemon's pi
   CHECK(unmounted.status == 0);  // the real pid waited on, the real index's result read
   CHECK_FALSE(fx.mounted());
 }
+
+TEST_CASE("regression: an index reached through a bind mount of the source is refused",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("bind mounts need root: not run");
+    return;
+  }
+  const std::string other = fx.state() + "/../bsrc";
+  REQUIRE(::mkdir(other.c_str(), 0755) == 0);
+  BindMount bind(fx.src(), other);
+  REQUIRE(bind.ok());
+  auto r = Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", other + "/sneaky.idx"});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("inside the source") != std::string::npos);
+  CHECK_FALSE(fx.mounted());
+  struct stat st;
+  CHECK(::lstat((fx.src() + "/sneaky.idx").c_str(), &st) != 0);  // nothing written there
+  // scan too, and an index below the source through the bind mount.
+  CHECK(Run({DtkfsBinary(), "scan", fx.src(), "--index", other + "/x/y.idx"}).status == 2);
+  CHECK(::lstat((fx.src() + "/x").c_str(), &st) != 0);
+}

@@ -52,3 +52,8 @@ TEST_CASE("mount options: bad values are refused with the valid range", "[fs]") 
   REQUIRE_FALSE(empty.ok());
   CHECK(empty.status().message().find("empty") != std::string::npos);
 }
+
+TEST_CASE("regression: subtype= and fsname= are dtkfs's own: refused", "[fs]") {
+  CHECK_FALSE(ParseMountOptions({"subtype=other"}).ok());
+  CHECK_FALSE(ParseMountOptions({"ro,fsname=x"}).ok());
+}
