@@ -98,11 +98,43 @@ Status CheckIndexDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
+// Whether a regular file of this user beside a missing index, at a side-file name, looks like
+// dtkfs's own (left by an earlier daemon or scan) rather than somebody's data: dtkfs removes,
+// overwrites or reads those files.
+bool LooksLikeOurSideFile(const std::string& path, std::string_view head) {
+  auto starts = [&](std::string_view p) { return head.substr(0, p.size()) == p; };
+  if (path.ends_with(".tmp"))
+    return head.empty() || starts(format::kMagic) || head.find_first_not_of('\0') == head.npos;
+  if (path.ends_with(".dirty")) return starts("mounted") || starts("suspect: ");
+  return starts("running") || starts("ok") || starts("error: ") || starts("warning: ");
+}
+
+// With no index yet, the names beside it must be free or hold dtkfs's leftovers: `--index
+// report` must not remove report.tmp or overwrite report.last-exit that a user made.
+Status CheckSideFiles(Env& env, const std::string& index) {
+  for (const std::string& side :
+       {IndexTempPath(index), DirtyMarkerPath(index), ExitStatusPath(index),
+        DirtyMarkerPath(index) + ".tmp", ExitStatusPath(index) + ".tmp"}) {
+    struct stat st;
+    // Links, fifos, other users' files: never read or followed; replacing the name (not the
+    // target) loses nothing.
+    if (::lstat(side.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
+      continue;
+    auto head = env.ReadFileToString(side, 16);
+    if (head.ok() && LooksLikeOurSideFile(side, *head)) continue;
+    return Status::InvalidArgument(fmt::format(
+        "{}: exists beside the index path and is not dtkfs's; dtkfs would remove or overwrite "
+        "it: choose another --index path",
+        side));
+  }
+  return Status::Ok();
+}
+
 // An existing file at the index path is rebuilt only when it is recognisably a dtkfs index
 // (a corrupt or truncated one may be rebuilt): anything else may be somebody's data.
 Status CheckExistingIndex(Env& env, const std::string& index) {
   auto head = env.ReadFileToString(index, format::kMagic.size());
-  if (head.status().code() == Status::Code::kNotFound) return Status::Ok();
+  if (head.status().code() == Status::Code::kNotFound) return CheckSideFiles(env, index);
   if (!head.ok()) return head.status();
   if (*head != format::kMagic)
     return Status::InvalidArgument(fmt::format(

@@ -402,3 +402,28 @@ TEST_CASE("regression: du does not take a forged user.dtkfs.status for a mount",
   CHECK(r.status == 0);
   CHECK(r.out.rfind("123\t", 0) == 0);  // the index's number, not the forged one
 }
+
+TEST_CASE("regression: files a user keeps beside a new index path are never removed or rewritten",
+          "[cli][safety]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeSmallSource(src);
+  const std::string dir = t / "u";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const std::string index = dir + "/report";
+  Dtkfs dtkfs;
+  for (const std::string& side :
+       {IndexTempPath(index), DirtyMarkerPath(index), ExitStatusPath(index)}) {
+    INFO(side);
+    WriteFileBytes(side, "the user's own words\n");
+    CommandResult r = dtkfs({"scan", src, "--index", index});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(side) && Catch::Contains("not dtkfs's"));
+    CHECK(ReadFileBytes(side) == "the user's own words\n");
+    REQUIRE(::unlink(side.c_str()) == 0);
+  }
+  // dtkfs's own leftovers (a crash mid-scan) are no obstacle.
+  WriteFileBytes(IndexTempPath(index), "");
+  WriteFileBytes(DirtyMarkerPath(index), "mounted\n");
+  CHECK(dtkfs({"scan", src, "--index", index}).status == 0);
+}
