@@ -137,6 +137,20 @@ void WaitForExit(pid_t pid) {
 }  // namespace
 
 int RunUmount(const std::string& mnt) {
+  struct stat st;
+  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN) {
+    // The daemon is gone (killed) and its mount is dead: unmounting is all there is to do.
+    if (RunCommand({"fusermount3", "-u", mnt}) != 0) {
+      PrintError(
+          fmt::format("{}: a dead dtkfs mount (its daemon is gone); fusermount3 -u failed", mnt));
+      return kExitError;
+    }
+    PrintError(
+        fmt::format("{}: its daemon was gone; unmounted without a final compaction (the "
+                    "next mount rescans)",
+                    mnt));
+    return kExitError;
+  }
   auto status = OpenMount(mnt);
   if (!status) return kExitError;
   const std::optional<pid_t> pid = DaemonPid(*status);
