@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <boost/filesystem.hpp>
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -92,7 +93,7 @@ Status CheckDaemon(pid_t pid, const std::string& mnt) {
     return Status::InvalidArgument(fmt::format("{}: its daemon (pid {}) is gone", mnt, pid));
   std::string name(exe, static_cast<size_t>(n));
   name = name.substr(name.rfind('/') + 1);
-  if (name.rfind("dtkfs", 0) != 0)
+  if (name != "dtkfs" && name != "dtkfs (deleted)")  // deleted: upgraded while running
     return Status::InvalidArgument(fmt::format(
         "{}: its status names pid {}, which is not a dtkfs daemon ({}); not waiting on it", mnt,
         pid, name));
@@ -106,6 +107,18 @@ Status CheckDaemon(pid_t pid, const std::string& mnt) {
         "on it",
         mnt, pid, proc.st_uid, *owner));
   return Status::Ok();
+}
+
+// A dead mount (ENOTCONN) of type fuse.dtkfs at exactly mnt (made absolute, not resolved:
+// resolving fails on a dead mount), from the mount table.
+bool IsDeadDtkfsMount(const std::string& mnt) {
+  const std::string abs = boost::filesystem::absolute(mnt).lexically_normal().string();
+  auto table = ReadMountInfo();
+  if (!table.ok()) return false;
+  const MountInfo* found = nullptr;
+  for (const MountInfo& m : *table)
+    if (m.mount_point == abs || m.mount_point + "/" == abs) found = &m;
+  return found != nullptr && found->fstype == kDtkfsFsType;
 }
 
 int RunCommand(std::vector<std::string> argv) {
@@ -138,7 +151,7 @@ void WaitForExit(pid_t pid) {
 
 int RunUmount(const std::string& mnt) {
   struct stat st;
-  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN) {
+  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN && IsDeadDtkfsMount(mnt)) {
     // The daemon is gone (killed) and its mount is dead: unmounting is all there is to do.
     if (RunCommand({"fusermount3", "-u", mnt}) != 0) {
       PrintError(

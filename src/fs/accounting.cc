@@ -30,6 +30,11 @@ void Accounting::SetCounted(Inode& file, uint64_t size) {
   file.accounted_size = size;
 }
 
+void Accounting::ResetKernelSize(Inode& inode, uint64_t size) {
+  for (auto& s : inode.kernel_attr_sizes) s.store(size);
+  inode.kernel_write_end.store(size);
+}
+
 void Accounting::NoteKernelEnd(Inode& inode, uint64_t end) {
   uint64_t cur = inode.kernel_write_end.load();
   while ((cur == Inode::kNoEnd || cur < end) &&

@@ -50,6 +50,9 @@ class Accounting {
   }
   // The kernel grows its size to end after a write, copy or fallocate that reached it.
   static void NoteKernelEnd(Inode& inode, uint64_t end);
+  // The kernel holds exactly this size now, whatever it held before (a truncation through
+  // the mount: setattr, an atomic O_TRUNC open): earlier sizes and ends are forgotten.
+  static void ResetKernelSize(Inode& inode, uint64_t size);
 
   // --- entries and directories (caller holds the namespace lock exclusively) ---
   // A non-directory entry directly inside dir appeared, left or changed size.

@@ -63,8 +63,8 @@ struct Inode {
   // they raced with a write), so an append is a write at any of them. Hints for placing
   // appends (ops_file.cc, IsKernelEnd), hence no lock.
   static constexpr uint64_t kNoEnd = UINT64_MAX;  // nothing told yet
-  static constexpr size_t kAttrSizes = 4;
-  std::atomic<uint64_t> kernel_attr_sizes[kAttrSizes] = {kNoEnd, kNoEnd, kNoEnd, kNoEnd};
+  static constexpr size_t kAttrSizes = 16;
+  std::atomic<uint64_t> kernel_attr_sizes[kAttrSizes];  // kNoEnd until told (Inode())
   std::atomic<uint32_t> kernel_attr_next{0};
   std::atomic<uint64_t> kernel_write_end{kNoEnd};
   bool IsKernelEnd(uint64_t off) const {
@@ -72,6 +72,10 @@ struct Inode {
     for (const auto& size : kernel_attr_sizes)
       if (off == size.load()) return true;
     return false;
+  }
+
+  Inode() {
+    for (auto& size : kernel_attr_sizes) size.store(kNoEnd, std::memory_order_relaxed);
   }
 
   uint64_t CountedSize() {

@@ -49,6 +49,9 @@ const fuse_opt kTable[] = {
     // `du` find them by that name in the mount table.
     FUSE_OPT_KEY("subtype=", kOwnedByDtkfs),
     FUSE_OPT_KEY("fsname=", kOwnedByDtkfs),
+    // dtkfs negotiates transfer sizes itself (OpInit); a max_read libfuse disagrees with
+    // makes the daemon quit right after mounting.
+    FUSE_OPT_KEY("max_read=", kOwnedByDtkfs),
     // fstab's words, meaningless to a running daemon.
     FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
@@ -107,7 +110,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   RawOptions raw;
   if (fuse_opt_parse(&args, &raw, kTable, KeepForLibfuse) != 0)
     return Status::InvalidArgument(
-        "-o: malformed mount options, or subtype= or fsname=, which dtkfs sets itself");
+        "-o: malformed mount options, or subtype=, fsname= or max_read=, which dtkfs sets "
+        "itself");
 
   if (raw.index != nullptr) {
     if (raw.index[0] == '\0')

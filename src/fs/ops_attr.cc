@@ -66,7 +66,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     struct stat st;
     int err = StatInode(inode, fi, &st);
     if (err != 0) return ReplyErr(req, err);
-    Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
+    if (to_set & FUSE_SET_ATTR_SIZE)
+      Accounting::ResetKernelSize(inode, static_cast<uint64_t>(st.st_size));  // truncated
+    else
+      Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
     fuse_reply_attr(req, &st, fs.options().attr_timeout);
   });
 }

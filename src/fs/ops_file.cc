@@ -90,7 +90,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (fd < 0) return ReplyErr(req, errno);
     if (fi->flags & O_TRUNC) {
       fs.accounting().Account(inode, fd);
-      Accounting::NoteKernelSize(inode, 0);  // atomic O_TRUNC: the kernel sets its size to 0
+      Accounting::ResetKernelSize(inode, 0);  // atomic O_TRUNC: the kernel sets its size to 0
     }
     fi->fh = static_cast<uint64_t>(fd);
     ReplyOpen(req, fi, [fd] { ::close(fd); });

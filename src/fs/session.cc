@@ -3,13 +3,17 @@
 #include <signal.h>
 
 #include "env/map_guard.h"
+#include "fs/mount_options.h"
 
 namespace dtkfs::fs {
 
 Result<std::unique_ptr<Session>> Session::Mount(Filesystem& fs, const std::string& source,
                                                 const std::string& mountpoint,
                                                 const std::vector<std::string>& libfuse_args) {
-  std::vector<std::string> store = {"dtkfs", "-o", "fsname=dtkfs:" + source, "-o", "subtype=dtkfs"};
+  // The source path is a name, never options: its commas are escaped (a source named
+  // "x,allow_other" must not add allow_other).
+  std::vector<std::string> store = {"dtkfs", "-o", MountOption("fsname", "dtkfs:" + source), "-o",
+                                    "subtype=dtkfs"};
   store.insert(store.end(), libfuse_args.begin(), libfuse_args.end());
   std::vector<char*> argv;
   for (auto& a : store) argv.push_back(a.data());

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <boost/filesystem.hpp>
@@ -101,12 +102,14 @@ Status CheckIndexDirectory(const std::string& dir) {
 // Whether a regular file of this user beside a missing index, at a side-file name, looks like
 // dtkfs's own (left by an earlier daemon or scan) rather than somebody's data: dtkfs removes,
 // overwrites or reads those files.
-bool LooksLikeOurSideFile(const std::string& path, std::string_view head) {
-  auto starts = [&](std::string_view p) { return head.substr(0, p.size()) == p; };
-  if (path.ends_with(".tmp"))
-    return head.empty() || starts(format::kMagic) || head.find_first_not_of('\0') == head.npos;
-  if (path.ends_with(".dirty")) return starts("mounted") || starts("suspect: ");
-  return starts("running") || starts("ok") || starts("error: ") || starts("warning: ");
+// Exact forms only: what dtkfs writes, nothing that merely starts like it.
+bool LooksLikeOurSideFile(const std::string& path, std::string_view text, uint64_t size) {
+  auto starts = [&](std::string_view p) { return text.substr(0, p.size()) == p; };
+  auto one_line = [&] { return !text.empty() && text.find('\n') == text.size() - 1; };
+  if (path.ends_with(".tmp")) return size == 0 || starts(format::kMagic);
+  if (path.ends_with(".dirty")) return text == "mounted\n" || (starts("suspect: ") && one_line());
+  // INDEX.last-exit: kExitStatusSize bytes, a result line first.
+  return size == 4096 && (starts("running\n") || starts("ok\n") || starts("error: "));
 }
 
 // With no index yet, the names beside it must be free or hold dtkfs's leftovers: `--index
@@ -120,8 +123,8 @@ Status CheckSideFiles(Env& env, const std::string& index) {
     // target) loses nothing.
     if (::lstat(side.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
       continue;
-    auto head = env.ReadFileToString(side, 16);
-    if (head.ok() && LooksLikeOurSideFile(side, *head)) continue;
+    auto text = env.ReadFileToString(side, 4096);
+    if (text.ok() && LooksLikeOurSideFile(side, *text, static_cast<uint64_t>(st.st_size))) continue;
     return Status::InvalidArgument(fmt::format(
         "{}: exists beside the index path and is not dtkfs's; dtkfs would remove or overwrite "
         "it: choose another --index path",
@@ -170,6 +173,21 @@ Status CheckIndexPlace(const fs::path& dir, const std::string& source,
             "a mount; choose a path outside it",
             dir.string(), m.mount_point));
       }
+  }
+  // A filesystem mounted inside the source and counted there (a tmpfs at SRC/t) may hold the
+  // index under another path (the same tmpfs mounted elsewhere too): the index would count
+  // itself. The source's own filesystem is the one the walk below settles.
+  if (auto nested = NestedMounts::Load(source); nested.ok()) {
+    struct stat here;
+    if (::fstat(fd, &here) == 0 && here.st_dev != src_st.st_dev &&
+        nested->counted_devices().count(
+            fmt::format("{}:{}", major(here.st_dev), minor(here.st_dev))) != 0) {
+      ::close(fd);
+      return Status::InvalidArgument(fmt::format(
+          "index directory {} is on a filesystem that is also mounted inside the source {}: "
+          "the index could count itself; choose a path outside it",
+          dir.string(), source));
+    }
   }
   while (true) {
     struct stat st;
@@ -227,6 +245,14 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
         "own mount; choose a path outside it",
         index_path, canonical_mountpoint));
   DTKFS_RETURN_IF_ERROR(CheckIndexPlace(parent, canonical_source, canonical_mountpoint));
+  // The part that exists is checked before anything is created in it (mkdir would follow a
+  // link swapped in by whoever owns a directory on the way); what dtkfs creates is its own.
+  {
+    fs::path existing = parent;
+    while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != "/")
+      existing = existing.parent_path();
+    DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(existing.string()));
+  }
   DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
   DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(parent.string()));
   DTKFS_RETURN_IF_ERROR(CheckExistingIndex(env, index));

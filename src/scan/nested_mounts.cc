@@ -63,10 +63,17 @@ NestedMounts NestedMounts::FromTable(const std::vector<MountInfo>& lines, const 
   }
   std::map<std::string, int> per_device;
   for (const auto& [rel, m] : nested) per_device[m->device]++;
+  if (!root_dev.empty()) out.counted_devices_.insert(root_dev);
   for (const auto& [rel, m] : nested) {
     out.known_ids_.insert(m->id);
     const bool alias = m->root != "/" || m->device == root_dev || per_device[m->device] > 1;
-    if (!alias) continue;
+    if (!alias) {
+      bool below_alias = false;
+      for (const std::string& a : out.alias_paths_)
+        if (path::IsSameOrBelow(rel, a)) below_alias = true;
+      if (!below_alias) out.counted_devices_.insert(m->device);
+      continue;
+    }
     // Mounts below an alias are never reached; only the outermost matters.
     bool below_alias = false;
     for (const std::string& a : out.alias_paths_)

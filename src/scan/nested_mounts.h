@@ -46,11 +46,15 @@ class NestedMounts {
   bool IsAlias(uint64_t mount_id) const { return alias_ids_.count(mount_id) != 0; }
   // Every mount id at or below the root that Load saw (aliases included).
   bool Knows(uint64_t mount_id) const { return known_ids_.count(mount_id) != 0; }
+  // The devices ("major:minor") of the filesystems counted inside the tree: the root's and
+  // every nested mount that is not an alias. A file on one of them may be inside the tree.
+  const std::set<std::string>& counted_devices() const { return counted_devices_; }
 
  private:
   std::set<std::string> alias_paths_;
   std::set<uint64_t> alias_ids_;
   std::set<uint64_t> known_ids_;
+  std::set<std::string> counted_devices_;
 };
 
 // The mount id of the directory or file open as fd (statx STATX_MNT_ID), or 0 if unknown.

@@ -644,3 +644,78 @@ TEST_CASE("regression: an index reached through a bind mount of the source is re
   CHECK(Run({DtkfsBinary(), "scan", fx.src(), "--index", other + "/x/y.idx"}).status == 2);
   CHECK(::lstat((fx.src() + "/x").c_str(), &st) != 0);
 }
+
+TEST_CASE("regression: a comma in the source path adds no mount option", "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string odd = fx.src() + "/t,allow_other,suid";
+  REQUIRE(::mkdir(odd.c_str(), 0755) == 0);
+  REQUIRE(Run({DtkfsBinary(), "mount", odd, fx.mnt(), "--index", fx.index()}).status == 0);
+  auto table = ReadFileBytes("/proc/self/mountinfo");
+  const auto at = table.find(" " + fx.mnt() + " ");
+  REQUIRE(at != std::string::npos);
+  const std::string line = table.substr(at, table.find('\n', at) - at);
+  INFO(line);
+  CHECK(line.find("allow_other") == line.rfind("allow_other"));  // only inside the fsname
+  CHECK(line.find("nosuid") != std::string::npos);
+  CHECK(line.find("dtkfs:" + odd) != std::string::npos);
+  REQUIRE(Run({DtkfsBinary(), "umount", fx.mnt()}).status == 0);
+}
+
+TEST_CASE("regression: after a truncation through the mount, appends reach the true end",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  WriteFileBytes(fx.src() + "/f", "");
+  REQUIRE(fx.Mount().status == 0);
+  const std::string f = fx.mnt() + "/f";
+  const int keep = ::open(f.c_str(), O_RDONLY);
+  REQUIRE(keep >= 0);
+  WriteFileBytes(f, std::string(1000, 'x'));
+  int fd = ::open(f.c_str(), O_WRONLY | O_APPEND | O_TRUNC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "M1\n", 3) == 3);
+  {
+    std::ofstream beside(fx.src() + "/f", std::ios::binary | std::ios::app);
+    beside << "SIDE\n";
+  }
+  REQUIRE(::write(fd, "M2\n", 3) == 3);
+  ::close(fd);
+  CHECK(ReadFileBytes(fx.src() + "/f") == "M1\nSIDE\nM2\n");
+  // And a no-append write after a truncate goes where it was aimed.
+  fd = ::open(f.c_str(), O_WRONLY | O_APPEND);
+  REQUIRE(fd >= 0);
+  REQUIRE(::ftruncate(fd, 4) == 0);
+  char data[] = "Z";
+  iovec iov{data, 1};
+  const ssize_t n = ::pwritev2(fd, &iov, 1, 11, RWF_NOAPPEND);
+  ::close(fd);
+  if (n == 1) CHECK(ReadFileBytes(fx.src() + "/f").size() == 12);
+  ::close(keep);
+  REQUIRE(fx.Differences() == "");
+}
+
+TEST_CASE("regression: an index on a filesystem also mounted inside the source is refused",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("mounts need root: not run");
+    return;
+  }
+  const std::string tm = fx.state() + "/../tm";
+  REQUIRE(::mkdir(tm.c_str(), 0755) == 0);
+  REQUIRE(::mkdir((fx.src() + "/t").c_str(), 0755) == 0);
+  REQUIRE(Run({"mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tm}).status == 0);
+  struct Unmount {
+    std::string at;
+    ~Unmount() {
+      if (Run({"umount", at}).status != 0) Run({"umount", "-l", at});
+    }
+  } unmount_tm{tm};
+  BindMount inside(tm, fx.src() + "/t");  // counted: a separate filesystem mounted once inside
+  REQUIRE(inside.ok());
+  auto r = Run({DtkfsBinary(), "scan", fx.src(), "--index", tm + "/x.idx"});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("also mounted inside the source") != std::string::npos);
+}

@@ -422,6 +422,24 @@ TEST_CASE("regression: files a user keeps beside a new index path are never remo
     CHECK(ReadFileBytes(side) == "the user's own words\n");
     REQUIRE(::unlink(side.c_str()) == 0);
   }
+  // Files that merely start like dtkfs's are the user's too: a sparse file that starts with
+  // zeros, notes that start with "ok" or "mounted".
+  {
+    const int fd = ::open(IndexTempPath(index).c_str(), O_WRONLY | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, "data", 4, 1 << 20) == 4);
+    ::close(fd);
+  }
+  WriteFileBytes(ExitStatusPath(index), "okay, my notes\n");
+  WriteFileBytes(DirtyMarkerPath(index), "mounted? my notes\n");
+  for (const std::string& side :
+       {IndexTempPath(index), DirtyMarkerPath(index), ExitStatusPath(index)}) {
+    INFO(side);
+    const std::string before = ReadFileBytes(side);
+    CHECK(dtkfs({"scan", src, "--index", index}).status == 2);
+    CHECK(ReadFileBytes(side) == before);
+    REQUIRE(::unlink(side.c_str()) == 0);
+  }
   // dtkfs's own leftovers (a crash mid-scan) are no obstacle.
   WriteFileBytes(IndexTempPath(index), "");
   WriteFileBytes(DirtyMarkerPath(index), "mounted\n");
