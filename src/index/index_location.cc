@@ -147,6 +147,13 @@ Status CheckExistingIndex(Env& env, const std::string& index) {
   return Status::Ok();
 }
 
+// dir, or its nearest ancestor that exists (the part of an index path not yet created).
+fs::path DeepestExisting(fs::path dir) {
+  boost::system::error_code ec;
+  while (!fs::exists(dir, ec) && dir.has_parent_path() && dir != "/") dir = dir.parent_path();
+  return dir;
+}
+
 // Refuses an index whose directory is, by identity rather than by path, at or below the
 // source or the mount point (a bind mount or another mount of the same filesystem reaches
 // them by another path), or on a dtkfs mount (its writes would pass through a mount).
@@ -157,10 +164,7 @@ Status CheckIndexPlace(const fs::path& dir, const std::string& source,
   }, mnt_st{};
   if (::stat(source.c_str(), &src_st) != 0) return Status::FromErrno(errno, "stat", source);
   const bool have_mnt = !mountpoint.empty() && ::stat(mountpoint.c_str(), &mnt_st) == 0;
-  fs::path existing = dir;
-  boost::system::error_code ec;
-  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != "/")
-    existing = existing.parent_path();
+  const fs::path existing = DeepestExisting(dir);
   int fd = ::open(existing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open", existing.string());
   if (auto table = ReadMountInfo(); table.ok()) {
@@ -247,12 +251,7 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
   DTKFS_RETURN_IF_ERROR(CheckIndexPlace(parent, canonical_source, canonical_mountpoint));
   // The part that exists is checked before anything is created in it (mkdir would follow a
   // link swapped in by whoever owns a directory on the way); what dtkfs creates is its own.
-  {
-    fs::path existing = parent;
-    while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != "/")
-      existing = existing.parent_path();
-    DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(existing.string()));
-  }
+  DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(DeepestExisting(parent).string()));
   DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
   DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(parent.string()));
   DTKFS_RETURN_IF_ERROR(CheckExistingIndex(env, index));
