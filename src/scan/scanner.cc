@@ -253,6 +253,53 @@ int OpenStart(int root_fd, const std::string& start) {
 
 }  // namespace
 
+Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir) {
+  if (!path::IsValidRelative(dir))
+    return Status::InvalidArgument(fmt::format("list {}: bad path {}", root, dir));
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return Status::FromErrno(errno, "open", root);
+  const int fd = OpenStart(root_fd, dir);
+  const int open_err = errno;
+  ::close(root_fd);
+  if (fd < 0) {
+    if (open_err == ENOENT || open_err == ENOTDIR || open_err == ELOOP)
+      return Status::NotFound(fmt::format("{}/{}: not a directory of the tree", root, dir));
+    return Status::FromErrno(open_err, "open", root + "/" + dir);
+  }
+  std::set<std::string> aliases;
+  if (auto mounts = NestedMounts::Load(root); mounts.ok()) aliases = mounts->alias_paths();
+  DirListing out;
+  alignas(8) char buf[kDentsBuffer];
+  while (true) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::FromErrno(err, "read", root + "/" + dir);
+    }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      struct stat st;
+      if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+      const bool alias = !aliases.empty() && aliases.count(path::Join(dir, name)) != 0;
+      if (S_ISDIR(st.st_mode)) {
+        out.subdirs.emplace_back(name);  // an alias directory counts, as an empty one
+      } else if (!alias) {
+        out.bytes += static_cast<uint64_t>(st.st_size);
+        ++out.files;
+      }
+    }
+  }
+  ::close(fd);
+  std::sort(out.subdirs.begin(), out.subdirs.end());
+  return out;
+}
+
 std::string ScanError::ToString(const std::string& root) const {
   std::string full = path.empty() ? root : root + "/" + path;
   return fmt::format("{} {}: {}", op, full, std::strerror(err));

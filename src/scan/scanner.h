@@ -53,6 +53,18 @@ struct ScanResult {
   uint64_t entries = 0;  // every entry seen, directories included
 };
 
+// One directory's direct entries, as the walk sees them (the same rules: no symlink followed,
+// aliases of nested_mounts.h skipped): what reconcile (store/reconcile.h) compares the store
+// with.
+struct DirListing {
+  uint64_t bytes = 0;                // st_size of the non-directories directly inside
+  uint64_t files = 0;                // how many there are
+  std::vector<std::string> subdirs;  // names of the directories directly inside
+};
+// Lists root/dir (dir relative to root, "" for the root). NotFound when it does not exist (or
+// is no longer a directory).
+Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir);
+
 // Walks root/start (start is relative to root, "" for the whole tree; no symlink on the way to
 // it is followed, and it may be longer than PATH_MAX). Paths in the result are relative to
 // root. Fails only when start is not a valid relative path or cannot be opened.

@@ -125,6 +125,24 @@ Status SizeStore::MakeDir(std::string_view p) {
   return ApplyToChainLocked(parent, Delta{0, 0, 1}, "mkdir");
 }
 
+Status SizeStore::AddSubtree(std::string_view p,
+                             const std::vector<std::pair<std::string, Totals>>& entries) {
+  if (path::IsRoot(p)) return Status::InvalidArgument("add subtree: the root always exists");
+  if (entries.empty() || entries.front().first != p)
+    return Status::InvalidArgument(fmt::format("add subtree {}: its own entry must come first", p));
+  for (const auto& [q, t] : entries)
+    if (!path::IsSameOrBelow(q, p))
+      return Status::InvalidArgument(fmt::format("add subtree {}: {} is not below it", p, q));
+  std::unique_lock lock(mu_);
+  if (LookupLocked(p))
+    return Status::InvalidArgument(fmt::format("add subtree {}: already in the size store", p));
+  if (!LookupLocked(path::Parent(p)))
+    return Status::NotFound(fmt::format("add subtree {}: parent not in the size store", p));
+  for (const auto& [q, t] : entries) PutLocked(q, OverlayValue{t});
+  return ApplyToChainLocked(path::Parent(p), SubtreeContribution(entries.front().second),
+                            "add subtree");
+}
+
 Status SizeStore::RemoveDir(std::string_view p) {
   if (path::IsRoot(p)) return Status::InvalidArgument("rmdir: cannot remove the root");
   std::unique_lock lock(mu_);

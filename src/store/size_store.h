@@ -43,6 +43,12 @@ class SizeStore {
   // Moves the subtree at from to to (which must not exist); both ancestor chains adjust.
   Status RenameDir(std::string_view from, std::string_view to);
 
+  // A whole subtree found on the source (a directory made beside the mount, reconcile.h):
+  // entries are the directory at path (first) and everything below it, with their totals,
+  // keyed by store path (ScanTree's result for path). path must not exist; its parent must.
+  Status AddSubtree(std::string_view path,
+                    const std::vector<std::pair<std::string, Totals>>& entries);
+
   // Swaps the subtrees at a and b (rename with RENAME_EXCHANGE of two directories).
   Status ExchangeDirs(std::string_view a, std::string_view b);
 

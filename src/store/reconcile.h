@@ -1,0 +1,39 @@
+// Reconcile: the one primitive that makes the size store agree with the source about one
+// directory (DESIGN-BRIEF section 9). Changes made beside the mount, or while it was down,
+// reach the store only through it; its triggers (a watcher, crash recovery, verification)
+// come with the out-of-band issue.
+//
+// Reconcile(D) lists D on the source and makes the store's view of D's direct entries equal
+// to it: D's own bytes and files (its total minus its subdirectories'), and the set of its
+// subdirectories (new ones are scanned whole with the scanner's walk and added, vanished ones
+// removed), adjusting every ancestor. It does not look inside subdirectories that exist on
+// both sides (their own reconcile does). It is idempotent: a second run finds nothing to do.
+// A D that is gone from the source is removed from the store.
+//
+// Thread-safety: each store change is atomic, but the listing and the changes are not one
+// step: a caller that must not race other changes to D (the mount) holds its namespace lock.
+// Counted sizes of inodes the mount knows are the mount's to update (fs layer).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/size_store.h"
+#include "util/status.h"
+
+namespace dtkfs {
+
+struct ReconcileReport {
+  Delta own;                  // what D's own bytes and files changed by
+  uint64_t dirs_added = 0;    // subdirectories scanned and added
+  uint64_t dirs_removed = 0;  // subdirectories gone from the source
+  bool gone = false;          // D itself is gone from the source (and from the store)
+  bool changed() const { return !own.empty() || dirs_added || dirs_removed || gone; }
+};
+
+// root: the source's canonical path; dir: the store path of a directory the store knows.
+// NotFound when the store does not know dir (reconcile its parent instead).
+Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std::string_view dir);
+
+}  // namespace dtkfs
