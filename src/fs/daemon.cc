@@ -120,6 +120,7 @@ int RunMount(MountArgs args) {
   };
   auto options = ParseMountOptions(args.options);
   if (!options.ok()) return fail(options.status());
+  if (Status s = Session::CheckOptions(options->fuse); !s.ok()) return fail(s);
 
   auto source = CanonicalDirectory(args.source);
   if (!source.ok()) return fail(source.status().WithContext("source"));

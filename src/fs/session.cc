@@ -7,18 +7,39 @@
 
 namespace dtkfs::fs {
 
-Result<std::unique_ptr<Session>> Session::Mount(Filesystem& fs, const std::string& source,
-                                                const std::string& mountpoint,
-                                                const std::vector<std::string>& libfuse_args) {
+namespace {
+
+// argv for fuse_session_new: dtkfs's own names for the mount, then libfuse's options.
+std::vector<std::string> SessionArgs(const std::string& source,
+                                     const std::vector<std::string>& libfuse_args) {
   // The source path is a name, never options: its commas are escaped (a source named
   // "x,allow_other" must not add allow_other).
   std::vector<std::string> store = {"dtkfs", "-o", MountOption("fsname", "dtkfs:" + source), "-o",
                                     "subtype=dtkfs"};
   store.insert(store.end(), libfuse_args.begin(), libfuse_args.end());
+  return store;
+}
+
+fuse_session* NewSession(std::vector<std::string> store, void* userdata) {
   std::vector<char*> argv;
   for (auto& a : store) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_session* se = fuse_session_new(&args, &Operations(), sizeof(fuse_lowlevel_ops), &fs);
+  return fuse_session_new(&args, &Operations(), sizeof(fuse_lowlevel_ops), userdata);
+}
+
+}  // namespace
+
+Status Session::CheckOptions(const std::vector<std::string>& libfuse_args) {
+  fuse_session* se = NewSession(SessionArgs("check", libfuse_args), nullptr);
+  if (se == nullptr) return Status::InvalidArgument("libfuse refused the mount options");
+  fuse_session_destroy(se);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Session>> Session::Mount(Filesystem& fs, const std::string& source,
+                                                const std::string& mountpoint,
+                                                const std::vector<std::string>& libfuse_args) {
+  fuse_session* se = NewSession(SessionArgs(source, libfuse_args), &fs);
   if (se == nullptr) return Status::InvalidArgument("libfuse refused the mount options");
   std::unique_ptr<Session> session(new Session(se));
   if (fuse_set_signal_handlers(se) != 0)

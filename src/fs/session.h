@@ -23,6 +23,9 @@ class Session {
   static Result<std::unique_ptr<Session>> Mount(Filesystem& fs, const std::string& source,
                                                 const std::string& mountpoint,
                                                 const std::vector<std::string>& libfuse_args);
+  // Whether libfuse accepts these options, without mounting: checked before the scan, so a
+  // typo is refused before anything is built or written.
+  static Status CheckOptions(const std::vector<std::string>& libfuse_args);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

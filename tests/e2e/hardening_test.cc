@@ -719,3 +719,16 @@ TEST_CASE("regression: an index on a filesystem also mounted inside the source i
   CHECK(r.status == 2);
   CHECK(r.err.find("also mounted inside the source") != std::string::npos);
 }
+
+TEST_CASE("regression: a mount option libfuse refuses is refused before any scan or file",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string index = fx.state() + "/fresh/x.idx";
+  auto r = Run({DtkfsBinary(), "mount", fx.src(), fx.mnt(), "--index", index, "-o", "bogus_opt"});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("scanning") == std::string::npos);
+  struct stat st;
+  CHECK(::stat((fx.state() + "/fresh").c_str(), &st) != 0);  // nothing created
+  CHECK_FALSE(fx.mounted());
+}
