@@ -109,18 +109,6 @@ Status CheckDaemon(pid_t pid, const std::string& mnt) {
   return Status::Ok();
 }
 
-// A dead mount (ENOTCONN) of type fuse.dtkfs at exactly mnt (made absolute, not resolved:
-// resolving fails on a dead mount), from the mount table.
-bool IsDeadDtkfsMount(const std::string& mnt) {
-  const std::string abs = boost::filesystem::absolute(mnt).lexically_normal().string();
-  auto table = ReadMountInfo();
-  if (!table.ok()) return false;
-  const MountInfo* found = nullptr;
-  for (const MountInfo& m : *table)
-    if (m.mount_point == abs || m.mount_point + "/" == abs) found = &m;
-  return found != nullptr && found->fstype == kDtkfsFsType;
-}
-
 int RunCommand(std::vector<std::string> argv) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -151,7 +139,7 @@ void WaitForExit(pid_t pid) {
 
 int RunUmount(const std::string& mnt) {
   struct stat st;
-  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN && IsDeadDtkfsMount(mnt)) {
+  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN && IsDtkfsMountPointAt(mnt)) {
     // The daemon is gone (killed) and its mount is dead: unmounting is all there is to do.
     if (RunCommand({"fusermount3", "-u", mnt}) != 0) {
       PrintError(

@@ -74,4 +74,13 @@ std::optional<uid_t> DtkfsMountOwner(const std::string& canonical_mount_point) {
   return uid;
 }
 
+bool IsDtkfsMountPointAt(const std::string& path) {
+  std::string abs = boost::filesystem::absolute(path).lexically_normal().string();
+  if (abs.size() > 2 && abs.ends_with("/.")) abs.resize(abs.size() - 2);  // "MNT/" -> "MNT"
+  auto table = ReadMountInfo();
+  if (!table.ok()) return false;
+  const MountInfo* holder = MountHolding(abs, *table);
+  return holder != nullptr && holder->mount_point == abs && holder->fstype == kDtkfsFsType;
+}
+
 }  // namespace dtkfs::cli

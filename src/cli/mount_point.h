@@ -29,6 +29,10 @@ Status CheckDtkfsMountPoint(const std::string& canonical_path, const std::vector
 // canonical mount point.
 Result<std::string> ResolveDtkfsMountPoint(const std::string& path);
 
+// Whether the mount table has a dtkfs mount at exactly path (made absolute, not resolved:
+// resolving fails on a dead mount, whose daemon is gone).
+bool IsDtkfsMountPointAt(const std::string& path);
+
 // The uid a dtkfs mount point belongs to (FUSE's user_id= in the mount table), if known.
 std::optional<uid_t> DtkfsMountOwner(const std::string& canonical_mount_point);
 

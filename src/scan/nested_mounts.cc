@@ -100,18 +100,15 @@ Result<NestedMounts> NestedMounts::Load(const std::string& root) {
 }
 
 MountBoundaries::MountBoundaries(std::string canonical_root, uint64_t root_mount_id)
-    : root_(std::move(canonical_root)), root_mount_id_(root_mount_id) {
-  if (auto m = NestedMounts::Load(root_); m.ok()) mounts_ = std::move(m).value();
-}
+    : root_(std::move(canonical_root)), root_mount_id_(root_mount_id) {}
 
-bool MountBoundaries::IsAlias(uint64_t mount_id) {
+bool MountBoundaries::IsAlias(uint64_t mount_id) const {
   if (mount_id == 0 || mount_id == root_mount_id_) return false;
   // Read afresh at every mount point met (only lookups that cross one come here): mount ids
-  // are reused, so a table cached by id would take a new bind mount for the tmpfs that had
-  // its id before, or the other way round.
-  std::lock_guard lock(mu_);
-  if (auto m = NestedMounts::Load(root_); m.ok()) mounts_ = std::move(m).value();
-  return mounts_.IsAlias(mount_id);
+  // are reused, so a table kept by id would take a new bind mount for the tmpfs that had its
+  // id before, or the other way round.
+  auto mounts = NestedMounts::Load(root_);
+  return mounts.ok() && mounts->IsAlias(mount_id);
 }
 
 }  // namespace dtkfs

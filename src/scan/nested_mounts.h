@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 
 #include <cstdint>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -69,13 +68,11 @@ int StatWithMount(int fd, struct stat* st, uint64_t* mount_id);
 class MountBoundaries {
  public:
   explicit MountBoundaries(std::string canonical_root, uint64_t root_mount_id);
-  bool IsAlias(uint64_t mount_id);
+  bool IsAlias(uint64_t mount_id) const;
 
  private:
   const std::string root_;
   const uint64_t root_mount_id_;
-  std::mutex mu_;  // guards mounts_
-  NestedMounts mounts_;
 };
 
 }  // namespace dtkfs

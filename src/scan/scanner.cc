@@ -31,6 +31,27 @@ constexpr size_t kMaxRootRelativePath = 3000;
 constexpr size_t kDentsBuffer = 64 * 1024;
 constexpr size_t kPublishBatch = 128;
 
+// Reads the directory open as fd to its end with getdents64, calling fn(entry) for every
+// entry but "." and "..". Returns 0, or the errno of a failed read (entries before it were
+// given to fn).
+template <typename Fn>
+int ForEachEntry(int fd, Fn&& fn) {
+  alignas(8) static thread_local char buf[kDentsBuffer];
+  while (true) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      fn(*d);
+    }
+  }
+}
+
 struct Node {
   Node* parent = nullptr;
   std::string path;
@@ -125,7 +146,6 @@ void Walk::ListDirectory(size_t id, Work w) {
   }
   std::vector<Work> children;
   uint64_t bytes = 0, files = 0, seen = 0;
-  alignas(8) static thread_local char buf[kDentsBuffer];
   auto publish = [&] {
     if (children.empty()) return;
     {
@@ -135,63 +155,52 @@ void Walk::ListDirectory(size_t id, Work w) {
     cv_.notify_all();
     children.clear();
   };
-  while (true) {
-    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      AddError(node->path, "read", errno);
-      break;
+  const int read_err = ForEachEntry(fd, [&](const struct dirent64& entry) {
+    const char* name = entry.d_name;
+    ++seen;
+    unsigned char type = entry.d_type;
+    struct stat st;
+    if (type != DT_DIR) {
+      if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT) AddError(path::Join(node->path, name), "stat", errno);
+        return;  // ENOENT: removed while we looked; it is not there
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        // A file bind mount inside the tree (nested_mounts.h): hidden, not counted.
+        if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) return;
+        bytes += static_cast<uint64_t>(st.st_size);
+        ++files;
+        if (st.st_nlink > 1) {
+          sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev ^ root_dev_, st.st_ino},
+                                                static_cast<uint64_t>(st.st_size),
+                                                path::Join(node->path, name)});
+        }
+        return;
+      }
     }
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      const char* name = d->d_name;
-      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-      ++seen;
-      unsigned char type = d->d_type;
-      struct stat st;
-      if (type != DT_DIR) {
-        if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-          if (errno != ENOENT) AddError(path::Join(node->path, name), "stat", errno);
-          continue;  // ENOENT: removed while we looked; it is not there
-        }
-        if (!S_ISDIR(st.st_mode)) {
-          // A file bind mount inside the tree (nested_mounts.h): hidden, not counted.
-          if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) continue;
-          bytes += static_cast<uint64_t>(st.st_size);
-          ++files;
-          if (st.st_nlink > 1) {
-            sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev ^ root_dev_, st.st_ino},
-                                                  static_cast<uint64_t>(st.st_size),
-                                                  path::Join(node->path, name)});
-          }
-          continue;
-        }
-      }
-      if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) {
-        node->dirs.fetch_add(1, std::memory_order_relaxed);
-        arenas_[id].emplace_back().path = path::Join(node->path, name);  // its own entry
-        arenas_[id].back().pending.store(0);
-        continue;
-      }
-      Node& child = arenas_[id].emplace_back();
-      child.parent = node;
-      child.path = path::Join(node->path, name);
-      int child_fd = -1;
-      if (child.path.size() > kMaxRootRelativePath) {
-        child_fd = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child_fd < 0) {
-          AddError(child.path, "open", errno);
-          node->dirs.fetch_add(1, std::memory_order_relaxed);  // it exists; its content is unknown
-          continue;
-        }
-      }
-      node->pending.fetch_add(1, std::memory_order_relaxed);
-      children.push_back(Work{&child, child_fd});
-      if (children.size() >= kPublishBatch) publish();
+    if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) {
+      node->dirs.fetch_add(1, std::memory_order_relaxed);
+      arenas_[id].emplace_back().path = path::Join(node->path, name);  // its own entry
+      arenas_[id].back().pending.store(0);
+      return;
     }
-  }
+    Node& child = arenas_[id].emplace_back();
+    child.parent = node;
+    child.path = path::Join(node->path, name);
+    int child_fd = -1;
+    if (child.path.size() > kMaxRootRelativePath) {
+      child_fd = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child_fd < 0) {
+        AddError(child.path, "open", errno);
+        node->dirs.fetch_add(1, std::memory_order_relaxed);  // it exists; its content is unknown
+        return;
+      }
+    }
+    node->pending.fetch_add(1, std::memory_order_relaxed);
+    children.push_back(Work{&child, child_fd});
+    if (children.size() >= kPublishBatch) publish();
+  });
+  if (read_err != 0) AddError(node->path, "read", read_err);
   ::close(fd);
   node->bytes.fetch_add(bytes, std::memory_order_relaxed);
   node->files.fetch_add(files, std::memory_order_relaxed);
@@ -269,31 +278,21 @@ Result<DirListing> ListOneDirectory(const std::string& root, const std::string& 
   std::set<std::string> aliases;
   if (auto mounts = NestedMounts::Load(root); mounts.ok()) aliases = mounts->alias_paths();
   DirListing out;
-  alignas(8) char buf[kDentsBuffer];
-  while (true) {
-    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Status::FromErrno(err, "read", root + "/" + dir);
+  const int read_err = ForEachEntry(fd, [&](const struct dirent64& entry) {
+    const char* name = entry.d_name;
+    struct stat st;
+    if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // gone meanwhile
+    const bool alias = !aliases.empty() && aliases.count(path::Join(dir, name)) != 0;
+    if (S_ISDIR(st.st_mode)) {
+      out.subdirs.emplace_back(name);  // an alias directory counts, as an empty one
+    } else if (!alias) {
+      out.bytes += static_cast<uint64_t>(st.st_size);
+      ++out.files;
     }
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      const char* name = d->d_name;
-      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-      struct stat st;
-      if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
-      const bool alias = !aliases.empty() && aliases.count(path::Join(dir, name)) != 0;
-      if (S_ISDIR(st.st_mode)) {
-        out.subdirs.emplace_back(name);  // an alias directory counts, as an empty one
-      } else if (!alias) {
-        out.bytes += static_cast<uint64_t>(st.st_size);
-        ++out.files;
-      }
-    }
+  });
+  if (read_err != 0) {
+    ::close(fd);
+    return Status::FromErrno(read_err, "read", root + "/" + dir);
   }
   ::close(fd);
   std::sort(out.subdirs.begin(), out.subdirs.end());
