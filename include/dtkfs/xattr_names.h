@@ -12,5 +12,6 @@ inline constexpr char kTotalDirs[] = "user.total_dirs";
 // The daemon's control channel, on the mount's root only.
 inline constexpr char kControlStatus[] = "user.dtkfs.status";    // get: "key: value" lines
 inline constexpr char kControlCompact[] = "user.dtkfs.compact";  // set "1": compact now
+inline constexpr char kControlVerify[] = "user.dtkfs.verify";    // set "1": verify every dir
 
 }  // namespace dtkfs::xattr

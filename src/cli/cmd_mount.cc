@@ -11,10 +11,12 @@
 
 #include <boost/filesystem.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/mount_point.h"
@@ -212,6 +214,32 @@ int RunCompact(const std::string& mnt) {
     fmt::print(stderr, "dtkfs: compacted: generation {}, {} entries\n", after->fields["generation"],
                after->fields["entries"]);
   return kExitOk;
+}
+
+int RunVerify(const std::string& mnt) {
+  auto before = OpenMount(mnt);
+  if (!before) return kExitError;
+  const std::string name(fs::kControlVerify);
+  if (::setxattr(before->mnt.c_str(), name.c_str(), "1", 1, 0) != 0) {
+    PrintError(
+        fmt::format("{}: cannot start a verification: {}", before->mnt, std::strerror(errno)));
+    return kExitError;
+  }
+  // Done when a run finished after this request: verify_runs passed its value before, and
+  // none is running (a request made during a run starts another after it).
+  const std::string runs_before = before->fields["verify_runs"];
+  const uint64_t runs0 = std::strtoull(runs_before.c_str(), nullptr, 10);
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto now = OpenMount(before->mnt);
+    if (!now) return kExitError;
+    const uint64_t runs = std::strtoull(now->fields["verify_runs"].c_str(), nullptr, 10);
+    const std::string state = now->fields["verify"];
+    if (runs > runs0 && state.rfind("running", 0) != 0) {
+      fmt::print("{}\n", state);
+      return kExitOk;
+    }
+  }
 }
 
 }  // namespace dtkfs::cli

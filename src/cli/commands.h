@@ -40,5 +40,7 @@ int RunCheck(const CheckArgs& args);
 int RunUmount(const std::string& mountpoint);
 int RunStatus(const std::string& mountpoint);
 int RunCompact(const std::string& mountpoint);
+// dtkfs verify MNT: every directory reconciled with the source now; waits for the end.
+int RunVerify(const std::string& mountpoint);
 
 }  // namespace dtkfs::cli

@@ -17,8 +17,8 @@
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check", "mount",
-                                                  "umount", "status", "compact", "help"};
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check",  "mount",
+                                                  "umount", "status", "compact", "verify", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
   if (argc >= 3 && args[1][0] != '-' && kCommands.count(args[1]) == 0)
@@ -91,6 +91,12 @@ int main(int argc, char** argv) {
                                   .Positional("MNT", "mount point", &mnt);
   const Command& compact_cmd =
       program.Add("compact", "Compact MNT's index now").Positional("MNT", "mount point", &mnt);
+  const Command& verify_cmd =
+      program
+          .Add("verify",
+               "Compare every directory of MNT with its source now and correct what differs; "
+               "waits for the end")
+          .Positional("MNT", "mount point", &mnt);
 
   const Command* chosen = nullptr;
   if (auto exit = program.Parse(static_cast<int>(args.size()), args.data(), &chosen))
@@ -112,5 +118,6 @@ int main(int argc, char** argv) {
   if (chosen == &umount_cmd) return RunUmount(mnt);
   if (chosen == &status_cmd) return RunStatus(mnt);
   if (chosen == &compact_cmd) return RunCompact(mnt);
+  if (chosen == &verify_cmd) return RunVerify(mnt);
   return kExitError;
 }

@@ -20,12 +20,17 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dtkfs/totals.h"
 #include "fs/inode_table.h"
+#include "scan/scanner.h"
 #include "store/compaction_thread.h"
+#include "store/reconcile.h"
 #include "store/size_store.h"
 #include "store/suspect_totals.h"
 #include "util/status.h"
@@ -34,6 +39,14 @@ namespace dtkfs::fs {
 
 class Accounting {
  public:
+  // Finds the names of a file the inode table does not know (made beside the mount) and
+  // brings their directories up to date (the source watcher).
+  class LinkFollower {
+   public:
+    virtual ~LinkFollower() = default;
+    virtual void FollowLinks(dev_t dev, ino_t ino) = 0;
+  };
+
   Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
              size_t compact_threshold);
 
@@ -63,6 +76,24 @@ class Accounting {
   void RenameDir(const std::string& from, const std::string& to);
   void ExchangeDirs(const std::string& a, const std::string& b);
 
+  // --- out-of-band changes (caller holds the namespace lock exclusively) ---
+  // What the kernel may cache that an out-of-band change made stale: names in directories,
+  // and inodes (attributes, data). Pointers are ids for the kernel, never dereferenced.
+  struct KernelStale {
+    std::vector<std::pair<const Inode*, std::string>> entries;
+    std::vector<const Inode*> inodes;
+  };
+  // Makes the store and the inode table agree with listing, dir's listing on the source
+  // (store/reconcile.h for the store's part): files the mount knows in dir are accounted
+  // at their size now first (every directory that counts them follows), names they lost or
+  // gained in dir are dropped or added, known directories found in dir take their place in
+  // it. names: the names events reported (their entries and inodes are stale in the kernel);
+  // rescan: directories moved to a name (store/reconcile.h).
+  Result<ReconcileReport> Reconcile(const std::string& root, const std::string& dir,
+                                    const Result<DirListing>& listing,
+                                    const std::set<std::string>& names,
+                                    const std::set<std::string>& rescan, KernelStale* stale);
+
   // Logs a store failure (the source changed; the numbers may now be off) and remembers the
   // first one: the totals are then suspect until a rescan.
   void ReportStoreError(const Status& s);
@@ -70,10 +101,19 @@ class Accounting {
   std::optional<std::string> SuspectReason() const { return suspect_.Reason(); }
   // Woken when the active overlay passes its threshold (the compaction thread); null: none.
   void SetCompactionWaker(CompactionWaker* waker) { waker_.store(waker); }
+  // Told when a file whose size changed has more names than the table knows; null: none.
+  void SetLinkFollower(LinkFollower* follower) { follower_.store(follower); }
 
  private:
   // Account's body: caller holds the namespace lock (any mode) and inode.size_mu.
   void AccountSizeLocked(Inode& inode, const struct stat& st);
+  // The store counts size for each of inode's known links from now on (caller holds the
+  // namespace lock; AccountTo takes size_mu, ...Locked expects it held).
+  void AccountTo(Inode& inode, uint64_t size);
+  void AccountToLocked(Inode& inode, uint64_t size);
+  // After a reconcile of d scanned subtrees whole: the files the mount knows in them count
+  // the scan's sizes (caller holds the namespace lock exclusively).
+  void CountScanned(Inode& d, const ReconcileReport& report, KernelStale* stale);
   void ApplyDeltaAt(const std::string& dir_path, const Delta& delta);
   void MaybeRequestCompaction();
 
@@ -82,6 +122,7 @@ class Accounting {
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
   std::atomic<CompactionWaker*> waker_{nullptr};
+  std::atomic<LinkFollower*> follower_{nullptr};
   SuspectTotals suspect_;  // the first store failure (a leaf lock inside)
 };
 

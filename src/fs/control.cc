@@ -6,12 +6,13 @@
 #include <ctime>
 
 #include "fs/filesystem.h"
+#include "fs/source_watcher.h"
 #include "util/log.h"
 
 namespace dtkfs::fs {
 
 bool IsControlName(std::string_view name) {
-  return name == kControlStatus || name == kControlCompact;
+  return name == kControlStatus || name == kControlCompact || name == kControlVerify;
 }
 
 static std::string TimeString(std::chrono::system_clock::time_point t) {
@@ -50,7 +51,25 @@ std::string UnescapeStatusValue(std::string_view value) {
   return out;
 }
 
+// The watcher's lines of the status (docs/control.md).
+static std::string WatcherStatus(Filesystem& fs) {
+  SourceWatcher* w = fs.watcher();
+  if (w == nullptr) return "watch: off\nverify: off\n";
+  const SourceWatcher::Report r = w->GetReport();
+  std::string verify = r.verifying ? fmt::format("running {}/{}", r.verify_done, r.verify_total)
+                       : r.verify_runs == 0
+                           ? std::string("never")
+                           : fmt::format("done {} directories in {:.1f} s, {} corrected",
+                                         r.verify_done, r.verify_seconds, r.verify_corrected);
+  return fmt::format(
+      "watch: {}\nevents: {}\nevent_overflows: {}\nout_of_band_corrected: {}\nverify: {}\n"
+      "verify_runs: {}\nverify_corrected: {}\n",
+      EscapeStatusValue(r.watch), r.events, r.overflows, r.corrected, verify, r.verify_runs,
+      r.verify_corrected);
+}
+
 int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
+  if (name == kControlVerify) return ENODATA;
   if (name == kControlCompact) {
     auto r = fs.compactor().GetReport();
     *value = r.runs == 0 ? "never" : r.last_status.ToString();
@@ -71,10 +90,17 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
       suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
               : "exact");
+  *value += WatcherStatus(fs);
   return 0;
 }
 
 int ControlSet(Filesystem& fs, std::string_view name, std::string_view) {
+  if (name == kControlVerify) {
+    SourceWatcher* w = fs.watcher();
+    if (w == nullptr) return ENOTSUP;
+    w->RequestVerify("requested");
+    return 0;
+  }
   if (name != kControlCompact) return EPERM;
   Status s = fs.compactor().CompactNow();
   if (!s.ok()) {

@@ -19,6 +19,7 @@ class Filesystem;
 
 inline constexpr std::string_view kControlStatus = xattr::kControlStatus;
 inline constexpr std::string_view kControlCompact = xattr::kControlCompact;
+inline constexpr std::string_view kControlVerify = xattr::kControlVerify;
 
 bool IsControlName(std::string_view name);
 // Status values are one line each: a backslash and a newline inside a value (a path may hold

@@ -13,8 +13,10 @@
 
 #include "env/env.h"
 #include "fs/filesystem.h"
+#include "fs/kernel_cache.h"
 #include "fs/mount_options.h"
 #include "fs/session.h"
+#include "fs/source_watcher.h"
 #include "index/index_files.h"
 #include "index/index_lifecycle.h"
 #include "index/index_location.h"
@@ -143,9 +145,21 @@ int RunMount(MountArgs args) {
 
   RaiseFdLimit();
   ::umask(0);  // the kernel already applied the caller's umask
+  // Watching starts before the index is read or built: changes made meanwhile are queued.
+  auto events = OpenEventSource(options->watch, *source);
+  if (!events.ok()) {
+    if (options->watch != WatchMode::kAuto)
+      return fail(events.status().WithContext("cannot watch the source"));
+    log::Warning(
+        "cannot watch the source ({}); changes beside the mount are found only by "
+        "`dtkfs verify`",
+        events.status().message());
+    events = std::unique_ptr<watch::EventSource>();
+  }
   ScanOptions scan_options;
   scan_options.on_progress = args.on_scan_progress;
-  auto base = LoadOrScan(env, *target, scan_options);
+  bool scanned = false;
+  auto base = LoadOrScan(env, *target, scan_options, &scanned);
   if (!base.ok()) return fail(base.status());
   if (Status s = WriteStartMarkers(env, target->index); !s.ok()) return fail(s);
 
@@ -177,7 +191,17 @@ int RunMount(MountArgs args) {
     CompactionThread compaction(store, compactor, options->compact_interval,
                                 ranges::kCompactInterval.max);
     filesystem.accounting().SetCompactionWaker(&compaction);
+    KernelCache kernel_cache((*session)->raw());
+    SourceWatcher watcher(filesystem, std::move(events).value());
+    watcher.Start(&kernel_cache);
+    filesystem.SetWatcher(&watcher);
+    filesystem.accounting().SetLinkFollower(&watcher);
+    if (!scanned && options->verify)
+      watcher.RequestVerify("mounted from an index: changes made while unmounted");
     rc = (*session)->Serve(options->threads);
+    filesystem.SetWatcher(nullptr);
+    filesystem.accounting().SetLinkFollower(nullptr);
+    watcher.Stop();
     filesystem.accounting().SetCompactionWaker(nullptr);
   }
   (*session)->Unmount();

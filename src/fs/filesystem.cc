@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 
+#include "fs/source_watcher.h"
 #include "util/log.h"
 
 namespace dtkfs::fs {
@@ -70,6 +71,10 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
   e->ino = IdOf(*inode);
   return 0;
+}
+
+void Filesystem::SyncWithSource() {
+  if (SourceWatcher* w = watcher_.load()) w->Sync();
 }
 
 Compactor::Frozen Filesystem::FreezeForCompaction() {

@@ -30,6 +30,7 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -53,6 +54,8 @@ struct Options {
   size_t compact_threshold = 200000;  // active overlay entries that trigger a compaction
   std::string index_path;             // shown by the control channel
 };
+
+class SourceWatcher;
 
 class Filesystem final : public Compactor::Freezer {
  public:
@@ -89,6 +92,19 @@ class Filesystem final : public Compactor::Freezer {
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
   // same moment (no namespace change or size accounting in between).
   Compactor::Frozen FreezeForCompaction() override;
+  // The watcher of changes beside the mount (null: none, or stopped).
+  void SetWatcher(SourceWatcher* watcher) { watcher_.store(watcher); }
+  SourceWatcher* watcher() { return watcher_.load(); }
+  // Before answering a size query: every change to the source whose syscall has returned is
+  // applied (SourceWatcher::Sync).
+  void SyncWithSource();
+  // Takes the namespace lock for an operation that changes names, after applying the
+  // changes made beside the mount that already happened (the operation may build on them: a
+  // directory made beside the mount, renamed through it).
+  std::unique_lock<std::shared_mutex> LockNamespace() {
+    SyncWithSource();
+    return std::unique_lock(ns_mu_);
+  }
   // The first change the store could not apply (Accounting::SuspectReason).
   std::optional<std::string> SuspectReason() const { return accounting_.SuspectReason(); }
 
@@ -99,6 +115,7 @@ class Filesystem final : public Compactor::Freezer {
   const Options options_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
+  std::atomic<SourceWatcher*> watcher_{nullptr};
   std::shared_mutex ns_mu_;
   InodeTable table_;
   LinkTracker links_;

@@ -69,11 +69,15 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
   if (inode->is_dir) {
     if (inode->parent != &parent || inode->name != name || inode->removed) {
       // New, or renamed beside the mount: the kernel's view is the truth for its path.
-      if (inode->parent != nullptr) UnrefLocked(inode->parent, 1);
+      if (inode->parent != nullptr) {
+        Disown(*inode->parent, inode->name, *inode);
+        UnrefLocked(inode->parent, 1);
+      }
       inode->parent = &parent;
       inode->name = name;
       inode->removed = false;
       parent.refs++;
+      Adopt(parent, inode->name, *inode);
     }
   } else if (!HasLink(*inode, parent, name)) {
     AddLinkLocked(*inode, parent, name);
@@ -123,8 +127,14 @@ void InodeTable::UnrefLocked(Inode* inode, uint64_t n) {
     if (in == root_.get()) continue;
     in->refs -= std::min(in->refs, count);
     if (in->refs > 0) continue;
-    if (in->parent != nullptr) work.emplace_back(in->parent, 1);
-    for (const Link& l : in->links) work.emplace_back(l.parent, 1);
+    if (in->parent != nullptr) {
+      Disown(*in->parent, in->name, *in);
+      work.emplace_back(in->parent, 1);
+    }
+    for (const Link& l : in->links) {
+      Disown(*l.parent, l.name, *in);
+      work.emplace_back(l.parent, 1);
+    }
     ::close(in->fd);
     inodes_.erase(KeyOf(*in));
   }
@@ -157,16 +167,23 @@ std::optional<std::string> InodeTable::DirPathLocked(Inode& dir) {
 void InodeTable::MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name) {
   std::lock_guard lock(mu_);
   new_parent.refs++;
-  if (dir.parent != nullptr) UnrefLocked(dir.parent, 1);
+  if (dir.parent != nullptr) {
+    Disown(*dir.parent, dir.name, dir);
+    UnrefLocked(dir.parent, 1);
+  }
   dir.parent = &new_parent;
   dir.name = new_name;
   dir.removed = false;
+  Adopt(new_parent, new_name, dir);
 }
 
 void InodeTable::DetachDir(Inode& dir) {
   std::lock_guard lock(mu_);
   dir.removed = true;
-  if (dir.parent != nullptr) UnrefLocked(dir.parent, 1);
+  if (dir.parent != nullptr) {
+    Disown(*dir.parent, dir.name, dir);
+    UnrefLocked(dir.parent, 1);
+  }
   dir.parent = nullptr;
 }
 
@@ -178,6 +195,7 @@ bool InodeTable::HasLink(const Inode& file, const Inode& parent, std::string_vie
 void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify) {
   file.links.push_back(Link{&parent, name});
   parent.refs++;
+  Adopt(parent, name, file);
   if (file.links.size() < 2) return;
   // A file with two known links pins itself: when the kernel forgets it, the table must
   // still know every name a later size change has to reach.
@@ -203,6 +221,7 @@ void InodeTable::RemoveLinkLocked(Inode& file, Inode& parent, const std::string&
                          [&](const Link& l) { return l.parent == &parent && l.name == name; });
   if (it == file.links.end()) return;
   if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
+  Disown(parent, name, file);
   file.links.erase(it);
   UnrefLocked(&parent, 1);
   if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
@@ -221,10 +240,39 @@ void InodeTable::MoveLink(Inode& file, Inode& from_parent, const std::string& fr
   }
   // One name changes in place: the file's pin stays as it is.
   to_parent.refs++;
+  Disown(from_parent, from_name, file);
   it->parent = &to_parent;
   it->name = to_name;
+  Adopt(to_parent, to_name, file);
   UnrefLocked(&from_parent, 1);
   if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
+}
+
+void InodeTable::Disown(Inode& parent, const std::string& name, Inode& child) {
+  auto [first, last] = parent.children.equal_range(name);
+  for (auto it = first; it != last; ++it) {
+    if (it->second == &child) {
+      parent.children.erase(it);
+      return;
+    }
+  }
+}
+
+std::vector<std::pair<std::string, Inode*>> InodeTable::HoldChildren(Inode& dir) {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, Inode*>> out(dir.children.begin(), dir.children.end());
+  for (auto& [name, child] : out) child->refs++;
+  return out;
+}
+
+void InodeTable::Hold(Inode& inode) {
+  std::lock_guard lock(mu_);
+  inode.refs++;
+}
+
+void InodeTable::Release(Inode& inode) {
+  std::lock_guard lock(mu_);
+  UnrefLocked(&inode, 1);
 }
 
 std::vector<Inode*> InodeTable::PinnedLocked() {

@@ -52,6 +52,9 @@ struct Inode {
   std::string name;         // directories: name in parent
   bool removed = false;     // directories: rmdir'ed or replaced
   std::vector<Link> links;  // non-directories: the links we know of
+  // Directories: the known inodes named inside it (each directory child by its name, each
+  // file by each of its links), so reconciling a directory finds them without a table walk.
+  std::unordered_multimap<std::string, Inode*> children;
   // --- guarded by size_mu (accounting.h) ---
   std::mutex size_mu;
   uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
@@ -154,6 +157,12 @@ class InodeTable {
                 const std::string& to_name);
   // Non-directories with two or more known links. Caller holds mu().
   std::vector<Inode*> PinnedLocked();
+  // The inodes dir knows by name (Inode::children), each with one temporary reference the
+  // caller gives back with UnrefLocked/Release.
+  std::vector<std::pair<std::string, Inode*>> HoldChildren(Inode& dir);
+  // A temporary reference taken on inode (table lookups that must outlive mu()).
+  void Hold(Inode& inode);
+  void Release(Inode& inode);
 
  private:
   struct Key {
@@ -168,6 +177,11 @@ class InodeTable {
     }
   };
   static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
+  // Inode::children upkeep, with mu() held.
+  static void Adopt(Inode& parent, const std::string& name, Inode& child) {
+    parent.children.emplace(name, &child);
+  }
+  static void Disown(Inode& parent, const std::string& name, Inode& child);
 
   std::unique_ptr<Inode> root_;
   MountBoundaries mounts_;

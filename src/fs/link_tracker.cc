@@ -92,47 +92,52 @@ int LinkTracker::AdoptLinksBelow(Inode& parent, const std::string& name) {
   const LinkTableView& table = base->links();
   for (size_t i : table.RecordsBelow(path::Join(*dir, name))) {
     const FileKey key = KeyOf(table.key_at(i));
-    auto record = UnclaimedRecord(key.dev, key.ino);
-    if (!record) continue;
-    TableLinks found;
-    int err = ResolveRecord(*record, &found);
-    int fd = -1;
-    struct stat st;
-    if (err == 0 && !found.links.empty()) {
-      const Link& first = found.links.front();
-      fd = ::openat(first.parent->fd, first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0 && ::fstat(fd, &st) != 0) {
-        const int e = errno;
-        ::close(fd);
-        fd = -1;
-        errno = e;
-      }
-      if (fd < 0 && !Vanished(errno)) err = errno;
-      if (fd >= 0 && (st.st_dev != key.dev || st.st_ino != key.ino)) {
-        ::close(fd);
-        fd = -1;
-      }
-    }
-    std::lock_guard lock(table_.mu());
-    if (err != 0) {
-      ReleaseLocked(found);
-      return err;
-    }
-    if (fd < 0) {
-      // No recorded name leads to the file any more (changed beside the mount): there is
-      // nothing left to follow.
-      claimed_.insert(key);
-      ReleaseLocked(found);
-      continue;
-    }
-    bool created;
-    const Link first = found.links.front();
-    Inode* inode =
-        table_.FindOrCreateLocked(fd, st, DirMount{}, *first.parent, first.name.c_str(), &created);
-    ClaimLocked(*inode, created, found);
-    if (!created) ::close(fd);
-    table_.UnrefLocked(inode, 0);  // kept only while pinned (two or more names)
+    if (auto record = UnclaimedRecord(key.dev, key.ino))
+      if (int err = Adopt(*record); err != 0) return err;
   }
+  return 0;
+}
+
+int LinkTracker::Adopt(const LinkRecord& record) {
+  const FileKey key = KeyOf(record.key);
+  TableLinks found;
+  int err = ResolveRecord(record, &found);
+  int fd = -1;
+  struct stat st;
+  if (err == 0 && !found.links.empty()) {
+    const Link& first = found.links.front();
+    fd = ::openat(first.parent->fd, first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && ::fstat(fd, &st) != 0) {
+      const int e = errno;
+      ::close(fd);
+      fd = -1;
+      errno = e;
+    }
+    if (fd < 0 && !Vanished(errno)) err = errno;
+    if (fd >= 0 && (st.st_dev != key.dev || st.st_ino != key.ino)) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  std::lock_guard lock(table_.mu());
+  if (err != 0) {
+    ReleaseLocked(found);
+    return err;
+  }
+  if (fd < 0) {
+    // No recorded name leads to the file any more (changed beside the mount): there is
+    // nothing left to follow.
+    claimed_.insert(key);
+    ReleaseLocked(found);
+    return 0;
+  }
+  bool created;
+  const Link first = found.links.front();
+  Inode* inode =
+      table_.FindOrCreateLocked(fd, st, DirMount{}, *first.parent, first.name.c_str(), &created);
+  ClaimLocked(*inode, created, found);
+  if (!created) ::close(fd);
+  table_.UnrefLocked(inode, 0);  // kept only while pinned (two or more names)
   return 0;
 }
 

@@ -56,6 +56,11 @@ class LinkTracker : public InodeTable::LinkListener {
   // follow the rename. Caller holds the namespace lock exclusively. Linear in the link
   // table's size. Returns 0, or the errno of a failure to look (the rename must then fail).
   int AdoptLinksBelow(Inode& parent, const std::string& name);
+  // Takes record's file into the inode table with every name that still leads to it and
+  // the size the store counts for each (a file changed beside the mount: reconciling one of
+  // its directories then reaches all of them). Caller holds the namespace lock exclusively.
+  // Returns 0 or the errno of a failure to look.
+  int Adopt(const LinkRecord& record);
 
   // The compaction freeze's link table, in two steps: Capture under the namespace lock
   // (exclusive, so no link changes in flight), Encode after it (decodes the carried records

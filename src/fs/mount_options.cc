@@ -20,12 +20,14 @@ struct RawOptions {
   char* threads = nullptr;
   char* entry_timeout = nullptr;
   char* attr_timeout = nullptr;
+  char* watch = nullptr;
+  char* verify = nullptr;
   int list_totals = 0;
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
-    for (char* s :
-         {index, compact_interval, compact_threshold, threads, entry_timeout, attr_timeout})
+    for (char* s : {index, compact_interval, compact_threshold, threads, entry_timeout,
+                    attr_timeout, watch, verify})
       std::free(s);
   }
 };
@@ -41,6 +43,8 @@ const fuse_opt kTable[] = {
     DTKFS_OPT("threads=%s", threads),
     DTKFS_OPT("entry_timeout=%s", entry_timeout),
     DTKFS_OPT("attr_timeout=%s", attr_timeout),
+    DTKFS_OPT("watch=%s", watch),
+    DTKFS_OPT("verify=%s", verify),
     {"list_totals", offsetof(RawOptions, list_totals), 1},
     // libfuse's, noted on the way through.
     FUSE_OPT_KEY("allow_other", kAllowOther),
@@ -133,6 +137,27 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   out.fs.compact_threshold = static_cast<size_t>(threshold);
   out.threads = static_cast<unsigned>(threads);
   out.fs.list_totals = raw.list_totals != 0;
+  if (raw.watch != nullptr) {
+    const std::string_view w = raw.watch;
+    if (w == "auto")
+      out.watch = WatchMode::kAuto;
+    else if (w == "fanotify")
+      out.watch = WatchMode::kFanotify;
+    else if (w == "inotify")
+      out.watch = WatchMode::kInotify;
+    else if (w == "off")
+      out.watch = WatchMode::kOff;
+    else
+      return Status::InvalidArgument(fmt::format(
+          "-o watch: bad value '{}': one of auto, fanotify, inotify, off", std::string(w)));
+  }
+  if (raw.verify != nullptr) {
+    const std::string_view v = raw.verify;
+    if (v != "on" && v != "off")
+      return Status::InvalidArgument(
+          fmt::format("-o verify: bad value '{}': on or off", std::string(v)));
+    out.verify = v == "on";
+  }
 
   // What is left is libfuse's (argv[0] is ours).
   for (int i = 1; i < args.argc; ++i) out.fuse.emplace_back(args.argv[i]);

@@ -7,7 +7,8 @@
 // a long flag beats the same option given with -o.
 //
 // dtkfs's own options (README "Mount options"): index=PATH, compact_interval=S,
-// compact_threshold=N, threads=N, entry_timeout=S, attr_timeout=S, list_totals. Every number
+// compact_threshold=N, threads=N, entry_timeout=S, attr_timeout=S, list_totals,
+// watch=auto|fanotify|inotify|off, verify=on|off. Every number
 // is range-checked (util/option_ranges.h). fstab's own words (defaults, auto, noauto, nofail,
 // _netdev, user, users) are dropped; everything else goes to libfuse, which refuses what it
 // does not know. allow_other brings default_permissions with it (the kernel then checks
@@ -25,6 +26,10 @@
 
 namespace dtkfs::fs {
 
+// How the daemon learns of changes made beside the mount (docs/design.md, "Changes beside
+// the mount"): fanotify when it may (root), else inotify; or not at all.
+enum class WatchMode { kAuto, kFanotify, kInotify, kOff };
+
 struct MountOptions {
   Options fs;                    // what the Filesystem needs
   std::string index;             // "": the source's default index
@@ -33,6 +38,8 @@ struct MountOptions {
   // waited longest, so every extra idle reader is one more cold thread in the rotation
   // (docs/design.md, "Worker threads"). One per core, at least two.
   unsigned threads = 0;
+  WatchMode watch = WatchMode::kAuto;
+  bool verify = true;  // verify every directory in the background after a mount from an index
   std::vector<std::string> fuse;  // for libfuse: "-o" "a,b,..." arguments
 };
 

@@ -82,7 +82,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
       if (::mkdirat(parent.fd, name, mode) != 0) return ReplyErr(req, errno);
@@ -100,7 +100,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     Existing old = StatName(parent, name);
     if (::unlinkat(parent.fd, name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
     fs.accounting().RemoveDir(parent, name);
@@ -115,7 +115,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     Existing old = StatName(parent, name);
     if (::unlinkat(parent.fd, name, 0) != 0) return ReplyErr(req, errno);
     if (old.exists) {
@@ -136,7 +136,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const c
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
       if (::symlinkat(target, parent.fd, name) != 0) return ReplyErr(req, errno);
@@ -150,7 +150,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
       if (::mknodat(parent.fd, name, mode, rdev) != 0) return ReplyErr(req, errno);
@@ -165,7 +165,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* na
     Inode& inode = fs.Get(ino);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     if (::linkat(inode.fd, "", parent.fd, name, AT_EMPTY_PATH) != 0) {
       // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: go through /proc.
       if (errno != ENOENT && errno != EPERM) return ReplyErr(req, errno);

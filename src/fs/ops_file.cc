@@ -44,7 +44,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     struct stat old;
     const bool existed = ::fstatat(parent.fd, name, &old, AT_SYMLINK_NOFOLLOW) == 0;
     int fd;

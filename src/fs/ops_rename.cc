@@ -69,7 +69,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     Side from{fs.Get(parent_id), name};
     Side to{fs.Get(newparent_id), newname};
     if (RefuseOpaque(req, from.dir) || RefuseOpaque(req, to.dir)) return;
-    std::unique_lock ns(fs.ns_mu());
+    auto ns = fs.LockNamespace();
     Probe(fs, from);
     Probe(fs, to);
     // RENAME_WHITEOUT (overlayfs on top of dtkfs) would leave a device node the sizes do

@@ -56,6 +56,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     Inode& inode = fs.Get(ino);
     std::string_view n(name);
     if (IsSizeName(n)) {
+      fs.SyncWithSource();  // exact: changes beside the mount that already returned count
       auto t = TotalsOf(fs, inode);
       if (!t) return ReplyErr(req, ENODATA);
       uint64_t v = n == kTotalBytes ? t->bytes : n == kTotalFiles ? t->files : t->dirs;

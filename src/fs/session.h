@@ -35,6 +35,8 @@ class Session {
   // Serves requests on `threads` workers, all kept, until the mount goes away or a signal
   // arrives. Returns 0 for either normal end, else libfuse's error.
   int Serve(unsigned threads);
+  // libfuse's session, for kernel cache notifications (KernelCache).
+  fuse_session* raw() const { return se_; }
   // Unmounts (if still mounted): no worker serves the mount any more, so nothing may hang.
   void Unmount();
 

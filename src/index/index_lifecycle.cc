@@ -58,7 +58,8 @@ Result<BuildReport> BuildIndex(Env& env, const IndexTarget& target, const ScanOp
 }
 
 Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarget& target,
-                                                      const ScanOptions& options) {
+                                                      const ScanOptions& options, bool* scanned) {
+  if (scanned != nullptr) *scanned = false;
   std::string why;
   auto dirty = ReadDirtyMarker(env, target.index);
   if (!dirty.ok()) return dirty.status();
@@ -79,6 +80,7 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarge
                       : reader.status().message();
   }
   log::Info("{}: scanning {}", why, target.source);
+  if (scanned != nullptr) *scanned = true;
   auto report = BuildIndex(env, target, options);
   if (!report.ok()) return report.status();
   for (const auto& e : report->scan.errors) log::Warning("{}", e.ToString(target.source));

@@ -44,9 +44,11 @@ struct BuildReport {
 Result<BuildReport> BuildIndex(Env& env, const IndexTarget& target, const ScanOptions& options);
 
 // A daemon's start: maps the index, or (no index, another source's, unreadable, or INDEX.dirty
-// left by the last daemon) logs why not and builds it with a scan.
+// left by the last daemon) logs why not and builds it with a scan. *scanned (optional) says
+// which: a mapped index may miss changes made while no daemon watched.
 Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarget& target,
-                                                      const ScanOptions& options);
+                                                      const ScanOptions& options,
+                                                      bool* scanned = nullptr);
 
 // The markers beside the index.
 // INDEX.last-exit is created at mount time with exactly this many bytes ("running" padded)

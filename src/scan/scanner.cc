@@ -67,8 +67,13 @@ struct Work {
 
 class Walk {
  public:
-  Walk(int root_fd, dev_t root_dev, unsigned threads, const std::set<std::string>& aliases)
-      : root_fd_(root_fd), root_dev_(root_dev), threads_(threads), aliases_(aliases) {}
+  Walk(int root_fd, dev_t root_dev, unsigned threads, const std::set<std::string>& aliases,
+       std::function<bool(const struct stat&)> wants_size)
+      : root_fd_(root_fd),
+        root_dev_(root_dev),
+        threads_(threads),
+        aliases_(aliases),
+        wants_size_(std::move(wants_size)) {}
 
   void Run(Node* start, int start_fd);
   std::vector<ScanError> TakeErrors() { return std::move(errors_); }
@@ -80,6 +85,7 @@ class Walk {
     return all;
   }
   size_t arenas() const { return arenas_.size(); }
+  std::vector<ScannedSize> TakeSizes() { return std::move(sizes_); }
   std::atomic<uint64_t> entries{0};
   std::atomic<uint64_t> dirs{0};
 
@@ -97,6 +103,9 @@ class Walk {
   const std::set<std::string>& aliases_;
   std::vector<std::deque<Node>> arenas_;  // one per worker: nodes never move once created
   std::vector<std::vector<LinkSighting>> sightings_;  // one per worker: files with nlink > 1
+  const std::function<bool(const struct stat&)> wants_size_;
+  std::mutex sizes_mu_;  // guards sizes_
+  std::vector<ScannedSize> sizes_;
 
   std::mutex mu_;  // guards stack_, busy_, errors_
   std::condition_variable cv_;
@@ -170,6 +179,11 @@ void Walk::ListDirectory(size_t id, Work w) {
         if (!aliases_.empty() && aliases_.count(path::Join(node->path, name)) != 0) return;
         bytes += static_cast<uint64_t>(st.st_size);
         ++files;
+        if (wants_size_ && wants_size_(st)) {
+          std::lock_guard lock(sizes_mu_);
+          sizes_.push_back(ScannedSize{st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size),
+                                       st.st_nlink, node->path});
+        }
         if (st.st_nlink > 1) {
           sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev ^ root_dev_, st.st_ino},
                                                 static_cast<uint64_t>(st.st_size),
@@ -245,7 +259,8 @@ void Walk::Run(Node* start, int start_fd) {
 // way is refused (O_NOFOLLOW alone only guards the last component, and a symlink could lead
 // out of the source), and start may be longer than PATH_MAX. -1 with errno on failure.
 int OpenStart(int root_fd, const std::string& start) {
-  int fd = ::dup(root_fd);
+  // A new open file description, not a dup: listings share no directory offset.
+  int fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   for (size_t pos = 0; fd >= 0 && pos < start.size();) {
     size_t slash = start.find('/', pos);
     if (slash == std::string::npos) slash = start.size();
@@ -263,38 +278,53 @@ int OpenStart(int root_fd, const std::string& start) {
 }  // namespace
 
 Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir) {
-  if (!path::IsValidRelative(dir))
-    return Status::InvalidArgument(fmt::format("list {}: bad path {}", root, dir));
   const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return Status::FromErrno(errno, "open", root);
-  const int fd = OpenStart(root_fd, dir);
-  const int open_err = errno;
-  ::close(root_fd);
-  if (fd < 0) {
-    if (open_err == ENOENT || open_err == ENOTDIR || open_err == ELOOP)
-      return Status::NotFound(fmt::format("{}/{}: not a directory of the tree", root, dir));
-    return Status::FromErrno(open_err, "open", root + "/" + dir);
-  }
   std::set<std::string> aliases;
   if (auto mounts = NestedMounts::Load(root); mounts.ok()) aliases = mounts->alias_paths();
+  auto listing = ListDirectoryAt(root_fd, dir, aliases, false);
+  ::close(root_fd);
+  if (!listing.ok()) return listing.status().WithContext(root);
+  return listing;
+}
+
+Result<DirListing> ListDirectoryAt(int root_fd, const std::string& dir,
+                                   const std::set<std::string>& aliases, bool with_entries) {
+  if (!path::IsValidRelative(dir))
+    return Status::InvalidArgument(fmt::format("list: bad path {}", dir));
+  const int fd = OpenStart(root_fd, dir);
+  if (fd < 0) {
+    const int open_err = errno;
+    if (open_err == ENOENT || open_err == ENOTDIR || open_err == ELOOP)
+      return Status::NotFound(fmt::format("{}: not a directory of the tree", dir));
+    return Status::FromErrno(open_err, "open", dir);
+  }
   DirListing out;
+  struct stat self;
+  if (::fstat(fd, &self) == 0) {
+    out.dev = self.st_dev;
+    out.ino = self.st_ino;
+  }
   const int read_err = ForEachEntry(fd, [&](const struct dirent64& entry) {
     const char* name = entry.d_name;
     struct stat st;
     if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // gone meanwhile
     const bool alias = !aliases.empty() && aliases.count(path::Join(dir, name)) != 0;
-    if (S_ISDIR(st.st_mode)) {
+    const bool is_dir = S_ISDIR(st.st_mode);
+    if (is_dir) {
       out.subdirs.emplace_back(name);  // an alias directory counts, as an empty one
     } else if (!alias) {
       out.bytes += static_cast<uint64_t>(st.st_size);
       ++out.files;
+    } else {
+      return;
     }
+    if (with_entries)
+      out.entries.push_back(ListedEntry{name, st.st_dev, st.st_ino,
+                                        static_cast<uint64_t>(st.st_size), st.st_nlink, is_dir});
   });
-  if (read_err != 0) {
-    ::close(fd);
-    return Status::FromErrno(read_err, "read", root + "/" + dir);
-  }
   ::close(fd);
+  if (read_err != 0) return Status::FromErrno(read_err, "read", dir);
   std::sort(out.subdirs.begin(), out.subdirs.end());
   return out;
 }
@@ -329,7 +359,7 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   }
   std::set<std::string> aliases;
   if (auto mounts = NestedMounts::Load(root); mounts.ok()) aliases = mounts->alias_paths();
-  Walk walk(root_fd, root_st.st_dev, std::max(1u, options.threads), aliases);
+  Walk walk(root_fd, root_st.st_dev, std::max(1u, options.threads), aliases, options.wants_size);
   Node start_node;
   start_node.path = start;
 
@@ -373,6 +403,7 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
   std::sort(result.dirs.begin(), result.dirs.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   result.links = GroupLinkSightings(walk.TakeSightings());
+  result.sizes = walk.TakeSizes();
   result.errors = walk.TakeErrors();
   std::sort(result.errors.begin(), result.errors.end(),
             [](const ScanError& a, const ScanError& b) { return a.path < b.path; });

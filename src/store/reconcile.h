@@ -16,24 +16,38 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "scan/scanner.h"
 #include "store/size_store.h"
 #include "util/status.h"
 
 namespace dtkfs {
 
 struct ReconcileReport {
-  Delta own;                  // what D's own bytes and files changed by
-  uint64_t dirs_added = 0;    // subdirectories scanned and added
-  uint64_t dirs_removed = 0;  // subdirectories gone from the source
-  bool gone = false;          // D itself is gone from the source (and from the store)
+  Delta own;                       // what D's own bytes and files changed by
+  uint64_t dirs_added = 0;         // subdirectories scanned and added
+  std::vector<std::string> added;  // their store paths
+  std::vector<ScannedSize> sizes;  // wants_size's files, as the scans of added counted them
+  uint64_t dirs_removed = 0;       // subdirectories gone from the source
+  bool gone = false;               // D itself is gone from the source (and from the store)
   bool changed() const { return !own.empty() || dirs_added || dirs_removed || gone; }
 };
 
 // root: the source's canonical path; dir: the store path of a directory the store knows.
 // NotFound when the store does not know dir (reconcile its parent instead).
 Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std::string_view dir);
+// The same with dir's listing already made (scanner.h ListDirectoryAt; NotFound: dir is gone).
+// rescan: names of subdirectories to scan again whole even when the store has them (a
+// directory moved over one of the same name).
+// wants_size: files whose size the scans of new subtrees should report (ScanOptions).
+Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std::string_view dir,
+                                  const Result<DirListing>& listing,
+                                  const std::set<std::string>& rescan = {},
+                                  const std::function<bool(const struct stat&)>& wants_size = {});
 
 }  // namespace dtkfs

@@ -9,9 +9,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <thread>
 
 #include "dtkfs/xattr_names.h"
 #include "support/reference_walk.h"
@@ -88,6 +91,31 @@ pid_t MountFixture::DaemonPid() const {
   const std::string status(buf, static_cast<size_t>(n));
   const auto at = status.find("pid: ");
   return at == std::string::npos ? -1 : static_cast<pid_t>(std::atoi(status.c_str() + at + 5));
+}
+
+std::string MountFixture::StatusField(const std::string& key) const {
+  char buf[8192];
+  const ssize_t n = ::getxattr(mnt().c_str(), xattr::kControlStatus, buf, sizeof buf);
+  if (n <= 0) return "";
+  const std::string status(buf, static_cast<size_t>(n));
+  const std::string prefix = key + ": ";
+  size_t at = status.rfind("\n" + prefix);
+  at = status.compare(0, prefix.size(), prefix) == 0 ? 0 : at == std::string::npos ? at : at + 1;
+  if (at == std::string::npos) return "";
+  const size_t end = status.find('\n', at);
+  return status.substr(at + prefix.size(), end - at - prefix.size());
+}
+
+bool MountFixture::WaitForVerify(uint64_t runs, int timeout_s) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string done = StatusField("verify_runs");
+    if (!done.empty() && std::stoull(done) >= runs &&
+        StatusField("verify").rfind("running", 0) != 0)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 bool WaitForExit(pid_t pid, int timeout_s) {

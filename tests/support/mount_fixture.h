@@ -48,6 +48,11 @@ class MountFixture {
 
   // The daemon's pid, from its control channel (-1 if it does not answer).
   pid_t DaemonPid() const;
+  // One "key: value" line of the daemon's status ("" if it does not answer or has no key).
+  std::string StatusField(const std::string& key) const;
+  // Waits (at most timeout_s) until the daemon has finished `runs` verifications and is not
+  // running one; true if it has.
+  bool WaitForVerify(uint64_t runs, int timeout_s) const;
 
   // Every directory of the source, its xattrs read through the mount.
   std::map<std::string, Totals> MountTotals() const;

@@ -1,0 +1,337 @@
+#include "fs/source_watcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <deque>
+
+#include "fs/filesystem.h"
+#include "scan/nested_mounts.h"
+#include "util/log.h"
+#include "util/mountinfo.h"
+#include "util/path.h"
+
+namespace dtkfs::fs {
+namespace {
+
+// Events are applied in batches: after a wake-up the drain thread waits this long for more,
+// so a stream of writes to one directory costs one reconcile per batch, not one per write.
+// A size query does not wait: it applies what is queued at once (Sync).
+constexpr auto kCoalesce = std::chrono::milliseconds(5);
+
+// The root and every nested mount counted inside it: one fanotify filesystem mark each.
+std::vector<std::string> MarkPaths(const std::string& root) {
+  std::vector<std::string> marks{root};
+  auto table = ReadMountInfo();
+  auto nested = NestedMounts::Load(root);
+  if (!table.ok() || !nested.ok()) return marks;
+  for (const MountInfo& m : *table)
+    if (m.mount_point != root && path::IsSameOrBelowAbsolute(m.mount_point, root) &&
+        nested->Knows(m.id) && !nested->IsAlias(m.id))
+      marks.push_back(m.mount_point);
+  return marks;
+}
+
+// The verifier yields to everything else: lowest CPU priority, idle I/O class.
+void LowerThreadPriority() {
+  const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 19);
+  constexpr int kIoprioWhoProcess = 1, kIoprioClassIdle = 3, kIoprioClassShift = 13;
+  ::syscall(SYS_ioprio_set, kIoprioWhoProcess, tid, kIoprioClassIdle << kIoprioClassShift);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<watch::EventSource>> OpenEventSource(WatchMode mode,
+                                                            const std::string& root) {
+  if (mode == WatchMode::kOff) return std::unique_ptr<watch::EventSource>();
+  if (mode == WatchMode::kInotify) return watch::OpenInotify(root);
+  auto fan = watch::OpenFanotify(root, MarkPaths(root));
+  if (fan.ok() || mode == WatchMode::kFanotify) return fan;
+  log::Info("watching the source with inotify ({}; fanotify needs CAP_SYS_ADMIN)",
+            fan.status().message());
+  return watch::OpenInotify(root);
+}
+
+SourceWatcher::SourceWatcher(Filesystem& fs, std::unique_ptr<watch::EventSource> source)
+    : fs_(fs), source_(std::move(source)) {
+  root_fd_ = ::open(fs_.source_root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (auto nested = NestedMounts::Load(fs_.source_root()); nested.ok())
+    aliases_ = nested->alias_paths();
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  report_.watch = source_ ? source_->Describe() : "off";
+}
+
+SourceWatcher::~SourceWatcher() {
+  Stop();
+  if (root_fd_ >= 0) ::close(root_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void SourceWatcher::Start(KernelCache* cache) {
+  cache_ = cache;
+  if (source_ && source_->WatchesDirectories()) {
+    std::lock_guard apply(apply_mu_);
+    source_->Watch("");
+    for (auto& [dir, totals] : fs_.store().ListBelow("", 0)) source_->Watch(dir);
+    std::lock_guard lock(mu_);
+    report_.watch = source_->Describe();
+  }
+  drain_thread_ = std::thread([this] { DrainLoop(); });
+  verify_thread_ = std::thread([this] { VerifyLoop(); });
+}
+
+void SourceWatcher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  if (drain_thread_.joinable()) drain_thread_.join();
+  if (verify_thread_.joinable()) verify_thread_.join();
+}
+
+void SourceWatcher::FollowLinks(dev_t dev, ino_t ino) {
+  {
+    std::lock_guard lock(mu_);
+    follow_.emplace(dev, ino);
+  }
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+void SourceWatcher::Sync() {
+  std::lock_guard apply(apply_mu_);
+  DrainLocked();
+}
+
+void SourceWatcher::RequestVerify(const std::string& why) {
+  log::Info("verifying every directory against the source ({})", why);
+  {
+    std::lock_guard lock(mu_);
+    verify_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
+SourceWatcher::Report SourceWatcher::GetReport() const {
+  std::lock_guard lock(mu_);
+  return report_;
+}
+
+void SourceWatcher::DrainLoop() {
+  struct pollfd fds[2] = {{source_ ? source_->fd() : -1, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (true) {
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) {
+      log::Error("watching the source: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents != 0) {
+      uint64_t count;
+      (void)!::read(wake_fd_, &count, sizeof count);
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    if (fds[0].revents != 0) std::this_thread::sleep_for(kCoalesce);
+    std::lock_guard apply(apply_mu_);
+    DrainLocked();
+  }
+}
+
+void SourceWatcher::DrainLocked() {
+  watch::Batch batch;
+  if (source_)
+    if (Status s = source_->ReadAvailable(&batch); !s.ok())
+      log::Error("watching the source: {}", s.message());
+  if (batch.overflow) {
+    log::Warning("the event queue overflowed: changes beside the mount were lost");
+    {
+      std::lock_guard lock(mu_);
+      ++report_.overflows;
+    }
+    RequestVerify("event queue overflow");
+  }
+  std::map<std::string, Pending> dirs;
+  std::set<std::pair<dev_t, ino_t>> follow;
+  {
+    std::lock_guard lock(mu_);
+    follow.swap(follow_);
+  }
+  for (const auto& key : follow) {
+    auto it = multi_.find(key);
+    if (it != multi_.end())
+      for (const auto& [holder, counted] : it->second) dirs[holder].whole = true;
+  }
+  for (watch::Change& c : batch.changes) {
+    Pending& p = dirs[std::move(c.dir)];
+    if (c.new_dir) p.new_dirs.insert(c.name);
+    p.names.insert(std::move(c.name));
+  }
+  bool changed = false;
+  ApplyLocked(std::move(dirs), &changed);
+  std::lock_guard lock(mu_);
+  report_.events += batch.events;
+  if (source_ && source_->WatchesDirectories()) report_.watch = source_->Describe();
+}
+
+void SourceWatcher::ApplyLocked(std::map<std::string, Pending> dirs, bool* changed_any) {
+  std::set<std::string> done;
+  while (!dirs.empty()) {
+    auto node = dirs.extract(dirs.begin());
+    const std::string& dir = node.key();
+    if (!done.insert(dir).second) continue;  // a follow-up already reconciled this round
+    std::map<std::string, Pending> follow;
+    if (ReconcileDir(dir, node.mapped(), &follow)) {
+      *changed_any = true;
+      std::lock_guard lock(mu_);
+      ++report_.corrected;
+    }
+    for (auto& [d, p] : follow)
+      if (done.count(d) == 0) dirs[d].whole = true;
+  }
+}
+
+bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
+                                 std::map<std::string, Pending>* follow) {
+  // A directory the store does not know yet (made beside the mount): its nearest known
+  // ancestor's reconcile scans it whole.
+  std::string target = dir;
+  std::set<std::string> target_names = pending.names;
+  std::set<std::string> rescan = pending.new_dirs;
+  while (!fs_.store().Lookup(target)) {
+    if (path::IsRoot(target)) return false;
+    target_names = {std::string(path::Basename(target))};
+    rescan.clear();
+    target = std::string(path::Parent(target));
+  }
+  Accounting::KernelStale stale;
+  Result<ReconcileReport> report = Status::Ok();
+  Result<DirListing> listing = Status::Ok();
+  // A reconcile fails when the tree changes under it (a directory it scans is gone or became
+  // a file); what it did is consistent, and the next try sees the settled state.
+  for (int attempt = 0; attempt < 3 && (attempt == 0 || !report.ok()); ++attempt) {
+    std::unique_lock ns(fs_.ns_mu());
+    listing = ListDirectoryAt(root_fd_, target, aliases_, /*with_entries=*/true);
+    // Multi-name files the index lists whose size moved: into the inode table with all
+    // their names, so the accounting reaches every directory that counts them.
+    if (listing.ok())
+      for (const ListedEntry& e : listing->entries)
+        if (!e.is_dir && e.nlink > 1)
+          if (auto record = fs_.links().UnclaimedRecord(e.dev, e.ino);
+              record && record->size != e.size)
+            if (int err = fs_.links().Adopt(*record); err != 0)
+              log::Warning("reconcile {}: following the names of {}: {}", target, e.name,
+                           std::strerror(err));
+    report = fs_.accounting().Reconcile(fs_.source_root(), target, listing, target_names, rescan,
+                                        &stale);
+  }
+  if (!report.ok()) {
+    log::Warning("reconcile {}: {}", target.empty() ? "/" : target, report.status().message());
+    return false;
+  }
+
+  // Multi-name files the inode table does not follow: each directory seen holding one
+  // counts the size it was seen with; one seen with another size now is out of date.
+  std::map<std::pair<dev_t, ino_t>, uint64_t> seen;
+  auto sighting = [&](dev_t dev, ino_t ino, const std::string& where, uint64_t size) {
+    multi_[{dev, ino}][where] = size;
+    seen[{dev, ino}] = size;
+  };
+  for (const ScannedSize& s : report->sizes)
+    if (s.nlink > 1) sighting(s.dev, s.ino, s.dir, s.size);
+  if (listing.ok())
+    for (const ListedEntry& e : listing->entries)
+      if (!e.is_dir && e.nlink > 1) sighting(e.dev, e.ino, target, e.size);
+  for (const auto& [key, size] : seen)
+    for (const auto& [holder, counted] : multi_[key])
+      if (counted != size) (*follow)[holder].whole = true;
+
+  // The kernel's caches, then the watches of new directories.
+  if (cache_ != nullptr) {
+    auto id = [&](const Inode* i) {
+      return i == &fs_.table().root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(i);
+    };
+    std::vector<Invalidation> items;
+    for (auto& [parent, name] : stale.entries) items.push_back({id(parent), name, 0});
+    for (const Inode* i : stale.inodes) items.push_back({0, "", id(i)});
+    cache_->Post(std::move(items));
+  }
+  if (source_ && source_->WatchesDirectories()) {
+    // A directory's watch comes after the scan that found it: what changed in between
+    // raised no event, so each newly watched directory is listed once more after its watch.
+    for (const std::string& added : report->added)
+      for (const std::string& d : WatchSubtree(added)) (*follow)[d].whole = true;
+    for (const std::string& name : target_names) {
+      const std::string child = path::Join(target, name);
+      if (fs_.store().Lookup(child)) WatchSubtree(child);  // moved: its watches' new paths
+    }
+  }
+  if (report->changed())
+    log::Info("out-of-band change in {}: bytes {:+}, files {:+}, dirs +{} -{}",
+              target.empty() ? "/" : target, report->own.bytes, report->own.files,
+              report->dirs_added, report->dirs_removed);
+  return report->changed();
+}
+
+std::vector<std::string> SourceWatcher::WatchSubtree(const std::string& dir) {
+  std::vector<std::string> dirs{dir};
+  for (auto& [d, totals] : fs_.store().ListBelow(dir, 0)) dirs.push_back(d);
+  for (const std::string& d : dirs) source_->Watch(d);
+  return dirs;
+}
+
+void SourceWatcher::VerifyLoop() {
+  LowerThreadPriority();
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || verify_requested_; });
+      if (stop_) return;
+      verify_requested_ = false;
+      report_.verifying = true;
+      report_.verify_done = 0;
+      report_.verify_corrected = 0;
+      const auto root = fs_.store().Lookup("");
+      report_.verify_total = root ? root->dirs + 1 : 0;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    std::deque<std::string> queue{""};
+    while (!queue.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) break;
+      }
+      const std::string dir = std::move(queue.front());
+      queue.pop_front();
+      std::map<std::string, Pending> follow;
+      bool changed;
+      {
+        std::lock_guard apply(apply_mu_);
+        changed = ReconcileDir(dir, Pending{}, &follow);
+        bool more = false;
+        if (!follow.empty()) ApplyLocked(std::move(follow), &more);
+      }
+      for (auto& [child, totals] : fs_.store().ListBelow(dir, 1)) queue.push_back(child);
+      std::lock_guard lock(mu_);
+      ++report_.verify_done;
+      if (changed) ++report_.verify_corrected;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard lock(mu_);
+    report_.verifying = false;
+    report_.verify_seconds = seconds;
+    if (stop_) return;
+    ++report_.verify_runs;
+    log::Info("verification done: {} directories in {:.1f} s, {} corrected", report_.verify_done,
+              seconds, report_.verify_corrected);
+  }
+}
+
+}  // namespace dtkfs::fs

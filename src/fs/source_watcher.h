@@ -1,0 +1,130 @@
+// SourceWatcher: keeps the totals exact when the source changes beside the mount
+// (DESIGN-BRIEF section 9, docs/design.md "Changes beside the mount").
+//
+// Every trigger ends in one step, ReconcileDir: under the namespace lock, list the directory
+// on the source and make the store and the inode table agree with it
+// (Accounting::Reconcile), then tell the kernel what it caches is stale (KernelCache).
+// The triggers:
+//   - events (watch/events.h): a thread drains them as they come; changes are coalesced
+//     per directory before they are applied;
+//   - query time (Sync): a size getxattr drains once more and applies everything read, so
+//     its answer includes every change whose syscall returned before it;
+//   - verification (RequestVerify): every directory, in the background at low CPU and I/O
+//     priority: after a mount from an index (changes made while unmounted), after the event
+//     queue overflowed, and on demand (`dtkfs verify`).
+// A file with several names in several directories: when one directory's own bytes change,
+// the other directories holding names of its multi-name files (known from listings and the
+// index's link table) are reconciled too.
+//
+// Thread-safety: public methods are safe from any thread. Locks: apply_mu_ (one applier at
+// a time: the drain thread, a Sync, the verifier) is taken before the namespace lock.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/accounting.h"
+#include "fs/kernel_cache.h"
+#include "fs/mount_options.h"
+#include "watch/events.h"
+
+namespace dtkfs::fs {
+
+class Filesystem;
+
+// The event source for mode: fanotify when allowed (kAuto falls back to inotify, logging
+// why), inotify, or none. Opened before the index is loaded or scanned, so changes made
+// meanwhile are queued.
+Result<std::unique_ptr<watch::EventSource>> OpenEventSource(WatchMode mode,
+                                                            const std::string& root);
+
+class SourceWatcher final : public Accounting::LinkFollower {
+ public:
+  // source may be null (watching off): verification still works.
+  SourceWatcher(Filesystem& fs, std::unique_ptr<watch::EventSource> source);
+  ~SourceWatcher() override;
+  SourceWatcher(const SourceWatcher&) = delete;
+  SourceWatcher& operator=(const SourceWatcher&) = delete;
+
+  // Starts the threads (inotify: watches every directory the store knows first).
+  void Start(KernelCache* cache);
+  // Stops them (before the session goes).
+  void Stop();
+
+  // Applies every event queued now. Called before answering a size query.
+  void Sync();
+  // A file changed through the mount has names the inode table does not know: the
+  // directories listings saw them in are reconciled (before the next size answer).
+  void FollowLinks(dev_t dev, ino_t ino) override;
+  // Starts a verification of every directory (one runs at a time; a request while one runs
+  // starts another after it).
+  void RequestVerify(const std::string& why);
+
+  struct Report {
+    std::string watch;          // "fanotify", "inotify (...)", "off"
+    uint64_t events = 0;        // events read
+    uint64_t corrected = 0;     // directories an event's reconcile changed
+    uint64_t overflows = 0;     // event queue overflows (each starts a verification)
+    bool verifying = false;     // a verification is running
+    uint64_t verify_runs = 0;   // finished verifications
+    uint64_t verify_done = 0;   // directories verified by the running (or last) one
+    uint64_t verify_total = 0;  // directories it started with
+    uint64_t verify_corrected = 0;
+    double verify_seconds = 0;
+  };
+  Report GetReport() const;
+
+ private:
+  struct Pending {
+    std::set<std::string> names;
+    std::set<std::string> new_dirs;  // directories made or moved at these names
+    bool whole = false;              // reconcile even with no name (a follow-up, a verification)
+  };
+  void DrainLoop();
+  void VerifyLoop();
+  // Reads what is queued and applies it. Caller holds apply_mu_.
+  void DrainLocked();
+  void ApplyLocked(std::map<std::string, Pending> dirs, bool* changed_any);
+  // Reconciles dir (its nearest ancestor the store knows, if it knows not dir). Returns
+  // whether the store changed. Adds to follow: directories holding other names of
+  // multi-name files whose bytes may have changed.
+  bool ReconcileDir(const std::string& dir, const Pending& pending,
+                    std::map<std::string, Pending>* follow);
+  // Watches dir and every directory below it the store knows (inotify); returns them.
+  std::vector<std::string> WatchSubtree(const std::string& dir);
+
+  Filesystem& fs_;
+  std::unique_ptr<watch::EventSource> source_;
+  KernelCache* cache_ = nullptr;
+  int root_fd_ = -1;
+  std::set<std::string> aliases_;
+  int wake_fd_ = -1;  // eventfd: wakes the drain thread (stop, FollowLinks)
+
+  std::mutex apply_mu_;
+  // Multi-name files seen in listings and scans: (dev, ino) -> each directory seen holding
+  // a name of it -> the size it was counted with there.
+  std::map<std::pair<dev_t, ino_t>, std::map<std::string, uint64_t>> multi_;
+
+  mutable std::mutex mu_;  // guards the fields below
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool verify_requested_ = false;
+  std::set<std::pair<dev_t, ino_t>> follow_;  // FollowLinks requests not yet applied
+  Report report_;
+
+  std::thread drain_thread_;
+  std::thread verify_thread_;
+};
+
+}  // namespace dtkfs::fs

@@ -1,0 +1,182 @@
+// fanotify: one filesystem mark per filesystem counted in the tree; each event names a
+// directory by its file handle and an entry by name. A handle is opened (open_by_handle_at,
+// relative to a directory of its filesystem inside the tree) and its path read back from
+// /proc/self/fd; paths outside the root are dropped, and remembered as outside until a
+// directory moves.
+#include <fcntl.h>
+#include <sys/fanotify.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "util/log.h"
+#include "watch/events.h"
+
+namespace dtkfs::watch {
+namespace {
+
+constexpr uint64_t kBaseMask =
+    FAN_CREATE | FAN_DELETE | FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_ONDIR;
+constexpr size_t kMaxOutside = 65536;  // remembered "outside the tree" handles
+
+std::string FsidKey(const __kernel_fsid_t& fsid) {
+  return std::string(reinterpret_cast<const char*>(&fsid), sizeof fsid);
+}
+
+class FanotifySource final : public EventSource {
+ public:
+  FanotifySource(int fd, std::string root, std::unordered_map<std::string, int> mount_fds)
+      : fd_(fd), root_(std::move(root)), mount_fds_(std::move(mount_fds)) {}
+  ~FanotifySource() override {
+    ::close(fd_);
+    for (auto& [key, fd] : mount_fds_) ::close(fd);
+  }
+
+  int fd() const override { return fd_; }
+  std::string Describe() const override { return "fanotify"; }
+
+  Status ReadAvailable(Batch* batch) override {
+    alignas(struct fanotify_event_metadata) char buf[64 * 1024];
+    std::unordered_map<std::string, std::optional<std::string>> resolved;  // this read's
+    const pid_t self = ::getpid();  // read now: the daemon forks after opening the source
+    while (true) {
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return Status::Ok();
+        return Status::FromErrno(errno, "read", "fanotify");
+      }
+      if (n == 0) return Status::Ok();
+      const auto* meta = reinterpret_cast<const struct fanotify_event_metadata*>(buf);
+      ssize_t left = n;
+      for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
+        ++batch->events;
+        if (meta->mask & FAN_Q_OVERFLOW) {
+          batch->overflow = true;
+          continue;
+        }
+        if (meta->pid == self) continue;  // the mount's own syscalls
+        const bool is_dir = (meta->mask & FAN_ONDIR) != 0;
+        if (is_dir && (meta->mask & (FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO)))
+          outside_.clear();  // a directory moved: an outside answer may be wrong now
+        Parse(meta, is_dir, &resolved, batch);
+      }
+    }
+  }
+
+ private:
+  void Parse(const struct fanotify_event_metadata* meta, bool is_dir,
+             std::unordered_map<std::string, std::optional<std::string>>* resolved, Batch* batch) {
+    const char* p = reinterpret_cast<const char*>(meta) + meta->metadata_len;
+    const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
+    while (p + sizeof(struct fanotify_event_info_header) <= end) {
+      const auto* hdr = reinterpret_cast<const struct fanotify_event_info_header*>(p);
+      if (hdr->len == 0 || p + hdr->len > end) return;
+      const uint8_t type = hdr->info_type;
+      if (type == FAN_EVENT_INFO_TYPE_DFID_NAME || type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+          type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
+        const auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
+        const auto* handle = reinterpret_cast<const struct file_handle*>(fid->handle);
+        const char* name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
+        if (name < p + hdr->len && *name != '\0' && std::strcmp(name, ".") != 0) {
+          std::string key = FsidKey(fid->fsid);
+          key.append(reinterpret_cast<const char*>(handle),
+                     sizeof(struct file_handle) + handle->handle_bytes);
+          auto it = resolved->find(key);
+          if (it == resolved->end())
+            it = resolved->emplace(key, Resolve(key, fid->fsid, handle)).first;
+          const bool new_dir = is_dir && (type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME ||
+                                          (type == FAN_EVENT_INFO_TYPE_DFID_NAME &&
+                                           (meta->mask & (FAN_MOVED_TO | FAN_CREATE))));
+          if (it->second) batch->changes.push_back(Change{*it->second, name, is_dir, new_dir});
+        }
+      }
+      p += hdr->len;
+    }
+  }
+
+  // The store path of the directory with this handle, or nullopt when it is outside the tree
+  // or gone.
+  std::optional<std::string> Resolve(const std::string& key, const __kernel_fsid_t& fsid,
+                                     const struct file_handle* handle) {
+    if (outside_.count(key) != 0) return std::nullopt;
+    auto mount = mount_fds_.find(FsidKey(fsid));
+    if (mount == mount_fds_.end()) return std::nullopt;  // another filesystem's event
+    std::string copy(reinterpret_cast<const char*>(handle),
+                     sizeof(struct file_handle) + handle->handle_bytes);
+    const int fd = ::open_by_handle_at(
+        mount->second, reinterpret_cast<struct file_handle*>(copy.data()), O_PATH | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;  // ESTALE: gone; its parent's event says so
+    char target[PATH_MAX + 1];
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t len = ::readlink(proc.c_str(), target, PATH_MAX);
+    ::close(fd);
+    if (len <= 0) return std::nullopt;
+    const std::string_view path(target, static_cast<size_t>(len));
+    std::optional<std::string> rel;
+    if (path.ends_with(" (deleted)")) return std::nullopt;
+    if (root_ == "/") {
+      if (path.starts_with("/")) rel = std::string(path.substr(1));
+    } else if (path == root_) {
+      rel = std::string();
+    } else if (path.starts_with(root_) && path.size() > root_.size() && path[root_.size()] == '/') {
+      rel = std::string(path.substr(root_.size() + 1));
+    }
+    if (!rel) {
+      if (outside_.size() >= kMaxOutside) outside_.clear();
+      outside_.insert(key);
+    }
+    return rel;
+  }
+
+  const int fd_;
+  const std::string root_;
+  std::unordered_map<std::string, int> mount_fds_;  // fsid -> a directory of it in the tree
+  std::unordered_set<std::string> outside_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EventSource>> OpenFanotify(const std::string& root,
+                                                  const std::vector<std::string>& marks) {
+  const int fd =
+      ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME_TARGET,
+                      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "fanotify_init", root);
+  std::unordered_map<std::string, int> mount_fds;
+  auto fail = [&](const Status& s) -> Result<std::unique_ptr<EventSource>> {
+    ::close(fd);
+    for (auto& [key, mfd] : mount_fds) ::close(mfd);
+    return s;
+  };
+  for (const std::string& mark : marks) {
+    struct statfs sfs;
+    const int mfd = ::open(mark.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (mfd < 0) return fail(Status::FromErrno(errno, "open", mark));
+    if (::fstatfs(mfd, &sfs) != 0) {
+      const int err = errno;
+      ::close(mfd);
+      return fail(Status::FromErrno(err, "statfs", mark));
+    }
+    __kernel_fsid_t fsid;
+    std::memcpy(&fsid, &sfs.f_fsid, sizeof fsid);
+    if (!mount_fds.emplace(FsidKey(fsid), mfd).second) {
+      ::close(mfd);
+      continue;  // a filesystem met twice needs one mark
+    }
+    // FAN_RENAME (5.17) reports both names in one event; older kernels get the pair.
+    int rc = ::fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kBaseMask | FAN_RENAME, mfd,
+                             nullptr);
+    if (rc != 0 && errno == EINVAL)
+      rc = ::fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+                           kBaseMask | FAN_MOVED_FROM | FAN_MOVED_TO, mfd, nullptr);
+    if (rc != 0) return fail(Status::FromErrno(errno, "fanotify_mark", mark));
+  }
+  return std::unique_ptr<EventSource>(new FanotifySource(fd, root, std::move(mount_fds)));
+}
+
+}  // namespace dtkfs::watch
