@@ -282,6 +282,16 @@ void Accounting::CountScanned(Inode& d, const ReconcileReport& report, KernelSta
   for (Inode* f : files) table_.UnrefLocked(f, 1);
 }
 
+std::vector<std::string> Accounting::KnownLinkDirs(dev_t dev, ino_t ino) {
+  std::vector<std::string> out;
+  std::lock_guard lock(table_.mu());
+  Inode* k = table_.FindLocked(dev, ino);
+  if (k == nullptr || k->is_dir) return out;
+  for (const Link& l : k->links)
+    if (auto p = table_.DirPathLocked(*l.parent)) out.push_back(*p);
+  return out;
+}
+
 void Accounting::ReportStoreError(const Status& s) {
   if (!s.ok()) log::Error("size store: {}", s.message());
   suspect_.Record(s);

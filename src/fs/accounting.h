@@ -94,6 +94,9 @@ class Accounting {
                                     const std::set<std::string>& names,
                                     const std::set<std::string>& rescan, KernelStale* stale);
 
+  // The directories (store paths) of the names the inode table knows for (dev, ino).
+  std::vector<std::string> KnownLinkDirs(dev_t dev, ino_t ino);
+
   // Logs a store failure (the source changed; the numbers may now be off) and remembers the
   // first one: the totals are then suspect until a rescan.
   void ReportStoreError(const Status& s);

@@ -171,6 +171,8 @@ int RunMount(MountArgs args) {
   fs_options.index_path = target->index;
   Filesystem filesystem(root_fd, *source, store, compactor, fs_options);
   compactor.SetFreezer(&filesystem);
+  SourceWatcher watcher(filesystem, std::move(events).value());
+  watcher.WatchTree();
 
   auto session = Session::Mount(filesystem, *source, *mnt, options->fuse);
   if (!session.ok()) {
@@ -192,7 +194,6 @@ int RunMount(MountArgs args) {
                                 ranges::kCompactInterval.max);
     filesystem.accounting().SetCompactionWaker(&compaction);
     KernelCache kernel_cache((*session)->raw());
-    SourceWatcher watcher(filesystem, std::move(events).value());
     watcher.Start(&kernel_cache);
     filesystem.SetWatcher(&watcher);
     filesystem.accounting().SetLinkFollower(&watcher);

@@ -1,9 +1,11 @@
 #include "fs/link_tracker.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "util/path.h"
 
@@ -141,6 +143,11 @@ int LinkTracker::Adopt(const LinkRecord& record) {
   return 0;
 }
 
+void LinkTracker::NoteObserved(ObservedLinks observed) {
+  std::lock_guard lock(observed_mu_);
+  for (auto& [key, seen] : observed) observed_[key] = std::move(seen);
+}
+
 LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
   const LinkTableView* table = base != nullptr ? &base->links() : nullptr;
   Captured out;
@@ -158,6 +165,39 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     for (size_t i = 0; table != nullptr && i < table->size(); ++i)
       if (claimed_.count(KeyOf(table->key_at(i))) == 0) out.carried.push_back(i);
   }
+  // Files seen beside the mount: the names that still lead to them, when two or more do and
+  // the store counts one size at each; either way the index's record for them goes.
+  ObservedLinks observed;
+  {
+    std::lock_guard lock(observed_mu_);
+    observed.swap(observed_);
+  }
+  std::set<LinkKey> replaced;
+  for (auto& [file, seen] : observed) {
+    {
+      std::lock_guard lock(table_.mu());
+      const Inode* inode = table_.FindLocked(file.first, file.second);
+      if (inode != nullptr && inode->links.size() >= 2) continue;  // pinned: written below
+    }
+    LinkRecord r;
+    r.key = TableKey(file.first, file.second);
+    replaced.insert(r.key);
+    std::optional<uint64_t> size;
+    bool one_size = true;
+    for (const auto& [p, counted] : seen.names) {
+      struct stat st;
+      if (::fstatat(table_.root().fd, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          st.st_dev != file.first || st.st_ino != file.second)
+        continue;
+      if (size && *size != counted) one_size = false;
+      size = counted;
+      r.paths.push_back(p);
+    }
+    if (r.paths.size() < 2 || !one_size) continue;
+    r.size = *size;
+    out.records.push_back(std::move(r));
+  }
+  std::erase_if(out.carried, [&](size_t i) { return replaced.count(table->key_at(i)) != 0; });
   for (Inode* inode : pinned) {
     LinkRecord r;
     r.key = TableKey(inode->dev, inode->ino);

@@ -18,6 +18,8 @@
 
 #include <sys/types.h>
 
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -66,9 +68,19 @@ class LinkTracker : public InodeTable::LinkListener {
   // (exclusive, so no link changes in flight), Encode after it (decodes the carried records
   // of the immutable index without holding up the mount).
   struct Captured {
-    std::vector<LinkRecord> records;  // pinned files
+    std::vector<LinkRecord> records;  // pinned files, and files seen beside the mount
     std::vector<size_t> carried;      // the index's unclaimed records, by position
   };
+  // Files with several names that listings of the source found (the source watcher): their
+  // names (paths) and the size the store counts at each, and how many names they had.
+  struct Observed {
+    std::map<std::string, uint64_t> names;
+    nlink_t nlink = 0;
+  };
+  using ObservedLinks = std::map<std::pair<dev_t, ino_t>, Observed>;
+  // Given to the next Capture, which checks each name against the source and writes them
+  // in place of the index's records (names made or removed beside the mount).
+  void NoteObserved(ObservedLinks observed);
   Captured Capture(const IndexReader* base);
   static std::string Encode(Captured captured, const IndexReader* base);
 
@@ -93,6 +105,8 @@ class LinkTracker : public InodeTable::LinkListener {
 
   InodeTable& table_;
   SizeStore& store_;
+  std::mutex observed_mu_;  // a leaf: guards observed_
+  ObservedLinks observed_;
   // Files whose link-table record the inode table has taken over. Guarded by table_.mu().
   std::unordered_set<FileKey, FileKeyHash> claimed_;
 };

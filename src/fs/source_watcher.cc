@@ -72,8 +72,7 @@ SourceWatcher::~SourceWatcher() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void SourceWatcher::Start(KernelCache* cache) {
-  cache_ = cache;
+void SourceWatcher::WatchTree() {
   if (source_ && source_->WatchesDirectories()) {
     std::lock_guard apply(apply_mu_);
     source_->Watch("");
@@ -81,6 +80,10 @@ void SourceWatcher::Start(KernelCache* cache) {
     std::lock_guard lock(mu_);
     report_.watch = source_->Describe();
   }
+}
+
+void SourceWatcher::Start(KernelCache* cache) {
+  cache_ = cache;
   drain_thread_ = std::thread([this] { DrainLoop(); });
   verify_thread_ = std::thread([this] { VerifyLoop(); });
 }
@@ -163,10 +166,17 @@ void SourceWatcher::DrainLocked() {
     std::lock_guard lock(mu_);
     follow.swap(follow_);
   }
+  for (const watch::InodeChange& i : batch.inodes) follow.emplace(i.dev, i.ino);
   for (const auto& key : follow) {
     auto it = multi_.find(key);
     if (it != multi_.end())
-      for (const auto& [holder, counted] : it->second) dirs[holder].whole = true;
+      for (const auto& [name, counted] : it->second.names)
+        dirs[std::string(path::Parent(name))].whole = true;
+    // The names the inode table knows (a file the mount follows), or the index's link table.
+    for (const std::string& d : fs_.accounting().KnownLinkDirs(key.first, key.second))
+      dirs[d].whole = true;
+    if (auto record = fs_.links().UnclaimedRecord(key.first, key.second))
+      for (const std::string& p : record->paths) dirs[std::string(path::Parent(p))].whole = true;
   }
   for (watch::Change& c : batch.changes) {
     Pending& p = dirs[std::move(c.dir)];
@@ -198,7 +208,7 @@ void SourceWatcher::ApplyLocked(std::map<std::string, Pending> dirs, bool* chang
 }
 
 bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
-                                 std::map<std::string, Pending>* follow) {
+                                 std::map<std::string, Pending>* follow, bool verifying) {
   // A directory the store does not know yet (made beside the mount): its nearest known
   // ancestor's reconcile scans it whole.
   std::string target = dir;
@@ -238,19 +248,38 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
 
   // Multi-name files the inode table does not follow: each directory seen holding one
   // counts the size it was seen with; one seen with another size now is out of date.
+  // A file that gained a name the daemon has not seen (linked beside the mount: the other
+  // names are not in any event) may be counted at an old size where those are: only a
+  // verification finds them.
   std::map<std::pair<dev_t, ino_t>, uint64_t> seen;
-  auto sighting = [&](dev_t dev, ino_t ino, const std::string& where, uint64_t size) {
-    multi_[{dev, ino}][where] = size;
+  bool new_names = false;
+  auto sighting = [&](dev_t dev, ino_t ino, const std::string& name, uint64_t size, nlink_t nlink) {
+    auto [it, first] = multi_.try_emplace({dev, ino});
+    LinkTracker::Observed& m = it->second;
+    if (first)  // the names the index knows, counted at the index's size
+      if (auto record = fs_.links().UnclaimedRecord(dev, ino))
+        for (const std::string& p : record->paths) m.names.emplace(p, record->size);
+    m.names[name] = size;
+    if (nlink > m.nlink && m.names.size() < nlink) new_names = true;
+    m.nlink = nlink;
     seen[{dev, ino}] = size;
   };
   for (const ScannedSize& s : report->sizes)
-    if (s.nlink > 1) sighting(s.dev, s.ino, s.dir, s.size);
+    if (s.nlink > 1) sighting(s.dev, s.ino, s.path, s.size, s.nlink);
   if (listing.ok())
     for (const ListedEntry& e : listing->entries)
-      if (!e.is_dir && e.nlink > 1) sighting(e.dev, e.ino, target, e.size);
+      if (!e.is_dir && e.nlink > 1)
+        sighting(e.dev, e.ino, path::Join(target, e.name), e.size, e.nlink);
   for (const auto& [key, size] : seen)
-    for (const auto& [holder, counted] : multi_[key])
-      if (counted != size) (*follow)[holder].whole = true;
+    for (const auto& [name, counted] : multi_[key].names)
+      if (counted != size) (*follow)[std::string(path::Parent(name))].whole = true;
+  if (new_names && !verifying) RequestVerify("a file gained names beside the mount");
+  // For the next index's link table.
+  if (!seen.empty()) {
+    LinkTracker::ObservedLinks observed;
+    for (const auto& [key, size] : seen) observed[key] = multi_[key];
+    fs_.links().NoteObserved(std::move(observed));
+  }
 
   // The kernel's caches, then the watches of new directories.
   if (cache_ != nullptr) {
@@ -313,7 +342,7 @@ void SourceWatcher::VerifyLoop() {
       bool changed;
       {
         std::lock_guard apply(apply_mu_);
-        changed = ReconcileDir(dir, Pending{}, &follow);
+        changed = ReconcileDir(dir, Pending{}, &follow, /*verifying=*/true);
         bool more = false;
         if (!follow.empty()) ApplyLocked(std::move(follow), &more);
       }

@@ -36,6 +36,7 @@
 
 #include "fs/accounting.h"
 #include "fs/kernel_cache.h"
+#include "fs/link_tracker.h"
 #include "fs/mount_options.h"
 #include "watch/events.h"
 
@@ -57,7 +58,11 @@ class SourceWatcher final : public Accounting::LinkFollower {
   SourceWatcher(const SourceWatcher&) = delete;
   SourceWatcher& operator=(const SourceWatcher&) = delete;
 
-  // Starts the threads (inotify: watches every directory the store knows first).
+  // inotify: watches every directory the store knows (before the mount is announced, so a
+  // change made right after `dtkfs mount` returns is seen). No threads: the daemon forks
+  // after it.
+  void WatchTree();
+  // Starts the threads.
   void Start(KernelCache* cache);
   // Stops them (before the session goes).
   void Stop();
@@ -99,8 +104,9 @@ class SourceWatcher final : public Accounting::LinkFollower {
   // Reconciles dir (its nearest ancestor the store knows, if it knows not dir). Returns
   // whether the store changed. Adds to follow: directories holding other names of
   // multi-name files whose bytes may have changed.
+  // verifying: called by the verification (which looks everywhere itself).
   bool ReconcileDir(const std::string& dir, const Pending& pending,
-                    std::map<std::string, Pending>* follow);
+                    std::map<std::string, Pending>* follow, bool verifying = false);
   // Watches dir and every directory below it the store knows (inotify); returns them.
   std::vector<std::string> WatchSubtree(const std::string& dir);
 
@@ -112,9 +118,9 @@ class SourceWatcher final : public Accounting::LinkFollower {
   int wake_fd_ = -1;  // eventfd: wakes the drain thread (stop, FollowLinks)
 
   std::mutex apply_mu_;
-  // Multi-name files seen in listings and scans: (dev, ino) -> each directory seen holding
-  // a name of it -> the size it was counted with there.
-  std::map<std::pair<dev_t, ino_t>, std::map<std::string, uint64_t>> multi_;
+  // Multi-name files seen in listings and scans: each name seen (its path) and the size it
+  // was counted with there, and how many names the file had when last seen.
+  LinkTracker::ObservedLinks multi_;
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;

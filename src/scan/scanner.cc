@@ -182,7 +182,7 @@ void Walk::ListDirectory(size_t id, Work w) {
         if (wants_size_ && wants_size_(st)) {
           std::lock_guard lock(sizes_mu_);
           sizes_.push_back(ScannedSize{st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size),
-                                       st.st_nlink, node->path});
+                                       st.st_nlink, path::Join(node->path, name)});
         }
         if (st.st_nlink > 1) {
           sightings_[id].push_back(LinkSighting{LinkKey{st.st_dev ^ root_dev_, st.st_ino},

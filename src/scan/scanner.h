@@ -48,7 +48,7 @@ struct ScannedSize {
   ino_t ino = 0;
   uint64_t size = 0;
   nlink_t nlink = 0;
-  std::string dir;  // where it was met, relative to the root
+  std::string path;  // the name it was met at, relative to the root
 };
 
 struct ScanError {

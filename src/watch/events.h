@@ -17,6 +17,8 @@
 // Thread-safety: one thread at a time reads (the caller serializes ReadAvailable and Watch).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,8 +38,16 @@ struct Change {
   bool new_dir = false;
 };
 
+// A file changed that no name reached (written through a descriptor whose name was removed
+// while the file keeps another name in the tree): its other names must be found.
+struct InodeChange {
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
 struct Batch {
   std::vector<Change> changes;
+  std::vector<InodeChange> inodes;
   bool overflow = false;  // the kernel dropped events: verify everything
   uint64_t events = 0;    // events read (before filtering), for the status
 };

@@ -5,6 +5,7 @@
 // directory moves.
 #include <fcntl.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -73,13 +74,17 @@ class FanotifySource final : public EventSource {
              std::unordered_map<std::string, std::optional<std::string>>* resolved, Batch* batch) {
     const char* p = reinterpret_cast<const char*>(meta) + meta->metadata_len;
     const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
+    bool named = false;
+    const struct fanotify_event_info_fid* target = nullptr;
     while (p + sizeof(struct fanotify_event_info_header) <= end) {
       const auto* hdr = reinterpret_cast<const struct fanotify_event_info_header*>(p);
-      if (hdr->len == 0 || p + hdr->len > end) return;
+      if (hdr->len == 0 || p + hdr->len > end) break;
       const uint8_t type = hdr->info_type;
+      const auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
+      if (type == FAN_EVENT_INFO_TYPE_FID) target = fid;
       if (type == FAN_EVENT_INFO_TYPE_DFID_NAME || type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
           type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
-        const auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
+        named = true;
         const auto* handle = reinterpret_cast<const struct file_handle*>(fid->handle);
         const char* name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
         if (name < p + hdr->len && *name != '\0' && std::strcmp(name, ".") != 0) {
@@ -97,6 +102,27 @@ class FanotifySource final : public EventSource {
       }
       p += hdr->len;
     }
+    // No name came with it (the name the writer used is gone): the file itself, if it still
+    // has a name somewhere.
+    if (!named && target != nullptr && !is_dir) {
+      if (auto inode = ResolveInode(target)) batch->inodes.push_back(*inode);
+    }
+  }
+
+  std::optional<InodeChange> ResolveInode(const struct fanotify_event_info_fid* fid) {
+    auto mount = mount_fds_.find(FsidKey(fid->fsid));
+    if (mount == mount_fds_.end()) return std::nullopt;
+    const auto* handle = reinterpret_cast<const struct file_handle*>(fid->handle);
+    std::string copy(reinterpret_cast<const char*>(handle),
+                     sizeof(struct file_handle) + handle->handle_bytes);
+    const int fd = ::open_by_handle_at(
+        mount->second, reinterpret_cast<struct file_handle*>(copy.data()), O_PATH | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    struct stat st;
+    const bool ok = ::fstat(fd, &st) == 0;
+    ::close(fd);
+    if (!ok || st.st_nlink == 0) return std::nullopt;  // no name left anywhere
+    return InodeChange{st.st_dev, st.st_ino};
   }
 
   // The store path of the directory with this handle, or nullopt when it is outside the tree

@@ -185,8 +185,14 @@ TEST_CASE("every kind of change beside the mount is exact at the next size read"
   EXACT(fx, "hard-linked file grown beside the mount through one name");
   Append(m + "/c/linked2", 50);
   EXACT(fx, "then through the mount through the other");
+  // A name made beside the mount for a file it has not seen with two names: the old name is
+  // in no event, so a verification finds it (docs/design.md, "Changes beside the mount").
+  const uint64_t runs = std::stoull(fx.StatusField("verify_runs"));
   REQUIRE(::link((s + "/a/f").c_str(), (s + "/c/f-link").c_str()) == 0);
   Append(s + "/c/f-link", 33);
+  Totals t;
+  REQUIRE(ReadTotals(m + "/c", &t));
+  REQUIRE(fx.WaitForVerify(runs + 1, 30));
   EXACT(fx, "hard link made beside, grown through its new name");
   WriteFileBytes(s + "/c/replacement", std::string(4096, 'r'));
   REQUIRE(::rename((s + "/c/replacement").c_str(), (s + "/a/f").c_str()) == 0);
@@ -393,6 +399,7 @@ TEST_CASE("a mount run by an ordinary user watches with inotify and stays exact"
   fsys::create_directories(fx.src() + "/d/e/new/deeper");
   WriteFileBytes(fx.src() + "/d/e/new/deeper/g", std::string(321, 'g'));
   REQUIRE(differences_as_nobody() == "");
+  REQUIRE(::chown((fx.src() + "/d/e/new").c_str(), kNobody, kNobody) == 0);
   REQUIRE(
       run_as_nobody({"sh", "-c", "head -c 4000 /dev/zero >> " + fx.mnt() + "/d/e/new/h"}).status ==
       0);

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The watcher benchmark (issue "changes beside the mount"): what watching the source costs and
+# how fast it is, in one run. See bench/watch_bench.py for what is measured; it writes the
+# watch-bench section of docs/benchmarks.md. Needs root (loop mount, fanotify); installs the
+# tools with ./scripts/deps.sh bench. About 20 minutes on a 2-core VM with the defaults.
+# Environment: DTKFS_BENCH_DIR (default /var/tmp/dtkfs-bench; scratch in its watch/, a
+#              loop-mounted ext4 of DTKFS_BENCH_DISK bytes, default 16G, sparse),
+#              DTKFS_BENCH_ROUNDS (default 3): rounds of the in-mount workloads (the three
+#              watch modes alternate in each) and runs of the scans and verifications,
+#              DTKFS_KERNEL_TARBALL (default /usr/src/linux-source-6.1.tar.xz),
+#              DTKFS_BENCH_PARTS: top-level directories of the kernel tree to use, e.g.
+#              "fs include net" (default "fs include lib kernel net mm" for the in-mount
+#              workloads, as the mount benchmark; "all" for the whole tree; the verification
+#              always uses the whole tree unless DTKFS_BENCH_PARTS is set),
+#              DTKFS_WATCH_BENCH_BIG: files of the large tree for the verification (default
+#              1000000, in directories of 1000),
+#              DTKFS_WATCH_BENCH_DIR_FILES: entries of the large directory that is appended to
+#              beside the mount (default 100000),
+#              DTKFS_WATCH_BENCH_APPENDS (default 20000), DTKFS_WATCH_BENCH_SAMPLES: latency
+#              samples (default 300), DTKFS_WATCH_BENCH_STAGES: which parts to run (default
+#              "workloads latency cpu verify"; the section is written only when all ran).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh bench
+./scripts/build.sh >/dev/null
+WORK=${DTKFS_BENCH_DIR:-/var/tmp/dtkfs-bench}/watch
+BIG=${DTKFS_WATCH_BENCH_BIG:-1000000}
+# Mounts left by an interrupted run: unmount them before removing the scratch directory.
+if [[ -d $WORK ]]; then
+  { findmnt -rn -o TARGET | grep -F "$WORK/" || true; } | while read -r m; do
+    fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m"
+  done
+fi
+if mountpoint -q "$WORK"; then umount "$WORK"; fi
+rm -rf "$WORK" "$WORK.img"
+# A fresh journaled ext4 in a loop file, as for the mount benchmark, with inodes enough for
+# the large tree (mkfs's default of one per 16 KiB gives a 16G disk 1M inodes).
+mkdir -p "$WORK"
+truncate -s "${DTKFS_BENCH_DISK:-16G}" "$WORK.img"
+mkfs.ext4 -q -F -N $((BIG + 1500000)) "$WORK.img"
+mount -o loop "$WORK.img" "$WORK"
+cleanup() {
+  umount "$WORK" 2>/dev/null || umount -l "$WORK"
+  rm -f "$WORK.img"
+}
+trap cleanup EXIT
+# The binary as built now: a rebuild during the run (the tree is being worked on) must not
+# change it under the benchmark.
+cp build/dtkfs "$WORK/dtkfs"
+python3 -B bench/watch_bench.py "$PWD" "$WORK/dtkfs" "$WORK" \
+  "${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}" "${DTKFS_BENCH_ROUNDS:-3}" "$BIG" \
+  ${DTKFS_BENCH_PARTS:-}
