@@ -79,7 +79,14 @@ void Accounting::AccountToLocked(Inode& inode, uint64_t size) {
 
 void Accounting::ApplyDeltaAt(const std::string& dir_path, const Delta& delta) {
   if (delta.empty()) return;
+  if (delta.files != 0) NoteEntriesChanged(dir_path);
   ReportStoreError(store_.AddDelta(dir_path, delta));
+  MaybeRequestCompaction();
+}
+
+void Accounting::ApplyOutOfBand(const std::string& dir, const Delta& delta) {
+  if (delta.empty()) return;
+  ReportStoreError(store_.AddDelta(dir, delta));
   MaybeRequestCompaction();
 }
 
@@ -91,19 +98,23 @@ void Accounting::ApplyDelta(Inode& dir, const Delta& delta) {
 }
 
 void Accounting::MakeDir(Inode& parent, const std::string& name) {
+  NoteEntriesChanged("*");
   if (auto p = table_.DirPath(parent)) ReportStoreError(store_.MakeDir(path::Join(*p, name)));
   MaybeRequestCompaction();
 }
 
 void Accounting::RemoveDir(Inode& parent, const std::string& name) {
+  NoteEntriesChanged("*");
   if (auto p = table_.DirPath(parent)) ReportStoreError(store_.RemoveDir(path::Join(*p, name)));
 }
 
 void Accounting::RenameDir(const std::string& from, const std::string& to) {
+  NoteEntriesChanged("*");
   ReportStoreError(store_.RenameDir(from, to));
 }
 
 void Accounting::ExchangeDirs(const std::string& a, const std::string& b) {
+  NoteEntriesChanged("*");
   ReportStoreError(store_.ExchangeDirs(a, b));
 }
 

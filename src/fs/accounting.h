@@ -41,6 +41,13 @@ class Accounting {
  public:
   // Finds the names of a file the inode table does not know (made beside the mount) and
   // brings their directories up to date (the source watcher).
+  // Told when the mount changed the entries of a directory (store path; "*": any), so what
+  // the source watcher remembers of its names is out of date.
+  class EntriesListener {
+   public:
+    virtual ~EntriesListener() = default;
+    virtual void EntriesChanged(const std::string& dir) = 0;
+  };
   class LinkFollower {
    public:
     virtual ~LinkFollower() = default;
@@ -106,6 +113,10 @@ class Accounting {
   void SetCompactionWaker(CompactionWaker* waker) { waker_.store(waker); }
   // Told when a file whose size changed has more names than the table knows; null: none.
   void SetLinkFollower(LinkFollower* follower) { follower_.store(follower); }
+  void SetEntriesListener(EntriesListener* listener) { entries_listener_.store(listener); }
+  // A change beside the mount to dir's own entries, found name by name (caller holds the
+  // namespace lock exclusively).
+  void ApplyOutOfBand(const std::string& dir, const Delta& delta);
 
  private:
   // Account's body: caller holds the namespace lock (any mode) and inode.size_mu.
@@ -126,6 +137,10 @@ class Accounting {
   const size_t compact_threshold_;
   std::atomic<CompactionWaker*> waker_{nullptr};
   std::atomic<LinkFollower*> follower_{nullptr};
+  std::atomic<EntriesListener*> entries_listener_{nullptr};
+  void NoteEntriesChanged(const std::string& dir) {
+    if (EntriesListener* l = entries_listener_.load()) l->EntriesChanged(dir);
+  }
   SuspectTotals suspect_;  // the first store failure (a leaf lock inside)
 };
 

@@ -197,11 +197,13 @@ int RunMount(MountArgs args) {
     watcher.Start(&kernel_cache);
     filesystem.SetWatcher(&watcher);
     filesystem.accounting().SetLinkFollower(&watcher);
+    filesystem.accounting().SetEntriesListener(&watcher);
     if (!scanned && options->verify)
       watcher.RequestVerify("mounted from an index: changes made while unmounted");
     rc = (*session)->Serve(options->threads);
     filesystem.SetWatcher(nullptr);
     filesystem.accounting().SetLinkFollower(nullptr);
+    filesystem.accounting().SetEntriesListener(nullptr);
     watcher.Stop();
     filesystem.accounting().SetCompactionWaker(nullptr);
   }

@@ -67,7 +67,17 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
     inode->refs++;
   }
   if (!created) ::close(fd);
-  if (created_out != nullptr) *created_out = created && !recorded;
+  // A file the watcher saw beside the mount: the store counts what it saw, which the size
+  // now may have passed (its event not applied yet); the table must count the same.
+  bool counted_known = recorded.has_value();
+  if (created && !recorded && !inode->is_dir)
+    if (SourceWatcher* w = watcher_.load())
+      if (auto dir = table_.DirPath(parent))
+        if (auto counted = w->CountedFor(*dir, name, inode->dev, inode->ino)) {
+          Accounting::SetCounted(*inode, *counted);
+          counted_known = true;
+        }
+  if (created_out != nullptr) *created_out = created && !counted_known;
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
   e->ino = IdOf(*inode);
   return 0;

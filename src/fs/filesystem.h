@@ -87,7 +87,8 @@ class Filesystem final : public Compactor::Freezer {
   // kernel reference, recording parent/name or the link (and, for a hard-linked file met for
   // the first time, every name the index knows). Fills e. Returns errno or 0.
   // created (optional) tells whether the inode was new to the table with no counted size
-  // known (not taken from the link table): its accounted size is its size now.
+  // known (not taken from the link table or the source watcher): its accounted size is its
+  // size now.
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
   // same moment (no namespace change or size accounting in between).

@@ -22,6 +22,13 @@ namespace {
 // so a stream of writes to one directory costs one reconcile per batch, not one per write.
 // A size query does not wait: it applies what is queued at once (Sync).
 constexpr auto kCoalesce = std::chrono::milliseconds(5);
+// Directories with at least this many entries have their names remembered once an event
+// reaches them; smaller ones are listed again (cheaper than the bookkeeping).
+constexpr size_t kRememberFrom = 512;
+// At most this many names are remembered in all (the least recently used directories go).
+constexpr size_t kMaxRemembered = 2'000'000;
+// Events naming more names than this in one directory are applied by listing it.
+constexpr size_t kMaxNamesByStat = 64;
 
 // The root and every nested mount counted inside it: one fanotify filesystem mark each.
 std::vector<std::string> MarkPaths(const std::string& root) {
@@ -220,6 +227,21 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
     rescan.clear();
     target = std::string(path::Parent(target));
   }
+  // Single names in a large directory whose names are remembered: a stat each.
+  if (!verifying && !pending.whole && rescan.empty() && target == dir && !target_names.empty() &&
+      target_names.size() <= kMaxNamesByStat && remembering_.load()) {
+    bool changed = false;
+    Accounting::KernelStale stale;
+    bool applied;
+    {
+      std::unique_lock ns(fs_.ns_mu());
+      applied = ApplyNames(target, target_names, &changed, &stale);
+    }
+    if (applied) {
+      PostStale(stale);
+      return changed;
+    }
+  }
   Accounting::KernelStale stale;
   Result<ReconcileReport> report = Status::Ok();
   Result<DirListing> listing = Status::Ok();
@@ -240,6 +262,9 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
                            std::strerror(err));
     report = fs_.accounting().Reconcile(fs_.source_root(), target, listing, target_names, rescan,
                                         &stale);
+    if (report.ok() && listing.ok() &&
+        (listing->entries.size() >= kRememberFrom ? !verifying : false))
+      RememberNames(target, *listing);
   }
   if (!report.ok()) {
     log::Warning("reconcile {}: {}", target.empty() ? "/" : target, report.status().message());
@@ -282,15 +307,7 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
   }
 
   // The kernel's caches, then the watches of new directories.
-  if (cache_ != nullptr) {
-    auto id = [&](const Inode* i) {
-      return i == &fs_.table().root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(i);
-    };
-    std::vector<Invalidation> items;
-    for (auto& [parent, name] : stale.entries) items.push_back({id(parent), name, 0});
-    for (const Inode* i : stale.inodes) items.push_back({0, "", id(i)});
-    cache_->Post(std::move(items));
-  }
+  PostStale(stale);
   if (source_ && source_->WatchesDirectories()) {
     // A directory's watch comes after the scan that found it: what changed in between
     // raised no event, so each newly watched directory is listed once more after its watch.
@@ -306,6 +323,146 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
               target.empty() ? "/" : target, report->own.bytes, report->own.files,
               report->dirs_added, report->dirs_removed);
   return report->changed();
+}
+
+void SourceWatcher::PostStale(const Accounting::KernelStale& stale) {
+  if (cache_ == nullptr) return;
+  auto id = [&](const Inode* i) {
+    return i == &fs_.table().root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(i);
+  };
+  std::vector<Invalidation> items;
+  for (auto& [parent, name] : stale.entries) items.push_back({id(parent), name, 0});
+  for (const Inode* i : stale.inodes) items.push_back({0, "", id(i)});
+  cache_->Post(std::move(items));
+}
+
+bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::string>& names,
+                               bool* changed, Accounting::KernelStale* stale) {
+  RememberedName self;
+  {
+    std::lock_guard lock(names_mu_);
+    auto it = remembered_.find(dir);
+    if (it == remembered_.end()) return false;
+    self.dev = it->second.dev;
+    self.ino = it->second.ino;
+  }
+  // Each name as it is now; anything but a plain file (one name, unknown to the inode
+  // table, no alias) needs the full reconcile.
+  const int fd = OpenTreeDir(root_fd_, dir);
+  if (fd < 0) return false;
+  struct Now {
+    const std::string* name;
+    bool exists;
+    struct stat st;
+  };
+  std::vector<Now> now;
+  struct stat st;
+  bool plain = ::fstat(fd, &st) == 0 && st.st_dev == self.dev && st.st_ino == self.ino;
+  for (const std::string& name : names) {
+    if (!plain) break;
+    Now n{&name, false, {}};
+    if (::fstatat(fd, name.c_str(), &n.st, AT_SYMLINK_NOFOLLOW) == 0)
+      n.exists = true;
+    else if (errno != ENOENT)
+      plain = false;
+    if (n.exists && (S_ISDIR(n.st.st_mode) || n.st.st_nlink > 1 ||
+                     fs_.table().Find(n.st.st_dev, n.st.st_ino) != nullptr))
+      plain = false;
+    if (!aliases_.empty() && aliases_.count(path::Join(dir, name)) != 0) plain = false;
+    now.push_back(n);
+  }
+  ::close(fd);
+  if (!plain) return false;
+  Delta delta;
+  {
+    std::lock_guard lock(names_mu_);
+    auto it = remembered_.find(dir);
+    if (it == remembered_.end()) return false;
+    auto& known = it->second.names;
+    for (const Now& n : now) {
+      auto r = known.find(*n.name);
+      if (r != known.end() && !r->second.plain) return false;
+    }
+    for (const Now& n : now) {
+      auto r = known.find(*n.name);
+      if (r != known.end()) {
+        delta.bytes -= static_cast<int64_t>(r->second.size);
+        delta.files -= 1;
+      }
+      if (n.exists) {
+        delta.bytes += n.st.st_size;
+        delta.files += 1;
+        if (r == known.end()) ++remembered_names_;
+        known[*n.name] =
+            RememberedName{n.st.st_dev, n.st.st_ino, static_cast<uint64_t>(n.st.st_size), true};
+      } else if (r != known.end()) {
+        known.erase(r);
+        --remembered_names_;
+      }
+    }
+    it->second.used = ++use_clock_;
+  }
+  fs_.accounting().ApplyOutOfBand(dir, delta);
+  *changed = !delta.empty();
+  if (Inode* d = fs_.table().Find(self.dev, self.ino); d != nullptr && d->is_dir) {
+    for (const std::string& name : names) stale->entries.emplace_back(d, name);
+    stale->inodes.push_back(d);
+  }
+  return true;
+}
+
+void SourceWatcher::RememberNames(const std::string& dir, const DirListing& listing) {
+  RememberedDir rd;
+  rd.dev = listing.dev;
+  rd.ino = listing.ino;
+  rd.names.reserve(listing.entries.size());
+  for (const ListedEntry& e : listing.entries) {
+    const bool plain = !e.is_dir && e.nlink == 1 && fs_.table().Find(e.dev, e.ino) == nullptr;
+    rd.names.emplace(e.name, RememberedName{e.dev, e.ino, e.size, plain});
+  }
+  std::lock_guard lock(names_mu_);
+  if (auto old = remembered_.find(dir); old != remembered_.end()) {
+    remembered_names_ -= old->second.names.size();
+    remembered_.erase(old);
+  }
+  rd.used = ++use_clock_;
+  remembered_names_ += rd.names.size();
+  remembered_.emplace(dir, std::move(rd));
+  while (remembered_names_ > kMaxRemembered && remembered_.size() > 1) {
+    auto oldest = remembered_.begin();
+    for (auto it = remembered_.begin(); it != remembered_.end(); ++it)
+      if (it->second.used < oldest->second.used) oldest = it;
+    remembered_names_ -= oldest->second.names.size();
+    remembered_.erase(oldest);
+  }
+  remembering_.store(true);
+}
+
+void SourceWatcher::EntriesChanged(const std::string& dir) {
+  if (!remembering_.load()) return;
+  std::lock_guard lock(names_mu_);
+  if (dir == "*") {
+    remembered_.clear();
+    remembered_names_ = 0;
+  } else if (auto it = remembered_.find(dir); it != remembered_.end()) {
+    remembered_names_ -= it->second.names.size();
+    remembered_.erase(it);
+  }
+  remembering_.store(!remembered_.empty());
+}
+
+std::optional<uint64_t> SourceWatcher::CountedFor(const std::string& dir, const std::string& name,
+                                                  dev_t dev, ino_t ino) {
+  if (!remembering_.load()) return std::nullopt;
+  std::lock_guard lock(names_mu_);
+  auto it = remembered_.find(dir);
+  if (it == remembered_.end()) return std::nullopt;
+  auto r = it->second.names.find(name);
+  if (r == it->second.names.end()) return std::nullopt;
+  const bool same = r->second.plain && r->second.dev == dev && r->second.ino == ino;
+  r->second.plain = false;  // the inode table accounts for it from now on
+  if (!same) return std::nullopt;
+  return r->second.size;
 }
 
 std::vector<std::string> SourceWatcher::WatchSubtree(const std::string& dir) {

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -50,7 +51,7 @@ class Filesystem;
 Result<std::unique_ptr<watch::EventSource>> OpenEventSource(WatchMode mode,
                                                             const std::string& root);
 
-class SourceWatcher final : public Accounting::LinkFollower {
+class SourceWatcher final : public Accounting::LinkFollower, public Accounting::EntriesListener {
  public:
   // source may be null (watching off): verification still works.
   SourceWatcher(Filesystem& fs, std::unique_ptr<watch::EventSource> source);
@@ -72,6 +73,13 @@ class SourceWatcher final : public Accounting::LinkFollower {
   // A file changed through the mount has names the inode table does not know: the
   // directories listings saw them in are reconciled (before the next size answer).
   void FollowLinks(dev_t dev, ino_t ino) override;
+  // Accounting::EntriesListener: the mount changed dir's entries.
+  void EntriesChanged(const std::string& dir) override;
+  // A lookup met a file the inode table did not know: the size the store counts for it, when
+  // the watcher knows it (a directory whose names it remembers), else nullopt. From now on
+  // the inode table accounts for that name.
+  std::optional<uint64_t> CountedFor(const std::string& dir, const std::string& name, dev_t dev,
+                                     ino_t ino);
   // Starts a verification of every directory (one runs at a time; a request while one runs
   // starts another after it).
   void RequestVerify(const std::string& why);
@@ -109,6 +117,14 @@ class SourceWatcher final : public Accounting::LinkFollower {
                     std::map<std::string, Pending>* follow, bool verifying = false);
   // Watches dir and every directory below it the store knows (inotify); returns them.
   std::vector<std::string> WatchSubtree(const std::string& dir);
+  // Applies names' changes in a directory whose names the watcher remembers, one stat per
+  // name: true if it could (caller holds apply_mu_ and the namespace lock), false when a
+  // full reconcile is needed.
+  bool ApplyNames(const std::string& dir, const std::set<std::string>& names, bool* changed,
+                  Accounting::KernelStale* stale);
+  void PostStale(const Accounting::KernelStale& stale);
+  // Remembers dir's names from its listing (a large directory that events reach).
+  void RememberNames(const std::string& dir, const DirListing& listing);
 
   Filesystem& fs_;
   std::unique_ptr<watch::EventSource> source_;
@@ -121,6 +137,29 @@ class SourceWatcher final : public Accounting::LinkFollower {
   // Multi-name files seen in listings and scans: each name seen (its path) and the size it
   // was counted with there, and how many names the file had when last seen.
   LinkTracker::ObservedLinks multi_;
+
+  // Large directories events reached: each name and what the store counts for it, so a
+  // stream of events on single names costs a stat each, not a listing (an appending writer
+  // in a 100k-entry directory). A name the inode table knows is marked not plain (the table
+  // accounts for it); an entry change made through the mount drops the directory. Guarded
+  // by names_mu_, a leaf lock.
+  struct RememberedName {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    uint64_t size = 0;
+    bool plain = true;  // a non-directory with one name that the table does not know
+  };
+  struct RememberedDir {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::unordered_map<std::string, RememberedName> names;
+    uint64_t used = 0;
+  };
+  std::mutex names_mu_;
+  std::unordered_map<std::string, RememberedDir> remembered_;
+  size_t remembered_names_ = 0;
+  uint64_t use_clock_ = 0;
+  std::atomic<bool> remembering_{false};
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;

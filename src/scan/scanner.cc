@@ -255,10 +255,12 @@ void Walk::Run(Node* start, int start_fd) {
   for (auto& t : pool) t.join();
 }
 
+}  // namespace
+
 // Opens root/start one component at a time, each with O_NOFOLLOW: a symlink anywhere on the
 // way is refused (O_NOFOLLOW alone only guards the last component, and a symlink could lead
 // out of the source), and start may be longer than PATH_MAX. -1 with errno on failure.
-int OpenStart(int root_fd, const std::string& start) {
+int OpenTreeDir(int root_fd, const std::string& start) {
   // A new open file description, not a dup: listings share no directory offset.
   int fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   for (size_t pos = 0; fd >= 0 && pos < start.size();) {
@@ -275,8 +277,6 @@ int OpenStart(int root_fd, const std::string& start) {
   return fd;
 }
 
-}  // namespace
-
 Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir) {
   const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return Status::FromErrno(errno, "open", root);
@@ -292,7 +292,7 @@ Result<DirListing> ListDirectoryAt(int root_fd, const std::string& dir,
                                    const std::set<std::string>& aliases, bool with_entries) {
   if (!path::IsValidRelative(dir))
     return Status::InvalidArgument(fmt::format("list: bad path {}", dir));
-  const int fd = OpenStart(root_fd, dir);
+  const int fd = OpenTreeDir(root_fd, dir);
   if (fd < 0) {
     const int open_err = errno;
     if (open_err == ENOENT || open_err == ENOTDIR || open_err == ELOOP)
@@ -343,7 +343,7 @@ Result<ScanResult> ScanTree(const std::string& root, const std::string& start,
     ::close(root_fd);
     return Status::InvalidArgument(fmt::format("scan {}: bad start path {}", root, start));
   }
-  int start_fd = OpenStart(root_fd, start);
+  int start_fd = OpenTreeDir(root_fd, start);
   if (start_fd < 0) {
     int err = errno;
     ::close(root_fd);
