@@ -57,3 +57,25 @@ TEST_CASE("regression: subtype= and fsname= are dtkfs's own: refused", "[fs]") {
   CHECK_FALSE(ParseMountOptions({"subtype=other"}).ok());
   CHECK_FALSE(ParseMountOptions({"ro,fsname=x"}).ok());
 }
+
+TEST_CASE("mount options: watch= and verify= choose how the source is watched", "[fs]") {
+  auto defaults = ParseMountOptions({});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->watch == WatchMode::kAuto);
+  CHECK(defaults->verify);
+  auto chosen = ParseMountOptions({"watch=inotify,verify=off"});
+  REQUIRE(chosen.ok());
+  CHECK(chosen->watch == WatchMode::kInotify);
+  CHECK_FALSE(chosen->verify);
+  CHECK(ParseMountOptions({"watch=fanotify"})->watch == WatchMode::kFanotify);
+  CHECK(ParseMountOptions({"watch=off", "watch=auto"})->watch == WatchMode::kAuto);
+  for (const char* bad : {"watch=yes", "watch=", "verify=1", "verify=", "watch=FANOTIFY"}) {
+    INFO(bad);
+    auto r = ParseMountOptions({bad});
+    REQUIRE_FALSE(r.ok());
+    const std::string key(bad, std::string_view(bad).find('='));
+    CHECK_THAT(r.status().message(), Catch::Contains("-o " + key + ": bad value"));
+  }
+  // None of them reaches libfuse.
+  for (const std::string& arg : chosen->fuse) CHECK(arg.find("watch") == std::string::npos);
+}
