@@ -189,6 +189,7 @@ int RunMount(MountArgs args) {
   }
 
   int rc;
+  bool links_incomplete = false;
   {
     CompactionThread compaction(store, compactor, options->compact_interval,
                                 ranges::kCompactInterval.max);
@@ -206,6 +207,7 @@ int RunMount(MountArgs args) {
     filesystem.accounting().SetEntriesListener(nullptr);
     watcher.Stop();
     filesystem.accounting().SetCompactionWaker(nullptr);
+    links_incomplete = watcher.GetReport().links_incomplete;
   }
   (*session)->Unmount();
   Status final_status = compactor.CompactNow();
@@ -214,6 +216,14 @@ int RunMount(MountArgs args) {
     log::Info("unmounted {}; index {} is up to date (generation {})", *mnt, target->index,
               compactor.GetReport().generation);
   WriteExitMarkers(env, target->index, final_status, suspect);
+  if (final_status.ok() && !suspect && links_incomplete) {
+    // The totals are exact, but the next mount needs every name of every hard-linked file.
+    log::Warning(
+        "hard links made beside the mount were not all found before it ended; the "
+        "next mount rescans");
+    WriteMarker(env, DirtyMarkerPath(target->index), "links: hard links made beside the mount\n")
+        .PermitUnchecked();
+  }
   return final_status.ok() && rc == 0 ? 0 : 2;
 }
 

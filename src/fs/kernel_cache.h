@@ -7,14 +7,17 @@
 // the kernel, which may wait for a request a worker holds (fuse_lowlevel.h warns they deadlock
 // inside a handler), so callers only queue them (Post), never holding a lock.
 //
-// Thread-safety: Post is safe from any thread; the destructor stops the thread (before the
-// session goes).
+// Thread-safety: Post is safe from any thread. The destructor stops the thread before the
+// session is unmounted: it waits a moment for a notification in flight, and leaves one the
+// kernel holds up (a request no worker will answer any more) to end on its own; no new one
+// starts after it.
 #pragma once
 
 #include <fuse_lowlevel.h>
 
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,18 +39,19 @@ class KernelCache {
   KernelCache& operator=(const KernelCache&) = delete;
 
   void Post(std::vector<Invalidation> items);
-  // Waits until everything posted so far was sent (tests, unmount).
-  void Flush();
 
  private:
-  void Run();
+  // Shared with the thread, which may outlive the object (see above).
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Invalidation> queue;
+    bool stop = false;
+    bool done = false;
+  };
+  static void Run(std::shared_ptr<State> state, fuse_session* se);
 
-  fuse_session* const se_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Invalidation> queue_;
-  uint64_t posted_ = 0, sent_ = 0;
-  bool stop_ = false;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
   std::thread thread_;
 };
 

@@ -182,19 +182,18 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     LinkRecord r;
     r.key = TableKey(file.first, file.second);
     replaced.insert(r.key);
-    std::optional<uint64_t> size;
-    bool one_size = true;
+    // The size the store counts at each name once the watcher applied what it saw: the
+    // size now (a timer compaction may run ahead of queued events; the final one, after
+    // them all, is the one the next mount reads).
     for (const auto& [p, counted] : seen.names) {
       struct stat st;
       if (::fstatat(table_.root().fd, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
           st.st_dev != file.first || st.st_ino != file.second)
         continue;
-      if (size && *size != counted) one_size = false;
-      size = counted;
+      r.size = static_cast<uint64_t>(st.st_size);
       r.paths.push_back(p);
     }
-    if (r.paths.size() < 2 || !one_size) continue;
-    r.size = *size;
+    if (r.paths.size() < 2) continue;
     out.records.push_back(std::move(r));
   }
   std::erase_if(out.carried, [&](size_t i) { return replaced.count(table->key_at(i)) != 0; });

@@ -298,7 +298,13 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
   for (const auto& [key, size] : seen)
     for (const auto& [name, counted] : multi_[key].names)
       if (counted != size) (*follow)[std::string(path::Parent(name))].whole = true;
-  if (new_names && !verifying) RequestVerify("a file gained names beside the mount");
+  if (new_names && !verifying) {
+    {
+      std::lock_guard lock(mu_);
+      report_.links_incomplete = true;
+    }
+    RequestVerify("a file gained names beside the mount");
+  }
   // For the next index's link table.
   if (!seen.empty()) {
     LinkTracker::ObservedLinks observed;
@@ -474,6 +480,7 @@ std::vector<std::string> SourceWatcher::WatchSubtree(const std::string& dir) {
 
 void SourceWatcher::VerifyLoop() {
   LowerThreadPriority();
+  bool links_looked_for = false;
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -481,6 +488,7 @@ void SourceWatcher::VerifyLoop() {
       if (stop_) return;
       verify_requested_ = false;
       report_.verifying = true;
+      links_looked_for = report_.links_incomplete;
       report_.verify_done = 0;
       report_.verify_corrected = 0;
       const auto root = fs_.store().Lookup("");
@@ -514,6 +522,9 @@ void SourceWatcher::VerifyLoop() {
     report_.verifying = false;
     report_.verify_seconds = seconds;
     if (stop_) return;
+    // Every name was listed: those the run started for are known now (a name made during
+    // the run set the flag again and asked for another run).
+    if (links_looked_for && !verify_requested_) report_.links_incomplete = false;
     ++report_.verify_runs;
     log::Info("verification done: {} directories in {:.1f} s, {} corrected", report_.verify_done,
               seconds, report_.verify_corrected);

@@ -95,6 +95,9 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
     uint64_t verify_total = 0;  // directories it started with
     uint64_t verify_corrected = 0;
     double verify_seconds = 0;
+    // A file gained names beside the mount that no verification has looked for yet: the
+    // index's link table may miss them.
+    bool links_incomplete = false;
   };
   Report GetReport() const;
 
