@@ -139,9 +139,12 @@ VERIFY_DONE = re.compile(r"done (\d+) directories in ([0-9.]+) s, (\d+) correcte
 
 def wait_verified(mnt, runs=1, timeout=7200):
     """Waits until verify_runs >= runs and none is running; returns (dirs, seconds, corrected)."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     while True:
         st = status(mnt)
+        if st["verify"] == "never" and time.monotonic() > start + 10:
+            raise RuntimeError(f"{mnt}: no verification started 10 s after the mount from an index")
         if int(st.get("verify_runs", "0")) >= runs and not st["verify"].startswith("running"):
             m = VERIFY_DONE.match(st["verify"])
             if not m:
@@ -240,6 +243,8 @@ def oob_tree():
         make_files(os.path.join(src, "lat"), 10, lambda i: 100 + i)
         make_files(os.path.join(src, "small"), 100, lambda i: 1 + i % 100)
         make_files(os.path.join(src, "big"), DIR_FILES, lambda i: 1 + i % 100)
+        # Every mount is from an index, so each starts with a verification (waited for).
+        run([DTKFS, "scan", src, "--index", os.path.join(base, "index")], stdout=LOG, stderr=LOG)
     return base, src
 
 
