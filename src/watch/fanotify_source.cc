@@ -3,6 +3,7 @@
 // relative to a directory of its filesystem inside the tree) and its path read back from
 // /proc/self/fd; paths outside the root are dropped, and remembered as outside until a
 // directory moves.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "util/log.h"
 #include "watch/events.h"
@@ -137,14 +139,17 @@ class FanotifySource final : public EventSource {
     const int fd = ::open_by_handle_at(
         mount->second, reinterpret_cast<struct file_handle*>(copy.data()), O_PATH | O_CLOEXEC);
     if (fd < 0) return std::nullopt;  // ESTALE: gone; its parent's event says so
-    char target[PATH_MAX + 1];
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    const ssize_t len = ::readlink(proc.c_str(), target, PATH_MAX);
-    ::close(fd);
-    if (len <= 0) return std::nullopt;
-    const std::string_view path(target, static_cast<size_t>(len));
+    // A removed directory (its parent's event says so) has no links left; its path would
+    // read "... (deleted)", which a live directory may be named too.
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || st.st_nlink == 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    auto full = PathOf(fd);
+    if (!full) return std::nullopt;
+    const std::string_view path = *full;
     std::optional<std::string> rel;
-    if (path.ends_with(" (deleted)")) return std::nullopt;
     if (root_ == "/") {
       if (path.starts_with("/")) rel = std::string(path.substr(1));
     } else if (path == root_) {
@@ -157,6 +162,53 @@ class FanotifySource final : public EventSource {
       outside_.insert(key);
     }
     return rel;
+  }
+
+  // The path of directory fd (which it closes). A path longer than PATH_MAX cannot be read
+  // back at once: the nearest ancestor whose path can is found through "..", and the names
+  // below it by their inode numbers.
+  static std::optional<std::string> PathOf(int fd) {
+    std::vector<std::string> below;  // names under the ancestor, nearest first
+    std::optional<std::string> out;
+    for (int level = 0; level < 4096 && fd >= 0; ++level) {
+      char target[PATH_MAX + 1];
+      const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+      const ssize_t len = ::readlink(proc.c_str(), target, PATH_MAX);
+      if (len > 0 && len < PATH_MAX) {
+        out = std::string(target, static_cast<size_t>(len));
+        for (auto it = below.rbegin(); it != below.rend(); ++it) *out += "/" + *it;
+        break;
+      }
+      if (len >= 0 || errno != ENAMETOOLONG) break;
+      struct stat self;
+      const int parent = ::openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (parent < 0 || ::fstat(fd, &self) != 0) {
+        if (parent >= 0) ::close(parent);
+        break;
+      }
+      auto name = NameIn(parent, self.st_ino);
+      ::close(fd);
+      fd = parent;
+      if (!name) break;
+      below.push_back(std::move(*name));
+    }
+    if (fd >= 0) ::close(fd);
+    return out;
+  }
+  // The name of the directory with inode ino in directory dir (by getdents' d_ino).
+  static std::optional<std::string> NameIn(int dir, ino_t ino) {
+    DIR* d = ::fdopendir(::dup(dir));
+    if (d == nullptr) return std::nullopt;
+    std::optional<std::string> name;
+    while (struct dirent* e = ::readdir(d)) {
+      if (e->d_ino == ino && std::strcmp(e->d_name, ".") != 0 &&
+          std::strcmp(e->d_name, "..") != 0) {
+        name = e->d_name;
+        break;
+      }
+    }
+    ::closedir(d);
+    return name;
   }
 
   const int fd_;

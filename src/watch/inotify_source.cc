@@ -3,6 +3,7 @@
 // the paths of its watches; one moved out loses them (its watches still fire, unnamed, until
 // the kernel drops them); the caller watches every directory that appears (Watch), which
 // also gives a watch already held its new path.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "scan/scanner.h"
 #include "util/log.h"
 #include "util/path.h"
 #include "watch/events.h"
@@ -17,9 +19,11 @@
 namespace dtkfs::watch {
 namespace {
 
+// Watches are added through /proc/self/fd of the directory opened without following a
+// symlink (any depth, no race with a symlink planted on the way), so the magic link itself
+// is followed.
 constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY |
-                           IN_ATTRIB | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW |
-                           IN_EXCL_UNLINK;
+                           IN_ATTRIB | IN_CLOSE_WRITE | IN_ONLYDIR | IN_EXCL_UNLINK;
 
 bool IsSameOrBelow(std::string_view p, std::string_view dir) {
   if (dir.empty()) return true;
@@ -28,8 +32,12 @@ bool IsSameOrBelow(std::string_view p, std::string_view dir) {
 
 class InotifySource final : public EventSource {
  public:
-  InotifySource(int fd, std::string root) : fd_(fd), root_(std::move(root)) {}
-  ~InotifySource() override { ::close(fd_); }
+  InotifySource(int fd, int root_fd, std::string root)
+      : fd_(fd), root_fd_(root_fd), root_(std::move(root)) {}
+  ~InotifySource() override {
+    ::close(fd_);
+    ::close(root_fd_);
+  }
 
   int fd() const override { return fd_; }
   bool WatchesDirectories() const override { return true; }
@@ -39,8 +47,11 @@ class InotifySource final : public EventSource {
   }
 
   void Watch(const std::string& dir) override {
-    const std::string full = dir.empty() ? root_ : root_ + "/" + dir;
-    const int wd = ::inotify_add_watch(fd_, full.c_str(), kMask);
+    const int dir_fd = OpenTreeDir(root_fd_, dir);
+    if (dir_fd < 0) return;  // gone meanwhile, or not a directory: its parent's event says so
+    const std::string proc = "/proc/self/fd/" + std::to_string(dir_fd);
+    const int wd = ::inotify_add_watch(fd_, proc.c_str(), kMask);
+    ::close(dir_fd);
     if (wd < 0) {
       if (errno == ENOSPC || errno == ENOMEM) {
         if (unwatched_++ == 0)
@@ -128,6 +139,7 @@ class InotifySource final : public EventSource {
   }
 
   const int fd_;
+  const int root_fd_;
   const std::string root_;
   std::unordered_map<int, std::string> paths_;  // watch -> store path
   uint64_t unwatched_ = 0;
@@ -136,9 +148,15 @@ class InotifySource final : public EventSource {
 }  // namespace
 
 Result<std::unique_ptr<EventSource>> OpenInotify(const std::string& root) {
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return Status::FromErrno(errno, "open", root);
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "inotify_init1", root);
-  return std::unique_ptr<EventSource>(new InotifySource(fd, root));
+  if (fd < 0) {
+    const int err = errno;
+    ::close(root_fd);
+    return Status::FromErrno(err, "inotify_init1", root);
+  }
+  return std::unique_ptr<EventSource>(new InotifySource(fd, root_fd, root));
 }
 
 }  // namespace dtkfs::watch

@@ -484,3 +484,50 @@ TEST_CASE("a large directory's single-name changes beside the mount stay exact w
   EXACT(fx, "after the steps");
   REQUIRE(fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: a directory named '... (deleted)' is watched like any other", "[e2e]") {
+  const std::string mode = GENERATE("fanotify", "inotify");
+  INFO("watch=" << mode);
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  fsys::create_directories(fx.src() + "/d (deleted)");
+  REQUIRE(fx.Mount({"-o", WatchOption(mode)}).status == 0);
+  Append(fx.src() + "/d (deleted)/x", 12345);
+  EXACT(fx, "a file written beside the mount in it");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE("regression: changes beside the mount below a path longer than PATH_MAX are seen",
+          "[e2e]") {
+  const std::string mode = GENERATE("fanotify", "inotify");
+  INFO("watch=" << mode);
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  // 25 levels of 203-byte names: about 5,100 bytes below the source.
+  auto descend = [&](int levels) {
+    int fd = ::open(fx.src().c_str(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < levels; ++i) {
+      const std::string name = "d" + std::to_string(100 + i) + std::string(200, 'x');
+      ::mkdirat(fd, name.c_str(), 0755);
+      const int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+      REQUIRE(next >= 0);
+      ::close(fd);
+      fd = next;
+    }
+    return fd;
+  };
+  ::close(descend(25));
+  REQUIRE(fx.Mount({"-o", WatchOption(mode)}).status == 0);
+  const int deep = descend(25);
+  const int f = ::openat(deep, "file", O_WRONLY | O_CREAT, 0644);
+  REQUIRE(f >= 0);
+  REQUIRE(::write(f, "0123456789", 10) == 10);
+  ::close(f);
+  ::close(deep);
+  Totals t;
+  REQUIRE(ReadTotals(fx.mnt(), &t));
+  CHECK(t.bytes == 10);
+  CHECK(t.files == 1);
+  REQUIRE(fx.Unmount().status == 0);
+}
