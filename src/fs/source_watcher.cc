@@ -216,6 +216,10 @@ void SourceWatcher::ApplyLocked(std::map<std::string, Pending> dirs, bool* chang
 
 bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
                                  std::map<std::string, Pending>* follow, bool verifying) {
+  // An alias (a bind mount inside the tree) counts as one empty directory: nothing in it or
+  // below it is looked at.
+  for (std::string_view p = dir; !p.empty(); p = path::Parent(p))
+    if (aliases_.count(std::string(p)) != 0) return false;
   // A directory the store does not know yet (made beside the mount): its nearest known
   // ancestor's reconcile scans it whole.
   std::string target = dir;

@@ -732,3 +732,31 @@ TEST_CASE("regression: a mount option libfuse refuses is refused before any scan
   CHECK(::stat((fx.state() + "/fresh").c_str(), &st) != 0);  // nothing created
   CHECK_FALSE(fx.mounted());
 }
+
+TEST_CASE("regression: a verification counts an alias bind mount as one empty directory",
+          "[e2e][hardening]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  if (::geteuid() != 0) {
+    WARN("bind mounts need root: not run");
+    return;
+  }
+  const std::string s = fx.src();
+  ::mkdir((s + "/a").c_str(), 0755);
+  ::mkdir((s + "/a/x").c_str(), 0755);
+  ::mkdir((s + "/b").c_str(), 0755);
+  WriteFileBytes(s + "/a/x/f", "1234567");
+  BindMount alias(s + "/a", s + "/b");
+  REQUIRE(alias.ok());
+  REQUIRE(fx.Mount().status == 0);
+  auto verify = Run({DtkfsBinary(), "verify", fx.mnt()});
+  INFO(verify.out << verify.err);
+  REQUIRE(verify.status == 0);
+  const dtkfs::Totals b = TotalsAt(fx.mnt() + "/b");
+  CHECK(b.bytes == 0);
+  CHECK(b.files == 0);
+  CHECK(b.dirs == 0);
+  CHECK(TotalsAt(fx.mnt()).bytes == 7);
+  CHECK(TotalsAt(fx.mnt()).dirs == 3);
+  REQUIRE(fx.Unmount().status == 0);
+}
