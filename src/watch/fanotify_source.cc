@@ -45,6 +45,7 @@ class FanotifySource final : public EventSource {
   Status ReadAvailable(Batch* batch) override {
     alignas(struct fanotify_event_metadata) char buf[64 * 1024];
     std::unordered_map<std::string, std::optional<std::string>> resolved;  // this read's
+    files_seen_.clear();
     const pid_t self = ::getpid();  // read now: the daemon forks after opening the source
     while (true) {
       const ssize_t n = ::read(fd_, buf, sizeof buf);
@@ -77,6 +78,7 @@ class FanotifySource final : public EventSource {
     const char* p = reinterpret_cast<const char*>(meta) + meta->metadata_len;
     const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
     bool named = false;
+    bool inside = false;  // a name in the tree came with it
     const struct fanotify_event_info_fid* target = nullptr;
     while (p + sizeof(struct fanotify_event_info_header) <= end) {
       const auto* hdr = reinterpret_cast<const struct fanotify_event_info_header*>(p);
@@ -99,19 +101,36 @@ class FanotifySource final : public EventSource {
           const bool new_dir = is_dir && (type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME ||
                                           (type == FAN_EVENT_INFO_TYPE_DFID_NAME &&
                                            (meta->mask & (FAN_MOVED_TO | FAN_CREATE))));
-          if (it->second) batch->changes.push_back(Change{*it->second, name, is_dir, new_dir});
+          if (it->second) {
+            batch->changes.push_back(Change{*it->second, name, is_dir, new_dir});
+            inside = true;
+          }
         }
       }
       p += hdr->len;
     }
-    // No name came with it (the name the writer used is gone): the file itself, if it still
-    // has a name somewhere.
-    if (!named && target != nullptr && !is_dir) {
-      if (auto inode = ResolveInode(target)) batch->inodes.push_back(*inode);
-    }
+    // The file itself, when the name cannot be trusted to lead to it: no name came with it
+    // (the writer's name is gone), or the file has other names (the writer's name may have
+    // been replaced while it held the file open; a write reaches every name). Once per file
+    // and read.
+    if (target == nullptr || is_dir) return;
+    const bool contents = (meta->mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB)) != 0;
+    if (named && (!contents || !inside)) return;  // outside the tree: not ours
+    const auto* handle = reinterpret_cast<const struct file_handle*>(target->handle);
+    std::string key = FsidKey(target->fsid);
+    key.append(reinterpret_cast<const char*>(handle),
+               sizeof(struct file_handle) + handle->handle_bytes);
+    if (!files_seen_.insert(key).second) return;
+    if (auto inode = ResolveInode(target); inode && (!named || inode->nlink > 1))
+      batch->inodes.push_back(InodeChange{inode->dev, inode->ino});
   }
 
-  std::optional<InodeChange> ResolveInode(const struct fanotify_event_info_fid* fid) {
+  struct Resolved {
+    dev_t dev;
+    ino_t ino;
+    nlink_t nlink;
+  };
+  std::optional<Resolved> ResolveInode(const struct fanotify_event_info_fid* fid) {
     auto mount = mount_fds_.find(FsidKey(fid->fsid));
     if (mount == mount_fds_.end()) return std::nullopt;
     const auto* handle = reinterpret_cast<const struct file_handle*>(fid->handle);
@@ -124,7 +143,7 @@ class FanotifySource final : public EventSource {
     const bool ok = ::fstat(fd, &st) == 0;
     ::close(fd);
     if (!ok || st.st_nlink == 0) return std::nullopt;  // no name left anywhere
-    return InodeChange{st.st_dev, st.st_ino};
+    return Resolved{st.st_dev, st.st_ino, st.st_nlink};
   }
 
   // The store path of the directory with this handle, or nullopt when it is outside the tree
@@ -215,6 +234,7 @@ class FanotifySource final : public EventSource {
   const std::string root_;
   std::unordered_map<std::string, int> mount_fds_;  // fsid -> a directory of it in the tree
   std::unordered_set<std::string> outside_;
+  std::unordered_set<std::string> files_seen_;  // this read's files resolved by handle
 };
 
 }  // namespace

@@ -531,3 +531,27 @@ TEST_CASE("regression: changes beside the mount below a path longer than PATH_MA
   CHECK(t.files == 1);
   REQUIRE(fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: a write through a name replaced while held open reaches the other names",
+          "[e2e]") {
+  // fanotify only: the event names the replaced name (or none); the file keeps two others.
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src();
+  fsys::create_directories(s + "/x");
+  fsys::create_directories(s + "/y");
+  WriteFileBytes(s + "/a", "1234");
+  REQUIRE(::link((s + "/a").c_str(), (s + "/x/b").c_str()) == 0);
+  REQUIRE(::link((s + "/a").c_str(), (s + "/y/c").c_str()) == 0);
+  REQUIRE(fx.Mount({"-o", "watch=fanotify"}).status == 0);
+  const int held = ::open((s + "/x/b").c_str(), O_WRONLY | O_APPEND);
+  REQUIRE(held >= 0);
+  WriteFileBytes(s + "/x/tmp", "new");  // an editor's save: a new file renamed over the name
+  REQUIRE(::rename((s + "/x/tmp").c_str(), (s + "/x/b").c_str()) == 0);
+  const std::string data(1000, 'z');
+  REQUIRE(::write(held, data.data(), data.size()) == 1000);
+  EXACT(fx, "written through the held descriptor");
+  ::close(held);
+  EXACT(fx, "after it is closed");
+  REQUIRE(fx.Unmount().status == 0);
+}
