@@ -117,13 +117,13 @@ class Accounting {
   // A change beside the mount to dir's own entries, found name by name (caller holds the
   // namespace lock exclusively).
   void ApplyOutOfBand(const std::string& dir, const Delta& delta);
+  // A file's size as a listing or stat of the source saw it: every known link's directory
+  // counts size from now on (caller holds the namespace lock; takes size_mu).
+  void AccountTo(Inode& inode, uint64_t size);
 
  private:
   // Account's body: caller holds the namespace lock (any mode) and inode.size_mu.
   void AccountSizeLocked(Inode& inode, const struct stat& st);
-  // The store counts size for each of inode's known links from now on (caller holds the
-  // namespace lock; AccountTo takes size_mu, ...Locked expects it held).
-  void AccountTo(Inode& inode, uint64_t size);
   void AccountToLocked(Inode& inode, uint64_t size);
   // After a reconcile of d scanned subtrees whole: the files the mount knows in them count
   // the scan's sizes (caller holds the namespace lock exclusively).

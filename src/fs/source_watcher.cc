@@ -356,33 +356,57 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
     self.dev = it->second.dev;
     self.ino = it->second.ino;
   }
-  // Each name as it is now; anything but a plain file (one name, unknown to the inode
-  // table, no alias) needs the full reconcile.
+  // Each name as it is now. A file with one name is applied by its size: from what the
+  // store counts for the name, or, when the inode table knows it (a file open through the
+  // mount) by this name, by the table's accounting. Anything else (a directory, several
+  // names, an alias, a name the table knows for another file) needs the full reconcile.
   const int fd = OpenTreeDir(root_fd_, dir);
   if (fd < 0) return false;
   struct Now {
     const std::string* name;
     bool exists;
     struct stat st;
+    Inode* known;  // held
   };
   std::vector<Now> now;
   struct stat st;
   bool plain = ::fstat(fd, &st) == 0 && st.st_dev == self.dev && st.st_ino == self.ino;
   for (const std::string& name : names) {
     if (!plain) break;
-    Now n{&name, false, {}};
+    Now n{&name, false, {}, nullptr};
     if (::fstatat(fd, name.c_str(), &n.st, AT_SYMLINK_NOFOLLOW) == 0)
       n.exists = true;
     else if (errno != ENOENT)
       plain = false;
-    if (n.exists && (S_ISDIR(n.st.st_mode) || n.st.st_nlink > 1 ||
-                     fs_.table().Find(n.st.st_dev, n.st.st_ino) != nullptr))
-      plain = false;
+    if (n.exists && (S_ISDIR(n.st.st_mode) || n.st.st_nlink > 1)) plain = false;
+    if (n.exists && plain) {
+      std::lock_guard lock(fs_.table().mu());
+      Inode* k = fs_.table().FindLocked(n.st.st_dev, n.st.st_ino);
+      if (k != nullptr) {
+        const bool by_this_name = !k->is_dir && k->links.size() == 1 &&
+                                  k->links[0].parent->dev == self.dev &&
+                                  k->links[0].parent->ino == self.ino && k->links[0].name == name;
+        if (by_this_name) {
+          k->refs++;
+          n.known = k;
+        } else {
+          plain = false;
+        }
+      }
+    }
     if (!aliases_.empty() && aliases_.count(path::Join(dir, name)) != 0) plain = false;
     now.push_back(n);
   }
   ::close(fd);
-  if (!plain) return false;
+  auto release = [&] {
+    std::lock_guard lock(fs_.table().mu());
+    for (const Now& n : now)
+      if (n.known != nullptr) fs_.table().UnrefLocked(n.known, 1);
+  };
+  if (!plain) {
+    release();
+    return false;
+  }
   Delta delta;
   {
     std::lock_guard lock(names_mu_);
@@ -391,10 +415,18 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
     auto& known = it->second.names;
     for (const Now& n : now) {
       auto r = known.find(*n.name);
-      if (r != known.end() && !r->second.plain) return false;
+      if (n.known == nullptr && r != known.end() && !r->second.plain) {
+        release();
+        return false;
+      }
     }
     for (const Now& n : now) {
       auto r = known.find(*n.name);
+      if (n.known != nullptr) {  // the table accounts for it (below)
+        if (r == known.end()) ++remembered_names_;
+        known[*n.name] = RememberedName{n.st.st_dev, n.st.st_ino, 0, false};
+        continue;
+      }
       if (r != known.end()) {
         delta.bytes -= static_cast<int64_t>(r->second.size);
         delta.files -= 1;
@@ -414,6 +446,14 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
   }
   fs_.accounting().ApplyOutOfBand(dir, delta);
   *changed = !delta.empty();
+  for (const Now& n : now) {
+    if (n.known == nullptr) continue;
+    const uint64_t before = n.known->CountedSize();
+    fs_.accounting().AccountTo(*n.known, static_cast<uint64_t>(n.st.st_size));
+    if (n.known->CountedSize() != before) *changed = true;
+    stale->inodes.push_back(n.known);
+  }
+  release();
   if (Inode* d = fs_.table().Find(self.dev, self.ino); d != nullptr && d->is_dir) {
     for (const std::string& name : names) stale->entries.emplace_back(d, name);
     stale->inodes.push_back(d);
