@@ -56,7 +56,7 @@ void Accounting::AccountSizeLocked(Inode& inode, const struct stat& st) {
   if (before == inode.accounted_size) return;
   // Names made beside the mount that the table does not know count the old size still.
   LinkFollower* follower = follower_.load();
-  if (follower == nullptr || st.st_nlink < 2) return;
+  if (follower == nullptr || st.st_nlink == 0) return;
   size_t known;
   {
     std::lock_guard lock(table_.mu());
@@ -110,11 +110,13 @@ void Accounting::RemoveDir(Inode& parent, const std::string& name) {
 
 void Accounting::RenameDir(const std::string& from, const std::string& to) {
   NoteEntriesChanged("*");
+  if (EntriesListener* l = entries_listener_.load()) l->DirMoved(from, to, false);
   ReportStoreError(store_.RenameDir(from, to));
 }
 
 void Accounting::ExchangeDirs(const std::string& a, const std::string& b) {
   NoteEntriesChanged("*");
+  if (EntriesListener* l = entries_listener_.load()) l->DirMoved(a, b, true);
   ReportStoreError(store_.ExchangeDirs(a, b));
 }
 

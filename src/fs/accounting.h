@@ -47,6 +47,8 @@ class Accounting {
    public:
     virtual ~EntriesListener() = default;
     virtual void EntriesChanged(const std::string& dir) = 0;
+    // The mount moved the directory at from to to (exchange: both ways at once).
+    virtual void DirMoved(const std::string& from, const std::string& to, bool exchange) = 0;
   };
   class LinkFollower {
    public:

@@ -206,6 +206,7 @@ int RunMount(MountArgs args) {
     filesystem.accounting().SetLinkFollower(nullptr);
     filesystem.accounting().SetEntriesListener(nullptr);
     watcher.Stop();
+    watcher.VerifyBeforeExit();
     filesystem.accounting().SetCompactionWaker(nullptr);
     links_incomplete = watcher.GetReport().links_incomplete;
   }

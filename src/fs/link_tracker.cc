@@ -143,6 +143,25 @@ int LinkTracker::Adopt(const LinkRecord& record) {
   return 0;
 }
 
+void LinkTracker::MovePaths(ObservedLinks& links, const std::string& from, const std::string& to,
+                            bool exchange) {
+  auto below = [](const std::string& p, const std::string& dir) {
+    return p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/';
+  };
+  for (auto& [key, seen] : links) {
+    std::map<std::string, uint64_t> moved;
+    for (auto& [p, counted] : seen.names) {
+      if (below(p, from))
+        moved.emplace(to + p.substr(from.size()), counted);
+      else if (exchange && below(p, to))
+        moved.emplace(from + p.substr(to.size()), counted);
+      else
+        moved.emplace(p, counted);
+    }
+    seen.names.swap(moved);
+  }
+}
+
 void LinkTracker::NoteObserved(ObservedLinks observed) {
   std::lock_guard lock(observed_mu_);
   for (auto& [key, seen] : observed) observed_[key] = std::move(seen);

@@ -81,6 +81,13 @@ class LinkTracker : public InodeTable::LinkListener {
   // Given to the next Capture, which checks each name against the source and writes them
   // in place of the index's records (names made or removed beside the mount).
   void NoteObserved(ObservedLinks observed);
+  // Paths of observed names below from are below to now (exchange: and the other way).
+  static void MovePaths(ObservedLinks& links, const std::string& from, const std::string& to,
+                        bool exchange);
+  void MoveObserved(const std::string& from, const std::string& to, bool exchange) {
+    std::lock_guard lock(observed_mu_);
+    MovePaths(observed_, from, to, exchange);
+  }
   Captured Capture(const IndexReader* base);
   static std::string Encode(Captured captured, const IndexReader* base);
 

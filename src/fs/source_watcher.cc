@@ -155,6 +155,7 @@ void SourceWatcher::DrainLoop() {
 }
 
 void SourceWatcher::DrainLocked() {
+  ApplyMovesLocked();
   watch::Batch batch;
   if (source_)
     if (Status s = source_->ReadAvailable(&batch); !s.ok())
@@ -198,6 +199,7 @@ void SourceWatcher::DrainLocked() {
 }
 
 void SourceWatcher::ApplyLocked(std::map<std::string, Pending> dirs, bool* changed_any) {
+  ApplyMovesLocked();
   std::set<std::string> done;
   while (!dirs.empty()) {
     auto node = dirs.extract(dirs.begin());
@@ -231,6 +233,10 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
     rescan.clear();
     target = std::string(path::Parent(target));
   }
+  // Names that are (or were) directories may have moved: what is remembered below them
+  // belongs to whatever directory was there.
+  if (remembering_.load())
+    for (const std::string& name : pending.names) ForgetNamesBelow(path::Join(dir, name));
   // Single names in a large directory whose names are remembered: a stat each.
   if (!verifying && !pending.whole && rescan.empty() && target == dir && !target_names.empty() &&
       target_names.size() <= kMaxNamesByStat && remembering_.load()) {
@@ -271,7 +277,11 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
       RememberNames(target, *listing);
   }
   if (!report.ok()) {
+    // What the store holds for the directory may be off until it is reconciled again (the
+    // next event there, or a verification): say so.
     log::Warning("reconcile {}: {}", target.empty() ? "/" : target, report.status().message());
+    fs_.accounting().ReportStoreError(
+        report.status().WithContext("reconcile " + (target.empty() ? "/" : target)));
     return false;
   }
 
@@ -488,6 +498,38 @@ void SourceWatcher::RememberNames(const std::string& dir, const DirListing& list
   remembering_.store(true);
 }
 
+void SourceWatcher::ForgetNamesBelow(const std::string& dir) {
+  std::lock_guard lock(names_mu_);
+  for (auto it = remembered_.begin(); it != remembered_.end();) {
+    const std::string& p = it->first;
+    if (p == dir ||
+        (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/')) {
+      remembered_names_ -= it->second.names.size();
+      it = remembered_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  remembering_.store(!remembered_.empty());
+}
+
+void SourceWatcher::DirMoved(const std::string& from, const std::string& to, bool exchange) {
+  // Called under the namespace lock: multi_ waits for the next applier (apply_mu_ comes
+  // before the namespace lock); the link tracker's copy moves now.
+  fs_.links().MoveObserved(from, to, exchange);
+  std::lock_guard lock(mu_);
+  moves_.push_back(Move{from, to, exchange});
+}
+
+void SourceWatcher::ApplyMovesLocked() {
+  std::vector<Move> moves;
+  {
+    std::lock_guard lock(mu_);
+    moves.swap(moves_);
+  }
+  for (const Move& m : moves) LinkTracker::MovePaths(multi_, m.from, m.to, m.exchange);
+}
+
 void SourceWatcher::EntriesChanged(const std::string& dir) {
   if (!remembering_.load()) return;
   std::lock_guard lock(names_mu_);
@@ -524,55 +566,97 @@ std::vector<std::string> SourceWatcher::WatchSubtree(const std::string& dir) {
 
 void SourceWatcher::VerifyLoop() {
   LowerThreadPriority();
-  bool links_looked_for = false;
   while (true) {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || verify_requested_; });
       if (stop_) return;
       verify_requested_ = false;
-      report_.verifying = true;
-      links_looked_for = report_.links_incomplete;
-      report_.verify_done = 0;
-      report_.verify_corrected = 0;
-      const auto root = fs_.store().Lookup("");
-      report_.verify_total = root ? root->dirs + 1 : 0;
     }
-    const auto start = std::chrono::steady_clock::now();
-    std::deque<std::string> queue{""};
-    while (!queue.empty()) {
-      {
-        std::lock_guard lock(mu_);
-        if (stop_) break;
-      }
-      const std::string dir = std::move(queue.front());
-      queue.pop_front();
-      std::map<std::string, Pending> follow;
-      bool changed;
-      {
-        std::lock_guard apply(apply_mu_);
-        changed = ReconcileDir(dir, Pending{}, &follow, /*verifying=*/true);
-        bool more = false;
-        if (!follow.empty()) ApplyLocked(std::move(follow), &more);
-      }
-      for (auto& [child, totals] : fs_.store().ListBelow(dir, 1)) queue.push_back(child);
-      std::lock_guard lock(mu_);
-      ++report_.verify_done;
-      if (changed) ++report_.verify_corrected;
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::lock_guard lock(mu_);
-    report_.verifying = false;
-    report_.verify_seconds = seconds;
-    if (stop_) return;
-    // Every name was listed: those the run started for are known now (a name made during
-    // the run set the flag again and asked for another run).
-    if (links_looked_for && !verify_requested_) report_.links_incomplete = false;
-    ++report_.verify_runs;
-    log::Info("verification done: {} directories in {:.1f} s, {} corrected", report_.verify_done,
-              seconds, report_.verify_corrected);
+    if (!Verify(/*stoppable=*/true)) return;
   }
+}
+
+void SourceWatcher::VerifyBeforeExit() {
+  bool needed;
+  {
+    std::lock_guard lock(mu_);
+    needed = report_.links_incomplete;
+  }
+  cache_ = nullptr;  // the session is gone
+  std::unique_lock apply(apply_mu_);
+  ApplyMovesLocked();
+  // A file with more names than the ones remembered that still lead to it (a name made
+  // beside the mount, or moved through it while the inode table did not follow it).
+  for (auto it = multi_.begin(); !needed && it != multi_.end(); ++it) {
+    nlink_t valid = 0, nlink = 0;
+    for (const auto& [p, counted] : it->second.names) {
+      struct stat st;
+      if (::fstatat(root_fd_, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          st.st_dev == it->first.first && st.st_ino == it->first.second) {
+        ++valid;
+        nlink = st.st_nlink;
+      }
+    }
+    needed = valid > 0 && valid < nlink;
+  }
+  if (needed) {
+    log::Info("looking for every name of files with several names before exit");
+    apply.unlock();
+    Verify(/*stoppable=*/false);
+    apply.lock();
+  }
+  // The next index's link table gets every name found.
+  fs_.links().NoteObserved(multi_);
+}
+
+bool SourceWatcher::Verify(bool stoppable) {
+  bool links_looked_for;
+  {
+    std::lock_guard lock(mu_);
+    report_.verifying = true;
+    links_looked_for = report_.links_incomplete;
+    report_.verify_done = 0;
+    report_.verify_corrected = 0;
+    const auto root = fs_.store().Lookup("");
+    report_.verify_total = root ? root->dirs + 1 : 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::deque<std::string> queue{""};
+  while (!queue.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      if (stoppable && stop_) break;
+    }
+    const std::string dir = std::move(queue.front());
+    queue.pop_front();
+    std::map<std::string, Pending> follow;
+    bool changed;
+    {
+      std::lock_guard apply(apply_mu_);
+      ApplyMovesLocked();
+      changed = ReconcileDir(dir, Pending{}, &follow, /*verifying=*/true);
+      bool more = false;
+      if (!follow.empty()) ApplyLocked(std::move(follow), &more);
+    }
+    for (auto& [child, totals] : fs_.store().ListBelow(dir, 1)) queue.push_back(child);
+    std::lock_guard lock(mu_);
+    ++report_.verify_done;
+    if (changed) ++report_.verify_corrected;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard lock(mu_);
+  report_.verifying = false;
+  report_.verify_seconds = seconds;
+  if (stoppable && stop_) return false;
+  // Every name was listed: those the run started for are known now (a name made during the
+  // run set the flag again and asked for another run).
+  if (links_looked_for && !verify_requested_) report_.links_incomplete = false;
+  ++report_.verify_runs;
+  log::Info("verification done: {} directories in {:.1f} s, {} corrected", report_.verify_done,
+            seconds, report_.verify_corrected);
+  return true;
 }
 
 }  // namespace dtkfs::fs

@@ -67,6 +67,9 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   void Start(KernelCache* cache);
   // Stops them (before the session goes).
   void Stop();
+  // After Stop: when files gained names beside the mount that no verification has looked
+  // for yet, runs one here, so the index written at exit lists every name.
+  void VerifyBeforeExit();
 
   // Applies every event queued now. Called before answering a size query.
   void Sync();
@@ -75,6 +78,7 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   void FollowLinks(dev_t dev, ino_t ino) override;
   // Accounting::EntriesListener: the mount changed dir's entries.
   void EntriesChanged(const std::string& dir) override;
+  void DirMoved(const std::string& from, const std::string& to, bool exchange) override;
   // A lookup met a file the inode table did not know: the size the store counts for it, when
   // the watcher knows it (a directory whose names it remembers), else nullopt. From now on
   // the inode table accounts for that name.
@@ -109,9 +113,13 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   };
   void DrainLoop();
   void VerifyLoop();
+  // One verification of every directory; false if stopped (stoppable) before the end.
+  bool Verify(bool stoppable);
   // Reads what is queued and applies it. Caller holds apply_mu_.
   void DrainLocked();
   void ApplyLocked(std::map<std::string, Pending> dirs, bool* changed_any);
+  // Applies the mount's directory moves to multi_'s paths. Caller holds apply_mu_.
+  void ApplyMovesLocked();
   // Reconciles dir (its nearest ancestor the store knows, if it knows not dir). Returns
   // whether the store changed. Adds to follow: directories holding other names of
   // multi-name files whose bytes may have changed.
@@ -126,6 +134,8 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   bool ApplyNames(const std::string& dir, const std::set<std::string>& names, bool* changed,
                   Accounting::KernelStale* stale);
   void PostStale(const Accounting::KernelStale& stale);
+  // Drops what is remembered of dir and the directories below it.
+  void ForgetNamesBelow(const std::string& dir);
   // Remembers dir's names from its listing (a large directory that events reach).
   void RememberNames(const std::string& dir, const DirListing& listing);
 
@@ -169,6 +179,11 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   bool stop_ = false;
   bool verify_requested_ = false;
   std::set<std::pair<dev_t, ino_t>> follow_;  // FollowLinks requests not yet applied
+  struct Move {
+    std::string from, to;
+    bool exchange;
+  };
+  std::vector<Move> moves_;  // DirMoved, for multi_ (applied under apply_mu_)
   Report report_;
 
   std::thread drain_thread_;

@@ -555,3 +555,47 @@ TEST_CASE("regression: a write through a name replaced while held open reaches t
   EXACT(fx, "after it is closed");
   REQUIRE(fx.Unmount().status == 0);
 }
+
+TEST_CASE(
+    "regression: a file linked beside the mount, written through the mount after its "
+    "first name went, reaches its new name",
+    "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src(), m = fx.mnt();
+  fsys::create_directories(s + "/sub");
+  WriteFileBytes(s + "/a", "1234\n");
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(::link((s + "/a").c_str(), (s + "/sub/b").c_str()) == 0);  // beside
+  Totals t;
+  REQUIRE(ReadTotals(m, &t));  // the link's event is applied
+  const int fd = ::open((m + "/a").c_str(), O_WRONLY | O_APPEND);
+  REQUIRE(fd >= 0);
+  REQUIRE(::unlink((m + "/a").c_str()) == 0);
+  const std::string data(1000, '0');
+  REQUIRE(::write(fd, data.data(), data.size()) == 1000);
+  ::close(fd);
+  EXACT(fx, "written through the mount after the first name went");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
+TEST_CASE(
+    "regression: a large directory moved away and back beside the mount forgets the sizes "
+    "it had",
+    "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src();
+  fsys::create_directories(s + "/big");
+  for (int i = 0; i < 600; ++i) WriteFileBytes(s + "/big/f" + std::to_string(i), "12");
+  REQUIRE(fx.Mount().status == 0);
+  Append(s + "/big/f0", 1);  // the directory's names are remembered from here on
+  EXACT(fx, "first append");
+  REQUIRE(::rename((s + "/big").c_str(), (s + "/big2").c_str()) == 0);
+  Append(s + "/big2/f1", 100);
+  EXACT(fx, "moved away and appended to");
+  REQUIRE(::rename((s + "/big2").c_str(), (s + "/big").c_str()) == 0);
+  Append(s + "/big/f1", 50);
+  EXACT(fx, "moved back and appended to again");
+  REQUIRE(fx.Unmount().status == 0);
+}
