@@ -2,16 +2,17 @@
 # The watcher benchmark (issue "changes beside the mount"): what watching the source costs and
 # how fast it is, in one run. See bench/watch_bench.py for what is measured; it writes the
 # watch-bench section of docs/benchmarks.md. Needs root (loop mount, fanotify); installs the
-# tools with ./scripts/deps.sh bench. About 20 minutes on a 2-core VM with the defaults.
+# tools with ./scripts/deps.sh bench. About 15 minutes on a 2-core VM with the defaults.
 # Environment: DTKFS_BENCH_DIR (default /var/tmp/dtkfs-bench; scratch in its watch/, a
 #              loop-mounted ext4 of DTKFS_BENCH_DISK bytes, default 16G, sparse),
-#              DTKFS_BENCH_ROUNDS (default 3): rounds of the in-mount workloads (the three
-#              watch modes alternate in each) and runs of the scans and verifications,
+#              DTKFS_BENCH_ROUNDS (default 9): rounds of the in-mount workloads (the three
+#              watch modes alternate in each); scans and verifications run max(7, this) times,
 #              DTKFS_KERNEL_TARBALL (default /usr/src/linux-source-6.1.tar.xz),
 #              DTKFS_BENCH_PARTS: top-level directories of the kernel tree to use, e.g.
-#              "fs include net" (default "fs include lib kernel net mm" for the in-mount
-#              workloads, as the mount benchmark; "all" for the whole tree; the verification
-#              always uses the whole tree unless DTKFS_BENCH_PARTS is set),
+#              "fs include net" (default: for the in-mount workloads "include sound fs net
+#              kernel lib mm security crypto block", 15k entries, since the daemon needs an fd
+#              per entry the kernel keeps and the whole tree exceeds an RLIMIT_NOFILE of 20000;
+#              for the verification the whole tree),
 #              DTKFS_WATCH_BENCH_BIG: files of the large tree for the verification (default
 #              1000000, in directories of 1000),
 #              DTKFS_WATCH_BENCH_DIR_FILES: entries of the large directory that is appended to
@@ -48,5 +49,5 @@ trap cleanup EXIT
 # change it under the benchmark.
 cp build/dtkfs "$WORK/dtkfs"
 python3 -B bench/watch_bench.py "$PWD" "$WORK/dtkfs" "$WORK" \
-  "${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}" "${DTKFS_BENCH_ROUNDS:-3}" "$BIG" \
+  "${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}" "${DTKFS_BENCH_ROUNDS:-9}" "$BIG" \
   ${DTKFS_BENCH_PARTS:-}
