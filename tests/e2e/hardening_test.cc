@@ -298,10 +298,7 @@ TEST_CASE(
     "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("bind mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("bind mounts need root: not run");
   const std::string s = fx.src();
   for (const char* d : {"/a", "/a/x", "/b", "/c"}) ::mkdir((s + d).c_str(), 0755);
   WriteFileBytes(s + "/a/x/f", "hello\n");
@@ -548,10 +545,7 @@ TEST_CASE("regression: a file bind mount inside the source is hidden and never c
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("bind mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("bind mounts need root: not run");
   const std::string s = fx.src();
   ::mkdir((s + "/x").c_str(), 0755);
   ::mkdir((s + "/y").c_str(), 0755);
@@ -582,10 +576,7 @@ TEST_CASE("regression: a bind mount that reuses an earlier mount's id is still a
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("mounts need root: not run");
   const std::string s = fx.src();
   for (const char* d : {"/a", "/d", "/d/tt"}) ::mkdir((s + d).c_str(), 0755);
   WriteFileBytes(s + "/a/f", std::string(1000, 'a'));
@@ -626,10 +617,7 @@ TEST_CASE("regression: an index reached through a bind mount of the source is re
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("bind mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("bind mounts need root: not run");
   const std::string other = fx.state() + "/../bsrc";
   REQUIRE(::mkdir(other.c_str(), 0755) == 0);
   BindMount bind(fx.src(), other);
@@ -699,10 +687,7 @@ TEST_CASE("regression: an index on a filesystem also mounted inside the source i
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("mounts need root: not run");
   const std::string tm = fx.state() + "/../tm";
   REQUIRE(::mkdir(tm.c_str(), 0755) == 0);
   REQUIRE(::mkdir((fx.src() + "/t").c_str(), 0755) == 0);
@@ -737,10 +722,7 @@ TEST_CASE("regression: a verification counts an alias bind mount as one empty di
           "[e2e][hardening]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("bind mounts need root: not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("bind mounts need root: not run");
   const std::string s = fx.src();
   ::mkdir((s + "/a").c_str(), 0755);
   ::mkdir((s + "/a/x").c_str(), 0755);

@@ -233,10 +233,7 @@ TEST_CASE("du and top on a mounted path answer from the live xattrs", "[e2e]") {
 TEST_CASE("fstab: mount MNT runs dtkfs through mount.fuse3", "[e2e]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("fstab test needs root (mount -T); not run");
-    return;
-  }
+  DTKFS_ROOT_ONLY("fstab test needs root (mount -T); not run");
   // mount.fuse3 looks for `dtkfs` in the standard PATH; link the binary under test there if
   // no dtkfs is installed, and remove the link afterwards.
   const std::string link = "/usr/local/bin/dtkfs";

@@ -319,10 +319,7 @@ TEST_CASE("changes made while unmounted are found by the verification after the 
 TEST_CASE("an event queue overflow leads to a verification and exact totals", "[e2e]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("not root: fanotify's queue limit cannot be lowered here");
-    return;
-  }
+  DTKFS_ROOT_ONLY("not root: fanotify's queue limit cannot be lowered here");
   const std::string limit_file = "/proc/sys/fs/fanotify/max_queued_events";
   const std::string old_limit = ReadFileBytes(limit_file);
   REQUIRE(!old_limit.empty());
@@ -350,10 +347,7 @@ TEST_CASE("an event queue overflow leads to a verification and exact totals", "[
 TEST_CASE("a mount run by an ordinary user watches with inotify and stays exact", "[e2e]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
-  if (::geteuid() != 0) {
-    WARN("not root: cannot switch to another user");
-    return;
-  }
+  DTKFS_ROOT_ONLY("not root: cannot switch to another user");
   constexpr uid_t kNobody = 65534;
   const std::string top = fsys::path(fx.src()).parent_path();
   fsys::create_directories(fx.src() + "/d/e");

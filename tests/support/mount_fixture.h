@@ -9,6 +9,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <map>
 #include <string>
@@ -82,4 +83,13 @@ bool ReadTotals(const std::string& path, Totals* out);
       WARN("FUSE unavailable: end-to-end test not run");                                         \
       return;                                                                                    \
     }                                                                                            \
+  } while (0)
+
+// Ends a test that needs root (mounts, other users, sysctls) with a warning when not root.
+#define DTKFS_ROOT_ONLY(why)                \
+  do {                                      \
+    if (::geteuid() != 0) {                 \
+      WARN("not root, not run: " << (why)); \
+      return;                               \
+    }                                       \
   } while (0)
