@@ -550,11 +550,18 @@ std::optional<uint64_t> SourceWatcher::CountedFor(const std::string& dir, const 
   auto it = remembered_.find(dir);
   if (it == remembered_.end()) return std::nullopt;
   auto r = it->second.names.find(name);
-  if (r == it->second.names.end()) return std::nullopt;
-  const bool same = r->second.plain && r->second.dev == dev && r->second.ino == ino;
-  r->second.plain = false;  // the inode table accounts for it from now on
-  if (!same) return std::nullopt;
-  return r->second.size;
+  if (r != it->second.names.end() && r->second.plain && r->second.dev == dev &&
+      r->second.ino == ino) {
+    r->second.plain = false;  // the inode table accounts for it from now on
+    return r->second.size;
+  }
+  // A name the store does not count for this file (made, or replaced, beside the mount, its
+  // event not applied yet): what is remembered of the directory cannot say what the store
+  // counts, so the directory is listed at its next event.
+  remembered_names_ -= it->second.names.size();
+  remembered_.erase(it);
+  remembering_.store(!remembered_.empty());
+  return std::nullopt;
 }
 
 std::vector<std::string> SourceWatcher::WatchSubtree(const std::string& dir) {

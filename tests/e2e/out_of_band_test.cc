@@ -593,3 +593,28 @@ TEST_CASE(
   EXACT(fx, "moved back and appended to again");
   REQUIRE(fx.Unmount().status == 0);
 }
+
+TEST_CASE(
+    "regression: a lookup of a name replaced beside the mount, before its event, leaves a "
+    "large directory exact",
+    "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src() + "/big", m = fx.mnt() + "/big";
+  fsys::create_directories(s);
+  for (int i = 0; i < 600; ++i)
+    WriteFileBytes(s + "/f" + std::to_string(i), std::string(i % 37, 'x'));
+  REQUIRE(fx.Mount().status == 0);
+  ::unlink((s + "/f1").c_str());  // beside: the directory's names are remembered
+  EXACT(fx, "first change");
+  for (int round = 0; round < 20; ++round) {
+    const std::string from = s + "/f" + std::to_string(10 + 2 * round);
+    const std::string over = "/f" + std::to_string(300 + round);
+    REQUIRE(::rename(from.c_str(), (s + over).c_str()) == 0);  // replaces a file beside
+    struct stat st;
+    REQUIRE(::stat((m + over).c_str(), &st) == 0);  // a lookup, likely before the event
+    INFO("round " << round);
+    EXACT(fx, "after the lookup");
+  }
+  REQUIRE(fx.Unmount().status == 0);
+}
