@@ -238,6 +238,8 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
   if (remembering_.load())
     for (const std::string& name : pending.names) ForgetNamesBelow(path::Join(dir, name));
   // Single names in a large directory whose names are remembered: a stat each.
+  // Only for names whose content changed (an appending writer): names made, removed or
+  // moved are applied by the listing.
   if (!verifying && !pending.whole && rescan.empty() && target == dir && !target_names.empty() &&
       target_names.size() <= kMaxNamesByStat && remembering_.load()) {
     bool changed = false;
@@ -272,8 +274,11 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
                            std::strerror(err));
     report = fs_.accounting().Reconcile(fs_.source_root(), target, listing, target_names, rescan,
                                         &stale);
+    // What the store counts for each name is what this listing saw: a directory whose names
+    // are remembered is remembered anew (also by a verification, which may have corrected
+    // it), a large one that events reach starts to be.
     if (report.ok() && listing.ok() &&
-        (listing->entries.size() >= kRememberFrom ? !verifying : false))
+        (IsRemembered(target) || (!verifying && listing->entries.size() >= kRememberFrom)))
       RememberNames(target, *listing);
   }
   if (!report.ok()) {
@@ -496,6 +501,12 @@ void SourceWatcher::RememberNames(const std::string& dir, const DirListing& list
     remembered_.erase(oldest);
   }
   remembering_.store(true);
+}
+
+bool SourceWatcher::IsRemembered(const std::string& dir) {
+  if (!remembering_.load()) return false;
+  std::lock_guard lock(names_mu_);
+  return remembered_.count(dir) != 0;
 }
 
 void SourceWatcher::ForgetNamesBelow(const std::string& dir) {

@@ -134,6 +134,7 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   bool ApplyNames(const std::string& dir, const std::set<std::string>& names, bool* changed,
                   Accounting::KernelStale* stale);
   void PostStale(const Accounting::KernelStale& stale);
+  bool IsRemembered(const std::string& dir);
   // Drops what is remembered of dir and the directories below it.
   void ForgetNamesBelow(const std::string& dir);
   // Remembers dir's names from its listing (a large directory that events reach).

@@ -618,3 +618,61 @@ TEST_CASE(
   }
   REQUIRE(fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: a verification of a large directory renews what is remembered of it",
+          "[e2e]") {
+  // Hard links made beside the mount start verifications while events wait in the queue;
+  // later events go by the remembered sizes, which a verification's listing must renew.
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src();
+  const std::vector<std::string> dirs = {"big", "big2", "other"};
+  for (const std::string& d : dirs) fsys::create_directories(s + "/" + d);
+  for (int i = 0; i < 600; ++i)
+    WriteFileBytes(s + "/big/f" + std::to_string(i), std::string(i % 37, 'x'));
+  for (int i = 0; i < 550; ++i)
+    WriteFileBytes(s + "/big2/f" + std::to_string(i), std::string(i % 11, 'x'));
+  REQUIRE(fx.Mount().status == 0);
+  const unsigned seed = TestSeed("verification renews remembered names");
+  INFO("seed " << seed << " (repeat with DTKFS_TEST_SEED=" << seed << ")");
+  std::mt19937 rng(seed);
+  auto name = [&](const std::string& d) {
+    return s + "/" + d + "/f" + std::to_string(rng() % 700);
+  };
+  auto some_dir = [&] { return rng() % 4 != 0 ? std::string("big") : dirs[rng() % dirs.size()]; };
+  for (int step = 0; step < 300; ++step) {
+    const int batch = 1 + static_cast<int>(rng() % 6);  // changes queued before the next read
+    for (int op = 0; op < batch; ++op) {
+      const std::string d = some_dir(), p = name(d);
+      switch (rng() % 7) {
+        case 0:
+          if (fsys::exists(p)) Append(p, 1 + rng() % 300);
+          break;
+        case 1:
+          ::truncate(p.c_str(), rng() % 200);
+          break;
+        case 2:
+          ::unlink(p.c_str());
+          break;
+        case 3:
+          ::rename(p.c_str(), name(rng() % 3 == 0 ? dirs[rng() % dirs.size()] : d).c_str());
+          break;
+        case 4:
+          ::link(p.c_str(), name(dirs[rng() % dirs.size()]).c_str());
+          break;
+        case 5:
+          WriteFileBytes(p, std::string(rng() % 100, 'c'));
+          break;
+        case 6:
+          ::renameat2(AT_FDCWD, p.c_str(), AT_FDCWD, name(d).c_str(), RENAME_EXCHANGE);
+          break;
+      }
+    }
+    INFO("step " << step);
+    EXACT(fx, "after the step");
+  }
+  REQUIRE(fx.Unmount().status == 0);
+  auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
+  INFO(check.out << check.err);
+  REQUIRE(check.status == 0);
+}
