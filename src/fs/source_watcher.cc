@@ -343,8 +343,8 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
       if (fs_.store().Lookup(child)) WatchSubtree(child);  // moved: its watches' new paths
     }
   }
-  if (report->changed())
-    log::Info("out-of-band change in {}: bytes {:+}, files {:+}, dirs +{} -{}",
+  if (report->changed() && verifying)  // events' changes are counted in the status only
+    log::Info("verification corrected {}: bytes {:+}, files {:+}, dirs +{} -{}",
               target.empty() ? "/" : target, report->own.bytes, report->own.files,
               report->dirs_added, report->dirs_removed);
   return report->changed();
@@ -423,10 +423,14 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
     return false;
   }
   Delta delta;
+  std::vector<const std::string*> renamed;
   {
     std::lock_guard lock(names_mu_);
     auto it = remembered_.find(dir);
-    if (it == remembered_.end()) return false;
+    if (it == remembered_.end()) {
+      release();
+      return false;
+    }
     auto& known = it->second.names;
     for (const Now& n : now) {
       auto r = known.find(*n.name);
@@ -437,6 +441,13 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
     }
     for (const Now& n : now) {
       auto r = known.find(*n.name);
+      // The kernel's entry for the name is stale only when the name now leads elsewhere
+      // (made, removed, replaced); a file that only grew keeps its entry (and its inode in
+      // the kernel, which the invalidation of its attributes is enough for).
+      const bool was = r != known.end();
+      if (was != n.exists ||
+          (was && (r->second.dev != n.st.st_dev || r->second.ino != n.st.st_ino)))
+        renamed.push_back(n.name);
       if (n.known != nullptr) {  // the table accounts for it (below)
         if (r == known.end()) ++remembered_names_;
         known[*n.name] = RememberedName{n.st.st_dev, n.st.st_ino, 0, false};
@@ -470,7 +481,7 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
   }
   release();
   if (Inode* d = fs_.table().Find(self.dev, self.ino); d != nullptr && d->is_dir) {
-    for (const std::string& name : names) stale->entries.emplace_back(d, name);
+    for (const std::string* name : renamed) stale->entries.emplace_back(d, *name);
     stale->inodes.push_back(d);
   }
   return true;
