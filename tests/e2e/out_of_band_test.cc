@@ -676,3 +676,23 @@ TEST_CASE("regression: a verification of a large directory renews what is rememb
   INFO(check.out << check.err);
   REQUIRE(check.status == 0);
 }
+
+TEST_CASE("regression: a hard link removed while unmounted leaves the index's link table",
+          "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src();
+  fsys::create_directories(s + "/d");
+  WriteFileBytes(s + "/f", "12345");
+  REQUIRE(::link((s + "/f").c_str(), (s + "/d/l").c_str()) == 0);
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(::unlink((s + "/d/l").c_str()) == 0);  // while unmounted
+  REQUIRE(fx.Mount().status == 0);
+  REQUIRE(fx.WaitForVerify(1, 30));
+  EXACT(fx, "after the verification");
+  REQUIRE(fx.Unmount().status == 0);
+  auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
+  INFO(check.out << check.err);
+  REQUIRE(check.status == 0);
+}
