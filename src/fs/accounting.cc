@@ -80,7 +80,16 @@ void Accounting::AccountToLocked(Inode& inode, uint64_t size) {
 void Accounting::ApplyDeltaAt(const std::string& dir_path, const Delta& delta) {
   if (delta.empty()) return;
   if (delta.files != 0) NoteEntriesChanged(dir_path);
-  ReportStoreError(store_.AddDelta(dir_path, delta));
+  Status s = store_.AddDelta(dir_path, delta);
+  // A directory the store does not have yet that the mount reached first (moved or made
+  // beside the mount, its event still queued): its reconcile scans it as it is now, this
+  // change included. The watcher is asked to make sure of it.
+  if (s.code() == Status::Code::kNotFound)
+    if (EntriesListener* l = entries_listener_.load()) {
+      l->Unknown(dir_path);
+      s = Status::Ok();
+    }
+  ReportStoreError(s);
   MaybeRequestCompaction();
 }
 

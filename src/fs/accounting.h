@@ -49,6 +49,9 @@ class Accounting {
     virtual void EntriesChanged(const std::string& dir) = 0;
     // The mount moved the directory at from to to (exchange: both ways at once).
     virtual void DirMoved(const std::string& from, const std::string& to, bool exchange) = 0;
+    // The mount changed a directory the store does not know (changed beside the mount, its
+    // event not applied yet): it is to be reconciled.
+    virtual void Unknown(const std::string& dir) = 0;
   };
   class LinkFollower {
    public:

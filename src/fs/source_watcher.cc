@@ -170,10 +170,13 @@ void SourceWatcher::DrainLocked() {
   }
   std::map<std::string, Pending> dirs;
   std::set<std::pair<dev_t, ino_t>> follow;
+  std::set<std::string> unknown;
   {
     std::lock_guard lock(mu_);
     follow.swap(follow_);
+    unknown.swap(unknown_);
   }
+  for (const std::string& d : unknown) dirs[d].whole = true;
   for (const watch::InodeChange& i : batch.inodes) follow.emplace(i.dev, i.ino);
   for (const auto& key : follow) {
     auto it = multi_.find(key);
@@ -553,6 +556,15 @@ void SourceWatcher::DirMoved(const std::string& from, const std::string& to, boo
   fs_.links().MoveObserved(from, to, exchange);
   std::lock_guard lock(mu_);
   moves_.push_back(Move{from, to, exchange});
+}
+
+void SourceWatcher::Unknown(const std::string& dir) {
+  {
+    std::lock_guard lock(mu_);
+    unknown_.insert(dir);
+  }
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
 }
 
 void SourceWatcher::ApplyMovesLocked() {

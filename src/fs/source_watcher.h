@@ -79,6 +79,7 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
   // Accounting::EntriesListener: the mount changed dir's entries.
   void EntriesChanged(const std::string& dir) override;
   void DirMoved(const std::string& from, const std::string& to, bool exchange) override;
+  void Unknown(const std::string& dir) override;
   // A lookup met a file the inode table did not know: the size the store counts for it, when
   // the watcher knows it (a directory whose names it remembers), else nullopt. From now on
   // the inode table accounts for that name.
@@ -184,7 +185,8 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
     std::string from, to;
     bool exchange;
   };
-  std::vector<Move> moves_;  // DirMoved, for multi_ (applied under apply_mu_)
+  std::vector<Move> moves_;        // DirMoved, for multi_ (applied under apply_mu_)
+  std::set<std::string> unknown_;  // Unknown requests not yet applied
   Report report_;
 
   std::thread drain_thread_;

@@ -696,3 +696,25 @@ TEST_CASE("regression: a hard link removed while unmounted leaves the index's li
   INFO(check.out << check.err);
   REQUIRE(check.status == 0);
 }
+
+TEST_CASE(
+    "regression: a write through the mount below a directory just renamed beside it "
+    "keeps the totals exact, not suspect",
+    "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src(), m = fx.mnt();
+  fsys::create_directories(s + "/a/s/t");
+  WriteFileBytes(s + "/a/s/t/f", "hi\n");
+  REQUIRE(fx.Mount().status == 0);
+  struct stat st;
+  REQUIRE(::stat((m + "/a/s/t/f").c_str(), &st) == 0);             // the mount knows a, a/s, a/s/t
+  REQUIRE(::rename((s + "/a").c_str(), (s + "/b").c_str()) == 0);  // beside
+  Append(m + "/b/s/t/f", 4);  // through the mount, before the rename's event is applied
+  EXACT(fx, "after the write");
+  CHECK(fx.StatusField("totals") == "exact");
+  REQUIRE(fx.Unmount().status == 0);
+  auto check = Run({DtkfsBinary(), "check", s, "--index", fx.index()});
+  INFO(check.out << check.err);
+  REQUIRE(check.status == 0);
+}
