@@ -24,6 +24,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import out, run, timed, write_section  # noqa: E402
+
 REPO, BUILD, WORK, TARBALL, ROUNDS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 PARTS = sys.argv[6:]
 DTKFS = os.path.join(BUILD, "dtkfs")
@@ -32,18 +35,6 @@ TARGETS = ["native", "bindfs", "mergerfs", "dtkfs"]
 mounted = []
 
 
-def run(argv, **kw):
-    return subprocess.run(argv, check=True, **kw)
-
-
-def out(argv):
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def timed(argv):
-    t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
 
 
 def unmount_all():
@@ -217,11 +208,7 @@ def main():
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump({"workloads": times, "getfattr": getfattr, "du": du, "xattr_us": rt,
                    "first_mount": first, "index_mount": again}, f, indent=1)
-    doc = os.path.join(REPO, "docs", "benchmarks.md")
-    text = open(doc).read()
-    pat = re.compile(r"<!-- mount-bench:begin.*?<!-- mount-bench:end -->\n?", re.S)
-    text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
-    open(doc, "w").write(text)
+    write_section(REPO, "mount-bench", section)
     print(section)
 
 

@@ -14,27 +14,8 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh bench
 ./scripts/build.sh >/dev/null
 WORK=${DTKFS_BENCH_DIR:-/var/tmp/dtkfs-bench}/mount
-# Mounts left by an interrupted run: unmount them before removing the scratch directory.
-if [[ -d $WORK ]]; then
-  { findmnt -rn -o TARGET | grep -F "$WORK/" || true; } | while read -r m; do
-    fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m"
-  done
-fi
-if mountpoint -q "$WORK"; then umount "$WORK"; fi
-rm -rf "$WORK" "$WORK.img"
-# Every tree lives on a fresh ext4 with a journal, in a loop file: the same filesystem for
-# all targets, and the common ext4 setup. (On an ext4 without a journal, the inode
-# allocator skips inodes freed in the last minutes, so an extraction right after a removal
-# is many times slower and the figures measure that instead of the FUSE layer.)
-mkdir -p "$WORK"
-truncate -s "${DTKFS_BENCH_DISK:-16G}" "$WORK.img"
-mkfs.ext4 -q -F "$WORK.img"
-mount -o loop "$WORK.img" "$WORK"
-cleanup() {
-  umount "$WORK" 2>/dev/null || umount -l "$WORK"
-  rm -f "$WORK.img"
-}
-trap cleanup EXIT
+source bench/scratch_fs.sh
+scratch_fs
 python3 bench/mount_bench.py "$PWD" "$PWD/build" "$WORK" \
   "${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}" "${DTKFS_BENCH_ROUNDS:-5}" \
   ${DTKFS_BENCH_PARTS:-}

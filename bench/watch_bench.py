@@ -39,6 +39,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import out, run, timed, write_section  # noqa: E402
+
 REPO, DTKFS, WORK, TARBALL = sys.argv[1:5]
 ROUNDS, BIG = int(sys.argv[5]), int(sys.argv[6])
 PARTS = sys.argv[7:]
@@ -75,18 +78,6 @@ def problem(msg):
     say("PROBLEM: " + msg)
 
 
-def run(argv, **kw):
-    return subprocess.run(argv, check=True, **kw)
-
-
-def out(argv):
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def timed(argv):
-    t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
 
 
 # ---- mounts -------------------------------------------------------------------------------
@@ -739,11 +730,7 @@ def main():
         print(text_section)
         say(f"only {STAGES} ran: docs/benchmarks.md left as it is")
         return
-    doc = os.path.join(REPO, "docs", "benchmarks.md")
-    text = open(doc).read()
-    pat = re.compile(r"<!-- watch-bench:begin.*?<!-- watch-bench:end -->\n?", re.S)
-    text = pat.sub(lambda m: text_section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + text_section
-    open(doc, "w").write(text)
+    write_section(REPO, "watch-bench", text_section)
     print(text_section)
     if problems:
         say(f"{len(problems)} PROBLEMS (in the section too):")

@@ -41,25 +41,10 @@ else
   BINARY=build/dtkfs
 fi
 BIG=${DTKFS_WATCH_BENCH_BIG:-1000000}
-# Mounts left by an interrupted run: unmount them before removing the scratch directory.
-if [[ -d $WORK ]]; then
-  { findmnt -rn -o TARGET | grep -F "$WORK/" || true; } | while read -r m; do
-    fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m"
-  done
-fi
-if mountpoint -q "$WORK"; then umount "$WORK"; fi
-rm -rf "$WORK" "$WORK.img"
-# A fresh journaled ext4 in a loop file, as for the mount benchmark, with inodes enough for
-# the large tree (mkfs's default of one per 16 KiB gives a 16G disk 1M inodes).
-mkdir -p "$WORK"
-truncate -s "${DTKFS_BENCH_DISK:-16G}" "$WORK.img"
-mkfs.ext4 -q -F -N $((BIG + 1500000)) "$WORK.img"
-mount -o loop "$WORK.img" "$WORK"
-cleanup() {
-  umount "$WORK" 2>/dev/null || umount -l "$WORK"
-  rm -f "$WORK.img"
-}
-trap cleanup EXIT
+# With inodes enough for the large tree (mkfs's default of one per 16 KiB gives a 16G disk
+# 1M inodes).
+source bench/scratch_fs.sh
+scratch_fs -N $((BIG + 1500000))
 # The binary as built now: a rebuild during the run (the tree is being worked on) must not
 # change it under the benchmark.
 cp "$BINARY" "$WORK/dtkfs"

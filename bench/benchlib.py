@@ -1,0 +1,29 @@
+"""Helpers the benchmark drivers share (mount_bench.py, watch_bench.py)."""
+import subprocess
+import time
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, check=True, **kw)
+
+
+def out(argv):
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def timed(argv):
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def write_section(repo, name, section):
+    """Replaces docs/benchmarks.md's generated section `name` (between its begin and end
+    markers) with section, or appends it when the file has none yet."""
+    import os
+    import re
+    doc = os.path.join(repo, "docs", "benchmarks.md")
+    text = open(doc).read()
+    pat = re.compile(r"<!-- " + name + r":begin.*?<!-- " + name + r":end -->\n?", re.S)
+    text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
+    open(doc, "w").write(text)
