@@ -51,6 +51,18 @@ std::string UnescapeStatusValue(std::string_view value) {
   return out;
 }
 
+// "exact", unless the watcher could not watch some directories: changes beside the mount in
+// them are not seen until a verification.
+static std::string ExactOrUnwatched(Filesystem& fs) {
+  SourceWatcher* w = fs.watcher();
+  const uint64_t unwatched = w != nullptr ? w->GetReport().unwatched : 0;
+  if (unwatched == 0) return "exact";
+  return fmt::format(
+      "exact for changes through the mount; {} directories are not watched, so changes beside "
+      "the mount in them wait for `dtkfs verify`",
+      unwatched);
+}
+
 // The watcher's lines of the status (docs/control.md).
 static std::string WatcherStatus(Filesystem& fs) {
   SourceWatcher* w = fs.watcher();
@@ -89,7 +101,7 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       report.runs, TimeString(report.last_time),
       EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
       suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
-              : "exact");
+              : ExactOrUnwatched(fs));
   *value += WatcherStatus(fs);
   return 0;
 }

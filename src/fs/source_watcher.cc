@@ -86,6 +86,7 @@ void SourceWatcher::WatchTree() {
     for (auto& [dir, totals] : fs_.store().ListBelow("", 0)) source_->Watch(dir);
     std::lock_guard lock(mu_);
     report_.watch = source_->Describe();
+    report_.unwatched = source_->Unwatched();
   }
 }
 
@@ -198,7 +199,10 @@ void SourceWatcher::DrainLocked() {
   ApplyLocked(std::move(dirs), &changed);
   std::lock_guard lock(mu_);
   report_.events += batch.events;
-  if (source_ && source_->WatchesDirectories()) report_.watch = source_->Describe();
+  if (source_ && source_->WatchesDirectories()) {
+    report_.watch = source_->Describe();
+    report_.unwatched = source_->Unwatched();
+  }
 }
 
 void SourceWatcher::ApplyLocked(std::map<std::string, Pending> dirs, bool* changed_any) {

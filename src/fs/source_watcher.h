@@ -91,6 +91,7 @@ class SourceWatcher final : public Accounting::LinkFollower, public Accounting::
 
   struct Report {
     std::string watch;          // "fanotify", "inotify (...)", "off"
+    uint64_t unwatched = 0;     // directories the source could not watch
     uint64_t events = 0;        // events read
     uint64_t corrected = 0;     // directories an event's reconcile changed
     uint64_t overflows = 0;     // event queue overflows (each starts a verification)

@@ -65,6 +65,8 @@ class EventSource {
   virtual void Watch(const std::string& dir) { (void)dir; }
   // For `dtkfs status`: "fanotify", "inotify (N directories watched, M not)".
   virtual std::string Describe() const = 0;
+  // Directories of the tree it could not watch (inotify's limit): their changes are not seen.
+  virtual uint64_t Unwatched() const { return 0; }
 };
 
 // root: the source's canonical path; marks: the root and every nested mount counted inside

@@ -41,6 +41,7 @@ class InotifySource final : public EventSource {
 
   int fd() const override { return fd_; }
   bool WatchesDirectories() const override { return true; }
+  uint64_t Unwatched() const override { return unwatched_; }
 
   std::string Describe() const override {
     return fmt::format("inotify ({} directories watched, {} not)", paths_.size(), unwatched_);

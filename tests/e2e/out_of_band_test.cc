@@ -718,3 +718,23 @@ TEST_CASE(
   INFO(check.out << check.err);
   REQUIRE(check.status == 0);
 }
+
+TEST_CASE("regression: past inotify's watch limit the status no longer says the totals are exact",
+          "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  DTKFS_ROOT_ONLY("the watch limit is a system setting");
+  const std::string limit_file = "/proc/sys/fs/inotify/max_user_watches";
+  const std::string old_limit = ReadFileBytes(limit_file);
+  REQUIRE(!old_limit.empty());
+  for (int i = 0; i < 5; ++i) fsys::create_directories(fx.src() + "/d" + std::to_string(i));
+  // Watches are placed before the mount command returns: a limit no directory fits under
+  // (root's other watches already use it up), set only while the mount starts.
+  WriteFileBytes(limit_file, "1\n");
+  const auto mounted = fx.Mount({"-o", "watch=inotify"});
+  WriteFileBytes(limit_file, old_limit);
+  REQUIRE(mounted.status == 0);
+  CHECK_THAT(fx.StatusField("watch"), Catch::Contains("6 not"));
+  CHECK_THAT(fx.StatusField("totals"), Catch::Contains("6 directories are not watched"));
+  REQUIRE(fx.Unmount().status == 0);
+}
