@@ -130,14 +130,19 @@ class FanotifySource final : public EventSource {
     ino_t ino;
     nlink_t nlink;
   };
-  std::optional<Resolved> ResolveInode(const struct fanotify_event_info_fid* fid) {
-    auto mount = mount_fds_.find(FsidKey(fid->fsid));
-    if (mount == mount_fds_.end()) return std::nullopt;
-    const auto* handle = reinterpret_cast<const struct file_handle*>(fid->handle);
+  // An O_PATH fd for handle, opened relative to a directory of its filesystem in the tree;
+  // -1 when the filesystem is not one of the tree's or the object is gone (ESTALE).
+  int OpenHandle(const __kernel_fsid_t& fsid, const struct file_handle* handle) {
+    auto mount = mount_fds_.find(FsidKey(fsid));
+    if (mount == mount_fds_.end()) return -1;
     std::string copy(reinterpret_cast<const char*>(handle),
                      sizeof(struct file_handle) + handle->handle_bytes);
-    const int fd = ::open_by_handle_at(
-        mount->second, reinterpret_cast<struct file_handle*>(copy.data()), O_PATH | O_CLOEXEC);
+    return ::open_by_handle_at(mount->second, reinterpret_cast<struct file_handle*>(copy.data()),
+                               O_PATH | O_CLOEXEC);
+  }
+
+  std::optional<Resolved> ResolveInode(const struct fanotify_event_info_fid* fid) {
+    const int fd = OpenHandle(fid->fsid, reinterpret_cast<const struct file_handle*>(fid->handle));
     if (fd < 0) return std::nullopt;
     struct stat st;
     const bool ok = ::fstat(fd, &st) == 0;
@@ -151,13 +156,8 @@ class FanotifySource final : public EventSource {
   std::optional<std::string> Resolve(const std::string& key, const __kernel_fsid_t& fsid,
                                      const struct file_handle* handle) {
     if (outside_.count(key) != 0) return std::nullopt;
-    auto mount = mount_fds_.find(FsidKey(fsid));
-    if (mount == mount_fds_.end()) return std::nullopt;  // another filesystem's event
-    std::string copy(reinterpret_cast<const char*>(handle),
-                     sizeof(struct file_handle) + handle->handle_bytes);
-    const int fd = ::open_by_handle_at(
-        mount->second, reinterpret_cast<struct file_handle*>(copy.data()), O_PATH | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;  // ESTALE: gone; its parent's event says so
+    const int fd = OpenHandle(fsid, handle);
+    if (fd < 0) return std::nullopt;  // gone (its parent's event says so), or not ours
     // A removed directory (its parent's event says so) has no links left; its path would
     // read "... (deleted)", which a live directory may be named too.
     struct stat st;
