@@ -734,7 +734,14 @@ TEST_CASE("regression: past inotify's watch limit the status no longer says the 
   const auto mounted = fx.Mount({"-o", "watch=inotify"});
   WriteFileBytes(limit_file, old_limit);
   REQUIRE(mounted.status == 0);
-  CHECK_THAT(fx.StatusField("watch"), Catch::Contains("6 not"));
-  CHECK_THAT(fx.StatusField("totals"), Catch::Contains("6 directories are not watched"));
+  // At most one watch fits (none when root's other watches use the limit up): 5 or 6 of the
+  // 6 directories are not watched, and the totals line says how many.
+  const std::string watch = fx.StatusField("watch");
+  const size_t at = watch.find(" watched, ");
+  REQUIRE(at != std::string::npos);
+  const int unwatched = std::atoi(watch.c_str() + at + 10);
+  CHECK(unwatched >= 5);
+  CHECK_THAT(fx.StatusField("totals"),
+             Catch::Contains(std::to_string(unwatched) + " directories are not watched"));
   REQUIRE(fx.Unmount().status == 0);
 }
