@@ -5,10 +5,11 @@
 //                the multi-link table of that moment, see SetFreezer: the mount's freezer
 //                also walks its inode table under its namespace lock)
 //   2. syncfs on the source, so file data the new index counts cannot be lost to a power cut
-//   3. merge base + frozen into PATH.tmp, fsync, rename over PATH, fsync the directory
+//   3. merge base + frozen levels (overlays and rename maps) into PATH.tmp, fsync, rename
+//      over PATH, fsync the directory
 //   4. open and verify the new file, then publish it (SizeStore::Publish)
 //
-// On any failure nothing changes meaning: the frozen overlays stay readable, the old index
+// On any failure nothing changes meaning: the frozen levels stay readable, the old index
 // stays on disk, the error is returned (and kept for status), and a later run retries.
 // A run never reports success for work it did not do.
 //

@@ -2,26 +2,40 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "util/path.h"
 
 namespace dtkfs {
 
+namespace {
+
+void AddLevels(const std::vector<FrozenLevel>& frozen, Levels* l) {
+  for (const FrozenLevel& f : frozen) l->levels.push_back({f.overlay.get(), f.renames.get()});
+}
+
+}  // namespace
+
 SizeStore::SizeStore(std::shared_ptr<const IndexReader> base)
     : base_(std::move(base)), active_(std::make_shared<Overlay>()) {}
 
+void SizeStore::SetRenameMapThreshold(size_t entries) {
+  std::unique_lock lock(mu_);
+  rename_map_threshold_ = entries;
+}
+
 Levels SizeStore::Snapshot::levels() const {
   Levels l;
-  for (const auto& f : frozen) l.overlays.push_back(f.get());
+  AddLevels(frozen, &l);
   l.base = base.get();
   return l;
 }
 
 Levels SizeStore::LevelsLocked() const {
   Levels l;
-  l.overlays.push_back(active_.get());
-  for (const auto& f : frozen_) l.overlays.push_back(f.get());
+  l.levels.push_back({active_.get(), nullptr});
+  AddLevels(frozen_, &l);
   l.base = base_.get();
   return l;
 }
@@ -31,20 +45,11 @@ std::optional<Totals> SizeStore::LookupLocked(std::string_view dir) const {
     if (it->second.tombstone) return std::nullopt;
     return it->second.totals;
   }
-  for (const auto& f : frozen_) {
-    if (auto it = f->find(dir); it != f->end()) {
-      if (it->second.tombstone) return std::nullopt;
-      return it->second.totals;
-    }
-  }
-  if (base_) return base_->Lookup(dir);
-  return std::nullopt;
+  return LookupBelow(frozen_, base_.get(), dir);
 }
 
 bool SizeStore::PersistedLocked(std::string_view dir) const {
-  for (const auto& f : frozen_)
-    if (f->find(dir) != f->end()) return true;
-  return base_ && base_->Find(dir).has_value();
+  return LookupBelow(frozen_, base_.get(), dir).has_value();
 }
 
 void SizeStore::PutLocked(std::string_view dir, const OverlayValue& value) {
@@ -173,10 +178,16 @@ Status SizeStore::RenameDir(std::string_view from, std::string_view to) {
   if (!LookupLocked(path::Parent(to)))
     return Status::NotFound(fmt::format("rename {} to {}: target parent unknown", from, to));
 
-  const auto moved = CollectSubtreeLocked(from);
+  if (CountSubtreeLocked(from, rename_map_threshold_) > rename_map_threshold_) {
+    // The ancestor chains adjusted below lie outside from and to (checked above), so the
+    // map leaves their names alone; their new totals go to the new active overlay.
+    PushRenameMapLocked({{std::string(to), std::string(from)}, {std::string(from), std::nullopt}});
+  } else {
+    const auto moved = CollectSubtreeLocked(from);
+    for (const auto& [q, qt] : moved) EraseLocked(q);
+    MoveEntriesLocked(moved, from, to);
+  }
   const Delta contribution = SubtreeContribution(*t);
-  for (const auto& [q, qt] : moved) EraseLocked(q);
-  MoveEntriesLocked(moved, from, to);
   Status a = ApplyToChainLocked(path::Parent(from), -contribution, "rename");
   Status b = ApplyToChainLocked(path::Parent(to), contribution, "rename");
   return a.ok() ? b : a;
@@ -194,6 +205,25 @@ std::vector<std::pair<std::string, Totals>> SizeStore::CollectSubtreeLocked(
     return true;
   });
   return out;
+}
+
+size_t SizeStore::CountSubtreeLocked(std::string_view dir, size_t limit) const {
+  if (!LookupLocked(dir)) return 0;
+  size_t n = 1;
+  if (n > limit) return n;
+  KeyRange r = StrictlyBelow(dir);
+  MergedRange(LevelsLocked(), r.lo, r.hi,
+              [&](std::string_view, const Totals&) { return ++n <= limit; });
+  return n;
+}
+
+void SizeStore::PushRenameMapLocked(std::vector<RenameMap::Entry> entries) {
+  if (!active_->empty()) {
+    frozen_.insert(frozen_.begin(), FrozenLevel{std::move(active_), nullptr});
+    active_ = std::make_shared<Overlay>();
+  }
+  frozen_.insert(frozen_.begin(),
+                 FrozenLevel{nullptr, std::make_shared<const RenameMap>(std::move(entries))});
 }
 
 void SizeStore::MoveEntriesLocked(const std::vector<std::pair<std::string, Totals>>& entries,
@@ -214,12 +244,18 @@ Status SizeStore::ExchangeDirs(std::string_view a, std::string_view b) {
   auto tb = LookupLocked(b);
   if (!ta || !tb)
     return Status::NotFound(fmt::format("exchange {} and {}: not in the size store", a, b));
-  const auto sub_a = CollectSubtreeLocked(a);
-  const auto sub_b = CollectSubtreeLocked(b);
-  for (const auto& [q, qt] : sub_a) EraseLocked(q);
-  for (const auto& [q, qt] : sub_b) EraseLocked(q);
-  MoveEntriesLocked(sub_a, a, b);
-  MoveEntriesLocked(sub_b, b, a);
+  const size_t limit = rename_map_threshold_;
+  if (CountSubtreeLocked(a, limit) + CountSubtreeLocked(b, limit) > limit) {
+    // As in RenameDir, the ancestor chains lie outside a and b.
+    PushRenameMapLocked({{std::string(a), std::string(b)}, {std::string(b), std::string(a)}});
+  } else {
+    const auto sub_a = CollectSubtreeLocked(a);
+    const auto sub_b = CollectSubtreeLocked(b);
+    for (const auto& [q, qt] : sub_a) EraseLocked(q);
+    for (const auto& [q, qt] : sub_b) EraseLocked(q);
+    MoveEntriesLocked(sub_a, a, b);
+    MoveEntriesLocked(sub_b, b, a);
+  }
   const Delta ca = SubtreeContribution(*ta), cb = SubtreeContribution(*tb);
   const Delta a_to_b{cb.bytes - ca.bytes, cb.files - ca.files, cb.dirs - ca.dirs};
   Status s1 = ApplyToChainLocked(path::Parent(a), a_to_b, "exchange");
@@ -245,7 +281,10 @@ SizeStore::Stats SizeStore::GetStats() const {
   Stats s;
   s.base_entries = base_ ? base_->size() : 0;
   s.active_entries = active_->size();
-  for (const auto& f : frozen_) s.frozen_entries += f->size();
+  for (const FrozenLevel& f : frozen_) {
+    if (f.overlay) s.frozen_entries += f.overlay->size();
+    if (f.renames) s.rename_levels++;
+  }
   s.generation = base_ ? base_->generation() : 0;
   s.base_path = base_ ? base_->file_path() : std::string();
   return s;
@@ -272,10 +311,16 @@ size_t SizeStore::active_size() const {
   return active_->size();
 }
 
+size_t SizeStore::rename_levels() const {
+  std::shared_lock lock(mu_);
+  return static_cast<size_t>(std::count_if(
+      frozen_.begin(), frozen_.end(), [](const FrozenLevel& f) { return f.renames != nullptr; }));
+}
+
 SizeStore::Snapshot SizeStore::Freeze() {
   std::unique_lock lock(mu_);
   if (!active_->empty()) {
-    frozen_.insert(frozen_.begin(), std::shared_ptr<const Overlay>(std::move(active_)));
+    frozen_.insert(frozen_.begin(), FrozenLevel{std::move(active_), nullptr});
     active_ = std::make_shared<Overlay>();
   }
   links_frozen_ = links_frozen_ || links_active_;
@@ -289,10 +334,8 @@ void SizeStore::Publish(std::shared_ptr<const IndexReader> new_base, const Snaps
   old = std::move(base_);
   base_ = std::move(new_base);
   if (snapshot.links_changed) links_frozen_ = false;
-  std::erase_if(frozen_, [&](const std::shared_ptr<const Overlay>& f) {
-    for (const auto& s : snapshot.frozen)
-      if (s == f) return true;
-    return false;
+  std::erase_if(frozen_, [&](const FrozenLevel& f) {
+    return std::find(snapshot.frozen.begin(), snapshot.frozen.end(), f) != snapshot.frozen.end();
   });
 }
 

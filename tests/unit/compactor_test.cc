@@ -1,5 +1,5 @@
 // Compactor: the three persistence bugs of the seeds, pinned by name, plus coalescing,
-// no-op runs, generations and the report.
+// no-op runs, generations, the report, and rename maps folded into the index.
 //
 //   seed 000: a save that reported success and wrote nothing after a cold map load.
 //   seed 003: a failed save that left memory ahead of disk.
@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -634,4 +635,105 @@ TEST_CASE("compaction carries the link table forward, or writes the freezer's", 
   env.reset_steps();
   REQUIRE(compactor.CompactNow().ok());
   CHECK(env.steps() == 0);
+}
+
+TEST_CASE("compaction folds rename maps into an index equal to the store that rewrites",
+          "[compact]") {
+  Scenario s;
+  // The reference rewrites every renamed subtree in place; "mapped" records every rename
+  // and exchange as a rename map. Both start from the same base and get the same edits.
+  SizeStore& rewriting = *s.store;
+  rewriting.SetRenameMapThreshold(std::numeric_limits<size_t>::max());
+  SizeStore mapped(s.base);
+  mapped.SetRenameMapThreshold(0);
+  ApplyEdits(mapped);
+  REQUIRE(LiveView(mapped) == s.live_view);
+  CHECK(mapped.rename_levels() == 1);  // ApplyEdits renames one subtree
+
+  auto both = [&](const std::function<Status(SizeStore&)>& edit) {
+    REQUIRE(edit(rewriting).ok());
+    REQUIRE(edit(mapped).ok());
+  };
+  // A chain of renames, a name made again, an exchange, a rename back, with a freeze between
+  // (what a failed compaction leaves), and the 5000-entry "bulk" moved and edited.
+  both([](SizeStore& st) { return st.RenameDir("dst/mv2", "keep/a/mv3"); });
+  both([](SizeStore& st) { return st.MakeDir("dst/mv2"); });
+  both([](SizeStore& st) { return st.AddDelta("dst/mv2", Delta{7, 1, 0}); });
+  both([](SizeStore& st) { return st.ExchangeDirs("keep/a/mv3", "new"); });
+  mapped.Freeze();
+  both([](SizeStore& st) { return st.RenameDir("new", "mv"); });  // mv/c/d is back
+  both([](SizeStore& st) { return st.RenameDir("bulk", "keep/bulk"); });
+  both([](SizeStore& st) { return st.AddDelta("keep/bulk/n0042", Delta{1, 1, 0}); });
+  both([](SizeStore& st) { return st.RemoveDir("keep/bulk/n0043"); });
+  both([](SizeStore& st) { return st.ExchangeDirs("keep", "dst"); });
+  both([](SizeStore& st) { return st.MakeDir("bulk"); });
+  const View want = LiveView(rewriting);
+  const std::vector<std::string> gone = {"new/sub",   "bulk/n0000",     "keep/bulk",
+                                         "dst/mv2/c", "dst/bulk/n0043", "keep/a/mv3"};
+  REQUIRE(Diff(mapped, want, gone) == "");
+  CHECK(want.at("mv/c/d") == (Totals{3, 1, 0}));
+  CHECK(want.at("dst/bulk/n0042") == (Totals{2, 2, 0}));
+  CHECK(rewriting.rename_levels() == 0);
+  CHECK(mapped.rename_levels() == 6);  // one per rename and exchange
+
+  FaultEnv env(Fast());
+  Compactor compactor(mapped, env, s.index, s.source);
+  REQUIRE(compactor.CompactNow().ok());
+  CHECK(mapped.rename_levels() == 0);
+  CHECK(mapped.GetStats().frozen_entries == 0);
+  CHECK_FALSE(mapped.dirty());
+  CHECK(FileView(s.index) == want);
+  CHECK(Diff(mapped, want, gone) == "");
+  auto reopened = IndexReader::Open(Env::Default(), s.index);
+  REQUIRE(reopened.ok());
+  SizeStore cold(*reopened);
+  CHECK(Diff(cold, want, gone) == "");
+
+  // Folded in, the maps leave nothing for the next run to do.
+  env.reset_steps();
+  REQUIRE(compactor.CompactNow().ok());
+  CHECK(env.steps() == 0);
+}
+
+TEST_CASE("a rename map pushed while a compaction runs stays above the new base", "[compact]") {
+  Scenario s;
+  s.store->SetRenameMapThreshold(0);
+  SizeStore reference(s.base);
+  ApplyEdits(reference);
+  auto both = [&](const std::function<Status(SizeStore&)>& edit) {
+    REQUIRE(edit(*s.store).ok());
+    REQUIRE(edit(reference).ok());
+  };
+  both([](SizeStore& st) { return st.RenameDir("dst/mv2", "mv"); });  // a map in the freeze
+  const View at_freeze = LiveView(reference);
+  REQUIRE(s.store->rename_levels() == 1);
+
+  SlowEnv env(Fast(), std::chrono::milliseconds(0));
+  Compactor compactor(*s.store, env, s.index, s.source);
+  Status first;
+  std::thread t([&] { first = compactor.CompactNow(); });
+  env.WaitEntered();  // frozen, nothing written yet
+  both([](SizeStore& st) { return st.RenameDir("bulk", "dst/bulk"); });
+  both([](SizeStore& st) { return st.AddDelta("dst/bulk/n0007", Delta{5, 1, 0}); });
+  both([](SizeStore& st) { return st.ExchangeDirs("keep", "new"); });
+  CHECK(s.store->rename_levels() == 3);
+  env.Release();
+  t.join();
+  REQUIRE(first.ok());
+
+  // The freeze's map went into the file; the two made since stay, over the new base.
+  CHECK(FileView(s.index) == at_freeze);
+  CHECK(s.store->rename_levels() == 2);
+  CHECK(s.store->dirty());
+  const View want = LiveView(reference);
+  const std::vector<std::string> gone = {"bulk", "bulk/n0007", "dst/mv2", "keep/a/b"};
+  CHECK(Diff(*s.store, want, gone) == "");
+  CHECK(s.store->Lookup("dst/bulk/n0007") == (Totals{6, 2, 0}));
+  CHECK(s.store->Lookup("new/a") == (Totals{210, 3, 1}));
+
+  REQUIRE(compactor.CompactNow().ok());
+  CHECK(s.store->rename_levels() == 0);
+  CHECK_FALSE(s.store->dirty());
+  CHECK(FileView(s.index) == want);
+  CHECK(Diff(*s.store, want, gone) == "");
 }

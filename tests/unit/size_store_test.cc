@@ -1,6 +1,8 @@
 // SizeStore against a model: random trees, random edits, compactions (some of them failing
 // on purpose, so frozen overlays pile up), readers running beside a writer, and the rename
-// of a 100k-directory subtree.
+// of a 100k-directory subtree. Each runs with renames rewritten in place and with rename maps
+// (SetRenameMapThreshold), and rename maps get a model test of their own: chains of renames,
+// renames back, names made again, exchanges, freezes and compactions in between.
 //
 // The model is deliberately dumb: the set of directories and the sizes of the files directly
 // in each; every directory's Totals are recomputed from scratch before each comparison, so
@@ -14,6 +16,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -28,6 +32,7 @@
 #include "support/env_wrappers.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
+#include "support/test_seed.h"
 
 using namespace dtkfs;
 using dtkfs::testing::FaultEnv;
@@ -103,6 +108,30 @@ struct Model {
     }
     for (auto& [p, f] : moved) dirs[p] = std::move(f);
   }
+
+  void ExchangeTrees(const std::string& a, const std::string& b) {
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> moved;
+    for (auto it = dirs.begin(); it != dirs.end();) {
+      if (SameOrBelow(it->first, a)) {
+        moved.emplace_back(b + it->first.substr(a.size()), std::move(it->second));
+      } else if (SameOrBelow(it->first, b)) {
+        moved.emplace_back(a + it->first.substr(b.size()), std::move(it->second));
+      } else {
+        ++it;
+        continue;
+      }
+      it = dirs.erase(it);
+    }
+    for (auto& [p, f] : moved) dirs[p] = std::move(f);
+  }
+
+  // How many levels the subtree at dir reaches below it.
+  size_t Height(const std::string& dir) const {
+    size_t deepest = ModelDepth(dir);
+    for (const auto& [d, f] : dirs)
+      if (SameOrBelow(d, dir)) deepest = std::max(deepest, ModelDepth(d));
+    return deepest - ModelDepth(dir);
+  }
 };
 
 Env& Fast() { return dtkfs::testing::NoSyncDefault(); }
@@ -165,8 +194,10 @@ std::string Diff(const SizeStore& store, const Model& model, const std::set<std:
 }
 
 // Names chosen to sit on both sides of '/' (0x2f) and its successor '0' (0x30) in byte
-// order, so subtree ranges that are off by one show up: "a-" < "a/x" < "a0".
-const std::vector<std::string> kNames = {"a", "a-", "a0", "b", "b.c", "\x01", "\xff", "z z"};
+// order, so subtree ranges that are off by one show up: "a-" < "a/x" < "a0". "a\x01" is
+// the next name after "a" itself, so a rename map that takes more than "a" shows up too.
+const std::vector<std::string> kNames = {"a",   "a\x01", "a-",   "a0", "b",
+                                         "b.c", "\x01",  "\xff", "z z"};
 
 std::string NewChildName(const Model& m, const std::string& parent, std::mt19937_64& rng) {
   for (int tries = 0; tries < 20; ++tries) {
@@ -196,12 +227,17 @@ uint64_t SeedFromEnvOr(uint64_t fallback) {
   return s ? std::strtoull(s, nullptr, 10) : fallback;
 }
 
+// Rename maps for every rename (0), or only for subtrees bigger than the default.
+constexpr size_t kMapsAlways = 0;
+constexpr size_t kMapsDefault = SizeStore::kDefaultRenameMapThreshold;
+
 }  // namespace
 
 TEST_CASE("size store matches a from-scratch model through random edits and compactions",
           "[store]") {
   const uint64_t seed = SeedFromEnvOr(GENERATE(1u, 2u, 3u, 4u));
-  CAPTURE(seed);
+  const size_t threshold = GENERATE(as<size_t>{}, kMapsAlways, kMapsDefault);
+  CAPTURE(seed, threshold);
   std::mt19937_64 rng(seed);
   TempDir tmp;
   const std::string index = tmp / "index.mmap";
@@ -212,6 +248,7 @@ TEST_CASE("size store matches a from-scratch model through random edits and comp
   auto base = IndexReader::Open(Env::Default(), index);
   REQUIRE(base.ok());
   auto store = std::make_unique<SizeStore>(*base);
+  store->SetRenameMapThreshold(threshold);
 
   FaultEnv env(Fast());
   auto compactor = std::make_unique<Compactor>(*store, env, index, "");
@@ -315,6 +352,7 @@ TEST_CASE("size store matches a from-scratch model through random edits and comp
         if (rng() % 2) {  // continue from the cold store, as a restarted daemon would
           compactor.reset();
           store = std::make_unique<SizeStore>(*reopened);
+          store->SetRenameMapThreshold(threshold);
           compactor = std::make_unique<Compactor>(*store, env, index, "");
         }
       }
@@ -348,7 +386,8 @@ TEST_CASE("size store readers see only whole updates while a writer and a compac
   // Every file is 1000 bytes, so every directory's totals satisfy bytes == 1000 * files in
   // any consistent state; an update applied in pieces would break it.
   const uint64_t seed = SeedFromEnvOr(7);
-  CAPTURE(seed);
+  const size_t threshold = GENERATE(as<size_t>{}, kMapsAlways, kMapsDefault);
+  CAPTURE(seed, threshold);
   std::mt19937_64 rng(seed);
   TempDir tmp;
   const std::string index = tmp / "index.mmap";
@@ -358,6 +397,7 @@ TEST_CASE("size store readers see only whole updates while a writer and a compac
   auto base = IndexReader::Open(Env::Default(), index);
   REQUIRE(base.ok());
   SizeStore store(*base);
+  store.SetRenameMapThreshold(threshold);
   Compactor compactor(store, Fast(), index, "");
 
   // Candidate paths for readers: everything that existed at the start, plus names the
@@ -489,32 +529,57 @@ TEST_CASE("size store readers see only whole updates while a writer and a compac
   REQUIRE(Diff(cold, model, none, check_rng) == "");
 }
 
-TEST_CASE("size store renames a 100k-directory subtree", "[store]") {
-  // big/dNNN/eNNNN: 100 x 1000 leaf directories, each holding one 7-byte file.
-  constexpr uint64_t kMid = 100, kLeaf = 1000, kFile = 7;
+namespace {
+
+// big/dNNN/eNNNN: 100 x 1000 leaf directories, each holding one 7-byte file, and an empty
+// "dst" beside "big".
+struct BigTree {
+  static constexpr uint64_t kMid = 100, kLeaf = 1000, kFile = 7;
+  static constexpr size_t kEntries = 2 + kMid + kMid * kLeaf + 1;  // with "", "big", "dst"
   const Totals leaf{kFile, 1, 0};
   const Totals mid{kFile * kLeaf, kLeaf, kLeaf};
-  const Totals big{kFile * kLeaf * kMid, kLeaf * kMid, kMid + kMid * kLeaf};
+  const Totals big{kFile * kLeaf * kMid, kLeaf* kMid, kMid + kMid* kLeaf};
   const Totals dst{};
+  const Totals dst_holding_big{big.bytes, big.files, big.dirs + 1};
   const Totals root{big.bytes, big.files, big.dirs + 2};
+
+  // Writes the tree as the index at path and opens it.
+  std::shared_ptr<const IndexReader> Write(const std::string& path) const {
+    IndexMeta meta;
+    REQUIRE(WriteIndex(Fast(), path, meta, [&](const EntryEmitter& emit) {
+              DTKFS_RETURN_IF_ERROR(emit("", root));
+              DTKFS_RETURN_IF_ERROR(emit("big", big));
+              for (uint64_t m = 0; m < kMid; ++m) {
+                const std::string mp = fmt::format("big/d{:03}", m);
+                DTKFS_RETURN_IF_ERROR(emit(mp, mid));
+                for (uint64_t l = 0; l < kLeaf; ++l)
+                  DTKFS_RETURN_IF_ERROR(emit(fmt::format("{}/e{:04}", mp, l), leaf));
+              }
+              return emit("dst", dst);
+            }).ok());
+    auto base = IndexReader::Open(Env::Default(), path);
+    REQUIRE(base.ok());
+    REQUIRE((*base)->size() == kEntries);
+    return *base;
+  }
+};
+
+double Millis(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+}  // namespace
+
+TEST_CASE("size store renames a 100k-directory subtree", "[store]") {
+  // SIZE_MAX: the subtree is rewritten in place, as before rename maps (timed for comparison).
+  const size_t threshold = GENERATE(as<size_t>{}, std::numeric_limits<size_t>::max(), kMapsDefault);
+  const char* how = threshold == kMapsDefault ? "rename map" : "rewritten in place";
+  CAPTURE(how);
+  const BigTree t;
   TempDir tmp;
   const std::string index = tmp / "index.mmap";
-  IndexMeta meta;
-  REQUIRE(WriteIndex(Fast(), index, meta, [&](const EntryEmitter& emit) {
-            DTKFS_RETURN_IF_ERROR(emit("", root));
-            DTKFS_RETURN_IF_ERROR(emit("big", big));
-            for (uint64_t m = 0; m < kMid; ++m) {
-              const std::string mp = fmt::format("big/d{:03}", m);
-              DTKFS_RETURN_IF_ERROR(emit(mp, mid));
-              for (uint64_t l = 0; l < kLeaf; ++l)
-                DTKFS_RETURN_IF_ERROR(emit(fmt::format("{}/e{:04}", mp, l), leaf));
-            }
-            return emit("dst", dst);
-          }).ok());
-  auto base = IndexReader::Open(Env::Default(), index);
-  REQUIRE(base.ok());
-  REQUIRE((*base)->size() == 2 + kMid + kMid * kLeaf + 1);
-  SizeStore store(*base);
+  SizeStore store(t.Write(index));
+  store.SetRenameMapThreshold(threshold);
 
   // A reader beside the rename: the root never changes, and "dst" holds either nothing or
   // the whole subtree.
@@ -524,8 +589,8 @@ TEST_CASE("size store renames a 100k-directory subtree", "[store]") {
     while (!stop.load()) {
       auto r = store.Lookup("");
       auto d = store.Lookup("dst");
-      if (!r || !(*r == root)) bad++;
-      if (!d || !(*d == dst || *d == Totals{big.bytes, big.files, big.dirs + 1})) bad++;
+      if (!r || !(*r == t.root)) bad++;
+      if (!d || !(*d == t.dst || *d == t.dst_holding_big)) bad++;
     }
   });
 
@@ -535,40 +600,351 @@ TEST_CASE("size store renames a 100k-directory subtree", "[store]") {
   stop = true;
   reader.join();
   REQUIRE(s.ok());
-  WARN(fmt::format("rename of a {}-directory subtree (base -> overlay): {:.1f} ms",
-                   kMid * kLeaf + kMid + 1,
-                   std::chrono::duration<double, std::milli>(t1 - t0).count()));
+  WARN(fmt::format("rename of a {}-directory subtree from the base ({}): {:.1f} ms",
+                   BigTree::kEntries - 2, how, Millis(t1 - t0)));
   CHECK(bad == 0);
-  CHECK(store.Lookup("") == root);
+  CHECK(store.Lookup("") == t.root);
   CHECK(store.Lookup("big") == std::nullopt);
   CHECK(store.Lookup("big/d050") == std::nullopt);
   CHECK(store.Lookup("big/d050/e0500") == std::nullopt);
-  CHECK(store.Lookup("dst/moved") == big);
-  CHECK(store.Lookup("dst/moved/d050") == mid);
-  CHECK(store.Lookup("dst/moved/d099/e0999") == leaf);
-  CHECK(store.Lookup("dst") == (Totals{big.bytes, big.files, big.dirs + 1}));
-  CHECK(store.ListBelow("dst/moved", 1).size() == kMid);
-  CHECK(store.ListBelow("dst", 0).size() == kMid * kLeaf + kMid + 1);
+  CHECK(store.Lookup("dst/moved") == t.big);
+  CHECK(store.Lookup("dst/moved/d050") == t.mid);
+  CHECK(store.Lookup("dst/moved/d099/e0999") == t.leaf);
+  CHECK(store.Lookup("dst") == t.dst_holding_big);
+  CHECK(store.ListBelow("dst/moved", 1).size() == BigTree::kMid);
+  CHECK(store.ListBelow("dst", 0).size() == BigTree::kMid * BigTree::kLeaf + BigTree::kMid + 1);
   CHECK(store.ListBelow("big", 0).empty());
 
-  // And back out again, now that the whole subtree lives in the overlay.
+  // And back out again, from the overlay (or through the map).
   t0 = std::chrono::steady_clock::now();
   REQUIRE(store.RenameDir("dst/moved", "back").ok());
   t1 = std::chrono::steady_clock::now();
-  WARN(fmt::format("rename of the same subtree (overlay -> overlay): {:.1f} ms",
-                   std::chrono::duration<double, std::milli>(t1 - t0).count()));
-  CHECK(store.Lookup("dst") == dst);
-  CHECK(store.Lookup("back") == big);
-  CHECK(store.Lookup("back/d000/e0000") == leaf);
-  CHECK(store.Lookup("") == root);
+  WARN(fmt::format("rename of the same subtree again ({}): {:.1f} ms", how, Millis(t1 - t0)));
+  CHECK(store.Lookup("dst") == t.dst);
+  CHECK(store.Lookup("back") == t.big);
+  CHECK(store.Lookup("back/d000/e0000") == t.leaf);
+  CHECK(store.Lookup("") == t.root);
 
   REQUIRE(Compactor(store, Fast(), index, "").CompactNow().ok());
+  CHECK(store.rename_levels() == 0);
   auto reopened = IndexReader::Open(Env::Default(), index);
   REQUIRE(reopened.ok());
-  CHECK((*reopened)->size() == 2 + kMid + kMid * kLeaf + 1);
-  CHECK((*reopened)->Lookup("back") == big);
-  CHECK((*reopened)->Lookup("back/d042/e0042") == leaf);
+  CHECK((*reopened)->size() == BigTree::kEntries);
+  CHECK((*reopened)->Lookup("back") == t.big);
+  CHECK((*reopened)->Lookup("back/d042/e0042") == t.leaf);
   CHECK((*reopened)->Find("big") == std::nullopt);
   CHECK((*reopened)->Find("dst/moved") == std::nullopt);
+  CHECK((*reopened)->Lookup("") == t.root);
+}
+
+TEST_CASE("size store moves a 100k-directory subtree with rename maps without touching it",
+          "[store]") {
+  // The point of rename maps is how long readers wait; timing is left to the WARN below (a
+  // timed threshold would flake on a loaded machine). What is checked is the structure: a
+  // rename writes the two ancestor chains and nothing of the subtree.
+  const BigTree t;
+  TempDir tmp;
+  const std::string index = tmp / "index.mmap";
+  SizeStore store(t.Write(index));       // the default threshold, far below 100k
+  REQUIRE(store.MakeDir("other").ok());  // so the first rename freezes a non-empty overlay
+  const Totals root{t.root.bytes, t.root.files, t.root.dirs + 1};
+  const Totals dst_holding_empty{0, 0, 1};  // once "dst/moved" is exchanged with "other"
+
+  // A reader beside the renames: the root never changes, and the names the subtree passes
+  // through hold either nothing much or all of it.
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<int64_t> worst_ns{0};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    const Totals empty{};
+    while (!stop.load()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto r = store.Lookup("");
+      const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - t0)
+                             .count();
+      if (ns > worst_ns.load()) worst_ns = ns;
+      if (!r || !(*r == root)) bad++;
+      auto o = store.Lookup("other");
+      if (o && !(*o == empty || *o == t.big)) bad++;
+      auto d = store.Lookup("dst");
+      if (!d || !(*d == t.dst || *d == t.dst_holding_big || *d == dst_holding_empty)) bad++;
+      reads++;
+    }
+  });
+  while (reads.load() == 0) std::this_thread::yield();
+
+  const size_t active_before = store.GetStats().active_entries;
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(store.RenameDir("big", "dst/moved").ok());
+  auto t1 = std::chrono::steady_clock::now();
+  auto stats = store.GetStats();
+  CHECK(stats.rename_levels == 1);
+  CHECK(store.rename_levels() == 1);
+  CHECK(stats.frozen_entries == active_before);  // the active overlay, frozen as it was
+  CHECK(stats.active_entries <= 2);              // "dst" and "": the chains, no subtree
+  CHECK(store.Lookup("") == root);
+  CHECK(store.Lookup("big") == std::nullopt);
+  CHECK(store.Lookup("big/d050/e0500") == std::nullopt);
+  CHECK(store.Lookup("dst") == t.dst_holding_big);
+  CHECK(store.Lookup("dst/moved") == t.big);
+  CHECK(store.Lookup("dst/moved/d099/e0999") == t.leaf);
+  CHECK(store.ListBelow("dst/moved", 1).size() == BigTree::kMid);
+  CHECK(store.ListBelow("big", 0).empty());
+
+  // Exchanged with an empty directory, then renamed back to its first name.
+  auto t2 = std::chrono::steady_clock::now();
+  REQUIRE(store.ExchangeDirs("dst/moved", "other").ok());
+  auto t3 = std::chrono::steady_clock::now();
+  CHECK(store.rename_levels() == 2);
+  CHECK(store.GetStats().active_entries <= 2);
+  CHECK(store.Lookup("other") == t.big);
+  CHECK(store.Lookup("other/d007/e0007") == t.leaf);
+  CHECK(store.Lookup("dst/moved") == Totals{});
+  CHECK(store.Lookup("dst") == dst_holding_empty);
+  CHECK(store.Lookup("dst/moved/d007") == std::nullopt);
+  REQUIRE(store.RenameDir("other", "big").ok());
+  stop = true;
+  reader.join();
+  CHECK(store.rename_levels() == 3);
+  CHECK(store.GetStats().active_entries <= 2);
+  WARN(fmt::format(
+      "{}-directory subtree through rename maps: rename {:.3f} ms, exchange {:.3f} ms; a "
+      "reader's worst Lookup in {} reads: {:.3f} ms",
+      BigTree::kEntries - 2, Millis(t1 - t0), Millis(t3 - t2), reads.load(),
+      static_cast<double>(worst_ns.load()) / 1e6));
+  CHECK(bad == 0);
+
+  CHECK(store.Lookup("") == root);
+  CHECK(store.Lookup("big") == t.big);
+  CHECK(store.Lookup("big/d099/e0999") == t.leaf);
+  CHECK(store.Lookup("other") == std::nullopt);
+  CHECK(store.Lookup("dst") == dst_holding_empty);
+  CHECK(store.ListBelow("big", 1).size() == BigTree::kMid);
+  CHECK(store.ListBelow("", 0).size() == BigTree::kEntries);  // + dst/moved, - the root
+
+  // Compaction folds the maps into the index.
+  REQUIRE(Compactor(store, Fast(), index, "").CompactNow().ok());
+  CHECK(store.rename_levels() == 0);
+  CHECK(store.GetStats().frozen_entries == 0);
+  CHECK_FALSE(store.dirty());
+  auto reopened = IndexReader::Open(Env::Default(), index);
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->size() == BigTree::kEntries + 1);
   CHECK((*reopened)->Lookup("") == root);
+  CHECK((*reopened)->Lookup("big/d042/e0042") == t.leaf);
+  CHECK((*reopened)->Lookup("dst/moved") == Totals{});
+  CHECK((*reopened)->Find("other") == std::nullopt);
+  CHECK((*reopened)->Find("dst/moved/d000") == std::nullopt);
+}
+
+TEST_CASE("size store rename maps match a model through rename chains, exchanges and compactions",
+          "[store]") {
+  // 4: small subtrees rewritten in place and bigger ones mapped, mixed in one store.
+  const size_t threshold = GENERATE(as<size_t>{}, kMapsAlways, 4, kMapsDefault);
+  const unsigned seed = dtkfs::testing::TestSeed("size store rename maps");
+  CAPTURE(seed, threshold);
+  std::mt19937_64 rng(seed);
+  TempDir tmp;
+  const std::string index = tmp / "index.mmap";
+  Model model;
+  GrowRandomTree(model, 80, 4, rng);
+  REQUIRE(WriteModelIndex(index, model.Totals()).ok());
+  auto base = IndexReader::Open(Env::Default(), index);
+  REQUIRE(base.ok());
+  auto store = std::make_unique<SizeStore>(*base);
+  store->SetRenameMapThreshold(threshold);
+  FaultEnv env(Fast());
+  auto compactor = std::make_unique<Compactor>(*store, env, index, "");
+  std::set<std::string> ever;
+  for (const auto& [d, f] : model.dirs) ever.insert(d);
+  std::vector<std::pair<std::string, std::string>> renamed;  // (from, to), newest last
+
+  struct {
+    int chained = 0, back = 0, remade = 0, exchanges = 0, exchange_then_rename = 0;
+    int freezes = 0, compactions = 0, failed = 0, reloads = 0;
+    size_t most_maps = 0;
+  } seen;
+
+  // from -> a new name below parent, in both; "" when the name or the depth does not fit.
+  auto rename_into = [&](const std::string& from, const std::string& parent) -> std::string {
+    if (SameOrBelow(parent, from) || model.Height(from) + ModelDepth(parent) >= 8) return "";
+    std::string to = NewChildName(model, parent, rng);
+    if (to.empty()) return "";
+    Status s = store->RenameDir(from, to);
+    INFO(fmt::format("rename '{}' -> '{}': {}", from, to, s.ToString()));
+    REQUIRE(s.ok());
+    model.MoveTree(from, to);
+    renamed.emplace_back(from, to);
+    return to;
+  };
+  // The newest recorded rename that fits, or nullptr.
+  auto find_renamed = [&](const std::function<bool(const std::string&, const std::string&)>& fits)
+      -> const std::pair<std::string, std::string>* {
+    for (auto it = renamed.rbegin(); it != renamed.rend() && it - renamed.rbegin() < 30; ++it)
+      if (fits(it->first, it->second)) return &*it;
+    return nullptr;
+  };
+
+  const int kOps = 1500;
+  for (int op = 0; op < kOps; ++op) {
+    CAPTURE(op);
+    auto dirs = model.DirList();
+    const std::string dir = dirs[rng() % dirs.size()];
+    const std::string parent = dirs[rng() % dirs.size()];
+    const int kind = static_cast<int>(rng() % 100);
+    std::string what;
+    if (kind < 12) {  // create a file
+      const uint64_t size = rng() % 10000;
+      what = fmt::format("create {} bytes in '{}'", size, dir);
+      REQUIRE(store->AddDelta(dir, Delta{static_cast<int64_t>(size), 1, 0}).ok());
+      model.dirs[dir].push_back(size);
+    } else if (kind < 18) {  // remove a file
+      auto& files = model.dirs[dir];
+      if (files.empty()) continue;
+      what = fmt::format("unlink {} bytes in '{}'", files.back(), dir);
+      REQUIRE(store->AddDelta(dir, Delta{-static_cast<int64_t>(files.back()), -1, 0}).ok());
+      files.pop_back();
+    } else if (kind < 30) {  // mkdir
+      if (model.dirs.size() > 200 || ModelDepth(dir) >= 6) continue;
+      const std::string p = NewChildName(model, dir, rng);
+      if (p.empty()) continue;
+      what = fmt::format("mkdir '{}'", p);
+      REQUIRE(store->MakeDir(p).ok());
+      model.dirs[p];
+    } else if (kind < 36) {  // rmdir of a directory or a subtree
+      if (dir.empty() || model.dirs.size() < 30) continue;
+      what = fmt::format("rmdir '{}'", dir);
+      REQUIRE(store->RemoveDir(dir).ok());
+      model.RemoveTree(dir);
+    } else if (kind < 50) {  // rename
+      if (dir.empty()) continue;
+      const std::string to = rename_into(dir, parent);
+      if (to.empty()) continue;
+      what = fmt::format("rename '{}' -> '{}'", dir, to);
+    } else if (kind < 58) {  // rename again a subtree renamed before: a chain of maps
+      auto* r = find_renamed(
+          [&](const std::string&, const std::string& to) { return model.dirs.count(to) != 0; });
+      if (r == nullptr) continue;
+      const std::string from = r->second;
+      const std::string to = rename_into(from, parent);
+      if (to.empty()) continue;
+      what = fmt::format("rename again '{}' -> '{}'", from, to);
+      seen.chained++;
+    } else if (kind < 64) {  // rename back to the first name
+      auto* r = find_renamed([&](const std::string& from, const std::string& to) {
+        return model.dirs.count(to) != 0 && model.dirs.count(from) == 0 &&
+               model.dirs.count(ModelParent(from)) != 0 && !SameOrBelow(from, to) &&
+               model.Height(to) + ModelDepth(from) <= 8;
+      });
+      if (r == nullptr) continue;
+      const auto [from, to] = *r;
+      what = fmt::format("rename back '{}' -> '{}'", to, from);
+      REQUIRE(store->RenameDir(to, from).ok());
+      model.MoveTree(to, from);
+      renamed.emplace_back(to, from);
+      seen.back++;
+    } else if (kind < 70) {  // a directory made again where one was renamed away
+      auto* r = find_renamed([&](const std::string& from, const std::string&) {
+        return model.dirs.count(from) == 0 && model.dirs.count(ModelParent(from)) != 0;
+      });
+      if (r == nullptr) continue;
+      const std::string p = r->first;
+      const std::string child = p + "/" + kNames[rng() % kNames.size()];
+      what = fmt::format("mkdir again '{}' and '{}'", p, child);
+      REQUIRE(store->MakeDir(p).ok());
+      REQUIRE(store->MakeDir(child).ok());
+      REQUIRE(store->AddDelta(child, Delta{11, 1, 0}).ok());
+      model.dirs[p];
+      model.dirs[child].push_back(11);
+      seen.remade++;
+    } else if (kind < 80) {  // exchange, and now and then rename one side straight after
+      const std::string& a = dir;
+      const std::string& b = parent;
+      if (a.empty() || b.empty() || SameOrBelow(a, b) || SameOrBelow(b, a)) continue;
+      if (model.Height(a) + ModelDepth(b) > 8 || model.Height(b) + ModelDepth(a) > 8) continue;
+      what = fmt::format("exchange '{}' and '{}'", a, b);
+      REQUIRE(store->ExchangeDirs(a, b).ok());
+      model.ExchangeTrees(a, b);
+      seen.exchanges++;
+      if (rng() % 2 == 0) {
+        const auto now = model.DirList();  // the exchange moved some of dirs
+        const std::string to = rename_into(a, now[rng() % now.size()]);
+        if (!to.empty()) {
+          what += fmt::format(", then rename '{}' -> '{}'", a, to);
+          seen.exchange_then_rename++;
+        }
+      }
+    } else if (kind < 86) {  // a freeze with no compaction after it (as a failed one leaves)
+      what = "freeze";
+      store->Freeze();
+      seen.freezes++;
+    } else if (kind < 94) {  // compaction; a quarter fail at a random step
+      const bool fail = rng() % 4 == 0;
+      env.reset_steps();
+      if (fail) env.fail_at(static_cast<int>(rng() % 10), EIO);
+      Status s = compactor->CompactNow();
+      env.clear();
+      what = fmt::format("compaction (fail injected: {}) -> {}", fail, s.ToString());
+      if (!fail) REQUIRE(s.ok());
+      seen.compactions++;
+      if (!s.ok()) seen.failed++;
+      if (s.ok()) {
+        CHECK(store->rename_levels() == 0);  // all folded in: nothing ran beside it
+        CHECK(store->GetStats().frozen_entries == 0);
+      }
+      if (s.ok() && !store->dirty()) {
+        auto reopened = IndexReader::Open(Env::Default(), index);
+        REQUIRE(reopened.ok());
+        SizeStore cold(*reopened);
+        INFO("cold reload after " << what);
+        REQUIRE(Diff(cold, model, ever, rng) == "");
+        seen.reloads++;
+        if (rng() % 2) {
+          compactor.reset();
+          store = std::make_unique<SizeStore>(*reopened);
+          store->SetRenameMapThreshold(threshold);
+          compactor = std::make_unique<Compactor>(*store, env, index, "");
+        }
+      }
+    } else {  // refused, changing nothing
+      what = "refused exchanges";
+      CHECK_FALSE(store->ExchangeDirs("", dir).ok());
+      CHECK_FALSE(store->ExchangeDirs(dir, "no/such").ok());
+      for (const auto& d : dirs) {
+        if (d != dir && SameOrBelow(d, dir)) {
+          CHECK_FALSE(store->ExchangeDirs(dir, d).ok());
+          CHECK_FALSE(store->ExchangeDirs(d, dir).ok());
+          break;
+        }
+      }
+      if (!dir.empty()) CHECK_FALSE(store->ExchangeDirs(dir, dir).ok());
+    }
+    for (const auto& [d, f] : model.dirs) ever.insert(d);
+    seen.most_maps = std::max(seen.most_maps, store->rename_levels());
+    INFO("after " << what);
+    REQUIRE(Diff(*store, model, ever, rng) == "");
+  }
+  INFO(fmt::format(
+      "renames again {}, back {}, names made again {}, exchanges {} ({} then renamed), "
+      "freezes {}, compactions {} ({} failed), cold reloads {}, most rename maps at once {}, "
+      "{} dirs at the end",
+      seen.chained, seen.back, seen.remade, seen.exchanges, seen.exchange_then_rename, seen.freezes,
+      seen.compactions, seen.failed, seen.reloads, seen.most_maps, model.dirs.size()));
+  CHECK(seen.chained > 0);
+  CHECK(seen.back > 0);
+  CHECK(seen.remade > 0);
+  CHECK(seen.exchanges > 0);
+  CHECK(seen.exchange_then_rename > 0);
+  CHECK(seen.compactions > 10);
+  CHECK(seen.failed > 0);
+  if (threshold == kMapsAlways) CHECK(seen.most_maps >= 3);
+  if (threshold == kMapsDefault) CHECK(seen.most_maps == 0);  // every subtree is small
+  REQUIRE(compactor->CompactNow().ok());
+  CHECK(store->rename_levels() == 0);
+  auto reopened = IndexReader::Open(Env::Default(), index);
+  REQUIRE(reopened.ok());
+  SizeStore cold(*reopened);
+  REQUIRE(Diff(cold, model, ever, rng) == "");
 }
