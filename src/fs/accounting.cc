@@ -22,10 +22,15 @@ void Accounting::Account(Inode& inode, int fd, bool ns_held) {
   if (inode.is_dir) return;
   std::shared_lock<std::shared_mutex> ns(ns_mu_, std::defer_lock);
   if (!ns_held) ns.lock();
+  InodeFd self;  // before size_mu: ending it takes the table's locks
+  if (fd < 0) {
+    self = table_.Fd(inode);
+    if (!self) return;
+    fd = self.get();
+  }
   std::lock_guard size_lock(inode.size_mu);
   struct stat st;
-  int rc = fd >= 0 ? ::fstat(fd, &st) : ::fstatat(inode.fd, "", &st, AT_EMPTY_PATH);
-  if (rc == 0) AccountSizeLocked(inode, st);
+  if (::fstat(fd, &st) == 0) AccountSizeLocked(inode, st);
 }
 
 void Accounting::SetCounted(Inode& file, uint64_t size) {
@@ -121,12 +126,14 @@ void Accounting::RenameDir(const std::string& from, const std::string& to) {
   NoteEntriesChanged("*");
   if (EntriesListener* l = entries_listener_.load()) l->DirMoved(from, to, false);
   ReportStoreError(store_.RenameDir(from, to));
+  MaybeRequestCompaction();  // a big subtree leaves a rename map
 }
 
 void Accounting::ExchangeDirs(const std::string& a, const std::string& b) {
   NoteEntriesChanged("*");
   if (EntriesListener* l = entries_listener_.load()) l->DirMoved(a, b, true);
   ReportStoreError(store_.ExchangeDirs(a, b));
+  MaybeRequestCompaction();
 }
 
 namespace {
@@ -321,7 +328,12 @@ void Accounting::ReportStoreError(const Status& s) {
 
 void Accounting::MaybeRequestCompaction() {
   CompactionWaker* waker = waker_.load();
-  if (waker != nullptr && store_.active_size() > compact_threshold_) waker->Wake();
+  // Rename maps make every lookup and merge below them a little slower (the store's
+  // rename_levels()): a few are folded in early, like a full overlay.
+  constexpr size_t kRenameLevels = 8;
+  if (waker != nullptr &&
+      (store_.active_size() > compact_threshold_ || store_.rename_levels() >= kRenameLevels))
+    waker->Wake();
 }
 
 }  // namespace dtkfs::fs

@@ -93,16 +93,23 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - fs.started()).count();
   const auto suspect = fs.SuspectReason();
   *value = fmt::format(
-      "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\ngeneration: {}\n"
+      "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\nrename_levels: {}\n"
+      "generation: {}\n"
       "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n"
       "totals: {}\n",
       ::getpid(), EscapeStatusValue(fs.source_root()), EscapeStatusValue(fs.options().index_path),
-      stats.base_entries, stats.active_entries + stats.frozen_entries, stats.generation,
-      report.runs, TimeString(report.last_time),
+      stats.base_entries, stats.active_entries + stats.frozen_entries, stats.rename_levels,
+      stats.generation, report.runs, TimeString(report.last_time),
       EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
       suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
               : ExactOrUnwatched(fs));
   *value += WatcherStatus(fs);
+  const InodeTable::FdStats fds = fs.table().GetFdStats();
+  *value += fmt::format(
+      "descriptors: {}\ndescriptor_budget: {}\ndescriptors_evicted: {}\n"
+      "descriptors_reopened: {}\ndescriptors_stale: {}\nreopen_by: {}\n",
+      fds.open, fs.table().fd_budget(), fds.evicted, fds.reopened, fds.stale,
+      fds.handles ? "handle" : "name");
   return 0;
 }
 

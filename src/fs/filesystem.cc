@@ -24,6 +24,7 @@ Filesystem::Filesystem(int root_fd, std::string source_root, SizeStore& store, C
       links_(table_, store_),
       accounting_(table_, store_, ns_mu_, options_.compact_threshold) {
   table_.SetLinkListener(&links_);
+  if (options_.fd_budget != 0) table_.SetFdBudget(options_.fd_budget);
 }
 
 int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created_out) {
@@ -31,7 +32,12 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   e->attr_timeout = options_.attr_timeout;
   e->entry_timeout = options_.entry_timeout;
   if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/nested_mounts.h)
-  int fd = ::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int fd;
+  {
+    InodeFd dir = table_.Fd(parent);
+    if (!dir) return dir.error();
+    fd = table_.OpenAt(dir.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
   if (fd < 0) return errno;
   uint64_t mnt_id = 0;
   if (int err = StatWithMount(fd, &e->attr, &mnt_id); err != 0) {

@@ -52,6 +52,7 @@ struct Options {
   double attr_timeout = 1.0;
   bool list_totals = false;           // listxattr shows user.total_* on directories
   size_t compact_threshold = 200000;  // active overlay entries that trigger a compaction
+  size_t fd_budget = 0;               // inode descriptors kept open (0: InodeTable's default)
   std::string index_path;             // shown by the control channel
 };
 
@@ -74,6 +75,8 @@ class Filesystem final : public Compactor::Freezer {
   }
 
   InodeTable& table() { return table_; }
+  // inode's descriptor, open while the result lives (InodeTable::Fd).
+  InodeFd Fd(Inode& inode) { return table_.Fd(inode); }
   LinkTracker& links() { return links_; }
   Accounting& accounting() { return accounting_; }
   const Options& options() const { return options_; }

@@ -1,11 +1,88 @@
 #include "fs/inode_table.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 namespace dtkfs::fs {
+namespace {
+
+// The inode's file handle, or null where the filesystem gives none.
+std::unique_ptr<SourceHandle> HandleOf(int fd) {
+  struct {
+    struct file_handle fh;
+    unsigned char room[MAX_HANDLE_SZ];
+  } buf;
+  buf.fh.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (::name_to_handle_at(fd, "", &buf.fh, &mount_id, AT_EMPTY_PATH) != 0) return nullptr;
+  auto h = std::make_unique<SourceHandle>();
+  h->type = buf.fh.handle_type;
+  h->bytes.assign(buf.fh.f_handle, buf.fh.f_handle + buf.fh.handle_bytes);
+  return h;
+}
+
+// Opens the object of h on the filesystem of mount_fd (O_PATH), or -1 and errno.
+int OpenHandle(int mount_fd, const SourceHandle& h) {
+  struct {
+    struct file_handle fh;
+    unsigned char room[MAX_HANDLE_SZ];
+  } buf;
+  buf.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
+  buf.fh.handle_type = h.type;
+  std::copy(h.bytes.begin(), h.bytes.end(), buf.fh.f_handle);
+  return ::open_by_handle_at(mount_fd, &buf.fh, O_PATH | O_CLOEXEC);
+}
+
+// True when fd is the object (dev, ino).
+bool Is(int fd, dev_t dev, ino_t ino) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+// True when reopening by file handle works on mount_fd's filesystem: the filesystem exports
+// handles and the daemon may open them (CAP_DAC_READ_SEARCH).
+bool HandlesWork(int mount_fd) {
+  auto h = HandleOf(mount_fd);
+  if (!h) return false;
+  struct stat st;
+  if (::fstat(mount_fd, &st) != 0) return false;
+  int fd = OpenHandle(mount_fd, *h);
+  if (fd < 0) return false;
+  const bool same = Is(fd, st.st_dev, st.st_ino);
+  ::close(fd);
+  return same;
+}
+
+bool OutOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
+
+}  // namespace
+
+InodeFd& InodeFd::operator=(InodeFd&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    table_ = std::exchange(o.table_, nullptr);
+    inode_ = std::exchange(o.inode_, nullptr);
+    fd_ = std::exchange(o.fd_, -1);
+    err_ = std::exchange(o.err_, 0);
+  }
+  return *this;
+}
+
+void InodeFd::Reset() {
+  if (table_ != nullptr) table_->ReleaseFd(*inode_);
+  table_ = nullptr;
+  inode_ = nullptr;
+  fd_ = -1;
+}
+
+size_t InodeTable::DefaultFdBudget() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 32768;
+  return std::clamp<size_t>(rl.rlim_cur / 2, 4, 32768);
+}
 
 InodeTable::InodeTable(int root_fd, std::string source_root)
     : root_(std::make_unique<Inode>()), mounts_(std::move(source_root), MountIdOf(root_fd)) {
@@ -17,11 +94,197 @@ InodeTable::InodeTable(int root_fd, std::string source_root)
   root_->is_dir = true;
   root_->mnt_id = MountIdOf(root_fd);
   root_->refs = 1;
+  fd_budget_ = DefaultFdBudget();
+  // open_by_handle_at refuses an O_PATH descriptor as its mount argument.
+  handle_mount_fd_ = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  handles_ = handle_mount_fd_ >= 0 && HandlesWork(handle_mount_fd_);
+  fd_stats_.handles = handles_;
 }
 
 InodeTable::~InodeTable() {
-  for (auto& [k, inode] : inodes_) ::close(inode->fd);
+  for (auto& [k, inode] : inodes_)
+    if (inode->fd >= 0) ::close(inode->fd);
   ::close(root_->fd);
+  if (handle_mount_fd_ >= 0) ::close(handle_mount_fd_);
+}
+
+InodeFd InodeTable::Fd(Inode& inode) {
+  if (&inode == root_.get()) {
+    InodeFd out;
+    out.fd_ = root_->fd;
+    return out;
+  }
+  // The lease holds a reference: an operation may reply (after which the kernel may forget
+  // the inode) before its InodeFd ends.
+  Hold(inode);
+  {
+    std::lock_guard lock(fd_mu_);
+    if (inode.fd >= 0) return LeaseLocked(inode);
+  }
+  const int fd = Reopen(inode);
+  if (fd < 0) {
+    {
+      std::lock_guard lock(fd_mu_);
+      fd_stats_.stale += -fd == ESTALE;
+    }
+    Release(inode);
+    InodeFd out;
+    out.err_ = -fd;
+    return out;
+  }
+  std::lock_guard lock(fd_mu_);
+  fd_stats_.reopened++;
+  if (inode.fd >= 0) {
+    ::close(fd);  // another thread opened it first
+    return LeaseLocked(inode);
+  }
+  inode.fd = fd;
+  InodeFd out = LeaseLocked(inode);  // in use before the budget is enforced: not evicted
+  InstallFdLocked(inode);
+  return out;
+}
+
+InodeFd InodeTable::LeaseLocked(Inode& inode) {
+  inode.fd_users++;
+  inode.fd_recent = true;
+  InodeFd out;
+  out.table_ = this;
+  out.inode_ = &inode;
+  out.fd_ = inode.fd;
+  return out;
+}
+
+void InodeTable::ReleaseFd(Inode& inode) {
+  {
+    std::lock_guard lock(fd_mu_);
+    // Past the budget while descriptors were in use: back within it as they are let go.
+    if (--inode.fd_users == 0 && ring_.size() > fd_budget_) EvictLocked(fd_budget_);
+  }
+  Release(inode);  // may free it, when the kernel forgot it meanwhile
+}
+
+int InodeTable::Reopen(Inode& inode) {
+  // The handle is set once, before the descriptor was first evicted, and never changes.
+  if (handles_ && inode.handle && inode.dev == root_->dev && !inode.opaque) {
+    int fd = OpenHandle(handle_mount_fd_, *inode.handle);
+    if (fd < 0 && OutOfDescriptors(errno) && ShedFds())
+      fd = OpenHandle(handle_mount_fd_, *inode.handle);
+    if (fd >= 0) {
+      if (Is(fd, inode.dev, inode.ino)) return fd;
+      ::close(fd);
+      return -ESTALE;
+    }
+    // The handle's generation says the inode is gone, even where a new one took its number
+    // (a recorded name would lead to that one).
+    if (errno == ESTALE || errno == ENOENT) return -ESTALE;
+    if (OutOfDescriptors(errno)) return -errno;
+  }
+  return ReopenByName(inode);
+}
+
+int InodeTable::ReopenByName(Inode& inode) {
+  std::vector<Link> names;  // each parent held until the end
+  {
+    std::lock_guard lock(mu_);
+    if (inode.is_dir) {
+      if (inode.parent != nullptr && !inode.removed)
+        names.push_back(Link{inode.parent, inode.name});
+    } else {
+      names = inode.links;
+    }
+    for (Link& l : names) l.parent->refs++;
+  }
+  int result = -ESTALE;
+  for (const Link& l : names) {
+    InodeFd dir = Fd(*l.parent);
+    if (!dir) {
+      if (OutOfDescriptors(dir.error())) result = -dir.error();
+      continue;
+    }
+    const int fd = OpenAt(dir.get(), l.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      if (OutOfDescriptors(errno)) result = -errno;
+      continue;
+    }
+    if (Is(fd, inode.dev, inode.ino)) {
+      result = fd;
+      break;
+    }
+    ::close(fd);  // the name leads elsewhere now (changed beside the mount)
+  }
+  std::lock_guard lock(mu_);
+  for (Link& l : names) UnrefLocked(l.parent, 1);
+  return result;
+}
+
+void InodeTable::InstallFdLocked(Inode& inode) {
+  inode.fd_slot = static_cast<uint32_t>(ring_.size());
+  inode.fd_recent = true;
+  ring_.push_back(&inode);
+  if (ring_.size() > fd_budget_) EvictLocked(fd_budget_);
+}
+
+void InodeTable::EvictLocked(size_t keep) {
+  // Clock: an inode used since the hand last passed gets another round.
+  for (size_t steps = 2 * ring_.size(); ring_.size() > keep && steps > 0; --steps) {
+    if (hand_ >= ring_.size()) hand_ = 0;
+    Inode* in = ring_[hand_];
+    if (in->fd_users == 0 && !in->fd_recent) {
+      CloseFdLocked(*in);  // moves the last one into hand_'s slot
+      fd_stats_.evicted++;
+    } else {
+      in->fd_recent = false;
+      hand_++;
+    }
+  }
+}
+
+void InodeTable::CloseFdLocked(Inode& inode) {
+  if (handles_ && !inode.handle) inode.handle = HandleOf(inode.fd);
+  ::close(inode.fd);
+  inode.fd = -1;
+  Inode* last = ring_.back();
+  ring_[inode.fd_slot] = last;
+  last->fd_slot = inode.fd_slot;
+  ring_.pop_back();
+}
+
+void InodeTable::DropFd(Inode& inode) {
+  std::lock_guard lock(fd_mu_);
+  if (inode.fd < 0) return;
+  Inode* last = ring_.back();
+  ring_[inode.fd_slot] = last;
+  last->fd_slot = inode.fd_slot;
+  ring_.pop_back();
+  ::close(inode.fd);
+  inode.fd = -1;
+}
+
+int InodeTable::OpenAt(int dir_fd, const char* name, int flags, mode_t mode) {
+  int fd = ::openat(dir_fd, name, flags, mode);
+  if (fd < 0 && OutOfDescriptors(errno) && ShedFds()) fd = ::openat(dir_fd, name, flags, mode);
+  return fd;
+}
+
+bool InodeTable::ShedFds() {
+  std::lock_guard lock(fd_mu_);
+  const size_t before = ring_.size();
+  for (Inode* in : ring_) in->fd_recent = false;
+  EvictLocked(0);
+  return ring_.size() < before;
+}
+
+void InodeTable::SetFdBudget(size_t budget) {
+  std::lock_guard lock(fd_mu_);
+  fd_budget_ = std::max<size_t>(budget, 4);
+  EvictLocked(fd_budget_);
+}
+
+InodeTable::FdStats InodeTable::GetFdStats() {
+  std::lock_guard lock(fd_mu_);
+  FdStats s = fd_stats_;
+  s.open = ring_.size();
+  return s;
 }
 
 DirMount InodeTable::MountOf(uint64_t mnt_id, const Inode& parent) {
@@ -62,8 +325,11 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
     inode->mnt_id = mount.mnt_id;
     inode->opaque = mount.opaque;
     inode->accounted_size = inode->is_dir ? 0 : static_cast<uint64_t>(st.st_size);
+    Inode& in = *inode;
     it->second = std::move(inode);
     *created = true;
+    std::lock_guard fd_lock(fd_mu_);
+    InstallFdLocked(in);
   }
   Inode* inode = it->second.get();
   if (inode->is_dir) {
@@ -92,7 +358,12 @@ Inode* InodeTable::ResolveDir(std::string_view dir_path, int* err) {
     if (slash == std::string_view::npos) slash = dir_path.size();
     const std::string name(dir_path.substr(pos, slash - pos));
     pos = slash + 1;
-    int fd = ::openat(cur->fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = -1;
+    if (InodeFd dir = Fd(*cur)) {
+      fd = OpenAt(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    } else {
+      errno = dir.error();
+    }
     struct stat st;
     if (fd >= 0 && ::fstat(fd, &st) != 0) {
       const int e = errno;
@@ -135,7 +406,7 @@ void InodeTable::UnrefLocked(Inode* inode, uint64_t n) {
       Disown(*l.parent, l.name, *in);
       work.emplace_back(l.parent, 1);
     }
-    ::close(in->fd);
+    DropFd(*in);
     inodes_.erase(KeyOf(*in));
   }
 }

@@ -1,15 +1,24 @@
-// InodeTable: the source inodes the kernel knows through the mount, each with an O_PATH fd (so
-// every operation works relative to descriptors, never rebuilt path strings), the lookup
-// references that keep it, and its place in the tree: a directory's one parent and name
-// (its size-store key follows from them, DirPath), a non-directory's known links. It also
-// pins the files the hard-link tracker needs kept (two or more known links).
+// InodeTable: the source inodes the kernel knows through the mount, the lookup references
+// that keep each, and its place in the tree: a directory's one parent and name (its
+// size-store key follows from them, DirPath), a non-directory's known links. It also pins the
+// files the hard-link tracker needs kept (two or more known links).
+//
+// Descriptors. Every operation works relative to an inode's O_PATH descriptor (*at()
+// syscalls, never rebuilt path strings), taken with Fd() for as long as the operation runs.
+// The kernel keeps inodes cached as long as memory allows, so the table cannot hold a
+// descriptor for each: it keeps at most a budget of them open (FdBudget), closing the least
+// recently used idle ones (a clock sweep), and opens an evicted inode again on demand: by
+// file handle (open_by_handle_at, when the daemon may), else by its recorded name, checking
+// (dev, ino) either way. An inode no name leads to any more answers ESTALE, never EMFILE.
 //
 // No libfuse here (Filesystem maps FUSE ids to inodes), so tests drive it with plain fds.
 //
 // Thread-safety: every method locks mu() itself except the ...Locked ones, whose caller holds
 // it. mu() guards the map, refs, and each inode's parent, name, removed and links; the
 // hard-link tracker's claims are guarded by it too (link_tracker.h). Lock order: the
-// namespace lock (Filesystem), then Inode::size_mu, then mu(), then the size store's lock.
+// namespace lock (Filesystem), then Inode::size_mu, then mu(), then the descriptor lock
+// (private, a leaf but for the size store's), then the size store's lock. Fd() takes mu()
+// itself when it must reopen, so it is never called with mu() held.
 #pragma once
 
 #include <sys/stat.h>
@@ -38,7 +47,12 @@ struct Link {
 };
 
 struct Inode {
-  int fd = -1;  // O_PATH, owned
+  // --- guarded by InodeTable's descriptor lock (fd_mu_) ---
+  int fd = -1;             // O_PATH, owned; -1 while evicted (InodeTable::Fd opens it again)
+  uint32_t fd_users = 0;   // InodeFds using fd: it is not closed while any is
+  uint32_t fd_slot = 0;    // its place in the table's ring of open descriptors
+  bool fd_recent = false;  // used since the clock hand last passed
+  std::unique_ptr<struct SourceHandle> handle;  // file handle, taken when fd was evicted
   dev_t dev = 0;
   ino_t ino = 0;
   bool is_dir = false;
@@ -87,6 +101,42 @@ struct Inode {
   }
 };
 
+// A file handle of a source inode (name_to_handle_at), kept to open it again once its
+// descriptor was evicted.
+struct SourceHandle {
+  int type = 0;
+  std::vector<unsigned char> bytes;
+};
+
+class InodeTable;
+
+// An inode's descriptor, held open for as long as this lives (move-only), with a reference
+// on the inode (an operation may outlive the kernel's: it may reply first). Empty when the
+// inode could not be opened: error() says why (ESTALE: no recorded name leads to it now).
+// Ending one takes the table's locks: never let one end while holding them or an inode's
+// size_mu.
+class InodeFd {
+ public:
+  InodeFd() = default;
+  InodeFd(InodeFd&& o) noexcept { *this = std::move(o); }
+  InodeFd& operator=(InodeFd&& o) noexcept;
+  InodeFd(const InodeFd&) = delete;
+  InodeFd& operator=(const InodeFd&) = delete;
+  ~InodeFd() { Reset(); }
+
+  int get() const { return fd_; }
+  int error() const { return err_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  void Reset();
+
+ private:
+  friend class InodeTable;
+  InodeTable* table_ = nullptr;  // null: nothing to give back (the root, or empty)
+  Inode* inode_ = nullptr;
+  int fd_ = -1;
+  int err_ = 0;
+};
+
 // Where a directory met at lookup stands: its mount, and whether it is an opaque alias.
 struct DirMount {
   uint64_t mnt_id = 0;
@@ -114,6 +164,30 @@ class InodeTable {
   void SetLinkListener(LinkListener* listener) { listener_ = listener; }
   Inode& root() { return *root_; }
   std::mutex& mu() { return mu_; }
+
+  // Descriptors (see the top of this file). Fd opens inode's descriptor if it was evicted;
+  // the caller holds a reference on inode (a kernel lookup, Hold) and no lock of the table.
+  InodeFd Fd(Inode& inode);
+  // How many inode descriptors may stay open when idle (at least 4; default: half the
+  // descriptor limit, at most 32768, see DefaultFdBudget).
+  void SetFdBudget(size_t budget);
+  size_t fd_budget() const { return fd_budget_; }
+  static size_t DefaultFdBudget();
+  struct FdStats {
+    size_t open = 0;        // inode descriptors open now (the root's not counted)
+    uint64_t evicted = 0;   // closed to stay within the budget
+    uint64_t reopened = 0;  // opened again on demand
+    uint64_t stale = 0;     // could not be opened again (ESTALE)
+    bool handles = false;   // reopening by file handle works here
+  };
+  FdStats GetFdStats();
+  // Reopen by recorded name only, even where file handles work (tests of that path).
+  void DisableReopenByHandle() { handles_ = false; }
+  // Called when an open failed with EMFILE or ENFILE: closes every idle inode descriptor.
+  // True if it closed any (the caller may retry once).
+  bool ShedFds();
+  // openat that, out of descriptors, sheds the idle inode descriptors and tries once more.
+  int OpenAt(int dir_fd, const char* name, int flags, mode_t mode = 0);
 
   // Where a directory on mount mnt_id, met as a child of parent, stands.
   DirMount MountOf(uint64_t mnt_id, const Inode& parent);
@@ -182,12 +256,33 @@ class InodeTable {
     parent.children.emplace(name, &child);
   }
   static void Disown(Inode& parent, const std::string& name, Inode& child);
+  // Descriptor cache upkeep. Install: inode's fd was just set (fd_mu_ held); Evict: closes
+  // idle descriptors beyond the budget (fd_mu_ held); Drop: inode is being freed.
+  void InstallFdLocked(Inode& inode);
+  void EvictLocked(size_t keep);
+  void CloseFdLocked(Inode& inode);
+  void DropFd(Inode& inode);
+  // Opens inode again: by handle, else by one of its names. Returns the fd or -errno.
+  int Reopen(Inode& inode);
+  int ReopenByName(Inode& inode);
+  void ReleaseFd(Inode& inode);
+  InodeFd LeaseLocked(Inode& inode);  // fd_mu_ held, inode.fd open
+  friend class InodeFd;
 
   std::unique_ptr<Inode> root_;
   MountBoundaries mounts_;
   LinkListener* listener_ = nullptr;
   std::mutex mu_;  // guards inodes_ and the Inode fields marked above
   std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> inodes_;
+
+  std::mutex fd_mu_;  // guards ring_, hand_, the stats and each inode's fd fields; after mu_
+  std::vector<Inode*> ring_;  // inodes with an open descriptor (not the root)
+  size_t hand_ = 0;
+  size_t fd_budget_;
+  int handle_mount_fd_ = -1;  // the root, O_RDONLY: open_by_handle_at's mount argument
+  bool handles_ = false;      // open_by_handle_at works (CAP_DAC_READ_SEARCH, a filesystem that
+                              // exports handles)
+  FdStats fd_stats_;
 };
 
 }  // namespace dtkfs::fs

@@ -15,7 +15,7 @@ namespace {
 // Errors that mean a name from the link table no longer leads where it did (changed beside
 // the mount), as opposed to failures to look (EMFILE, EACCES, ENOMEM, ...), which must not be
 // mistaken for a vanished name.
-bool Vanished(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP; }
+bool Vanished(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP || err == ESTALE; }
 
 }  // namespace
 
@@ -58,8 +58,13 @@ int LinkTracker::ResolveRecord(const LinkRecord& record, TableLinks* found) {
     }
     found->held.push_back(dir);
     std::string name(path::Basename(p));
+    InodeFd dir_fd = table_.Fd(*dir);
+    if (!dir_fd) {
+      if (Vanished(dir_fd.error())) continue;
+      return dir_fd.error();
+    }
     struct stat now;
-    if (::fstatat(dir->fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (::fstatat(dir_fd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
       if (Vanished(errno)) continue;
       return errno;
     }
@@ -108,7 +113,11 @@ int LinkTracker::Adopt(const LinkRecord& record) {
   struct stat st;
   if (err == 0 && !found.links.empty()) {
     const Link& first = found.links.front();
-    fd = ::openat(first.parent->fd, first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (InodeFd dir = table_.Fd(*first.parent)) {
+      fd = table_.OpenAt(dir.get(), first.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    } else {
+      errno = dir.error();
+    }
     if (fd >= 0 && ::fstat(fd, &st) != 0) {
       const int e = errno;
       ::close(fd);

@@ -18,6 +18,7 @@ struct RawOptions {
   char* compact_interval = nullptr;
   char* compact_threshold = nullptr;
   char* threads = nullptr;
+  char* fd_budget = nullptr;
   char* entry_timeout = nullptr;
   char* attr_timeout = nullptr;
   char* watch = nullptr;
@@ -26,7 +27,7 @@ struct RawOptions {
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
-    for (char* s : {index, compact_interval, compact_threshold, threads, entry_timeout,
+    for (char* s : {index, compact_interval, compact_threshold, threads, fd_budget, entry_timeout,
                     attr_timeout, watch, verify})
       std::free(s);
   }
@@ -41,6 +42,7 @@ const fuse_opt kTable[] = {
     DTKFS_OPT("compact_interval=%s", compact_interval),
     DTKFS_OPT("compact_threshold=%s", compact_threshold),
     DTKFS_OPT("threads=%s", threads),
+    DTKFS_OPT("fd_budget=%s", fd_budget),
     DTKFS_OPT("entry_timeout=%s", entry_timeout),
     DTKFS_OPT("attr_timeout=%s", attr_timeout),
     DTKFS_OPT("watch=%s", watch),
@@ -130,6 +132,9 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   DTKFS_RETURN_IF_ERROR(
       Number("compact_threshold", raw.compact_threshold, ranges::kCompactThreshold, &threshold));
   DTKFS_RETURN_IF_ERROR(Number("threads", raw.threads, ranges::kThreads, &threads));
+  double fd_budget = 0;
+  DTKFS_RETURN_IF_ERROR(Number("fd_budget", raw.fd_budget, ranges::kFdBudget, &fd_budget));
+  out.fs.fd_budget = static_cast<size_t>(fd_budget);
   DTKFS_RETURN_IF_ERROR(
       Number("entry_timeout", raw.entry_timeout, ranges::kEntryTimeout, &out.fs.entry_timeout));
   DTKFS_RETURN_IF_ERROR(

@@ -7,7 +7,7 @@
 // a long flag beats the same option given with -o.
 //
 // dtkfs's own options (README "Mount options"): index=PATH, compact_interval=S,
-// compact_threshold=N, threads=N, entry_timeout=S, attr_timeout=S, list_totals,
+// compact_threshold=N, threads=N, fd_budget=N, entry_timeout=S, attr_timeout=S, list_totals,
 // watch=auto|fanotify|inotify|off, verify=on|off. Every number
 // is range-checked (util/option_ranges.h). fstab's own words (defaults, auto, noauto, nofail,
 // _netdev, user, users) are dropped; everything else goes to libfuse, which refuses what it

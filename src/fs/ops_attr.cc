@@ -8,10 +8,11 @@
 namespace dtkfs::fs {
 namespace {
 
-int StatInode(Inode& inode, fuse_file_info* fi, struct stat* st) {
-  int rc = fi != nullptr ? ::fstat(static_cast<int>(fi->fh), st)
-                         : ::fstatat(inode.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-  return rc == 0 ? 0 : errno;
+int StatInode(Filesystem& fs, Inode& inode, fuse_file_info* fi, struct stat* st) {
+  if (fi != nullptr) return ::fstat(static_cast<int>(fi->fh), st) == 0 ? 0 : errno;
+  InodeFd fd = fs.Fd(inode);
+  if (!fd) return fd.error();
+  return ::fstatat(fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
 }
 
 }  // namespace
@@ -20,7 +21,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = Filesystem::From(req);
   struct stat st;
   Inode& inode = fs.Get(ino);
-  int err = StatInode(inode, fi, &st);
+  int err = StatInode(fs, inode, fi, &st);
   if (err != 0) return ReplyErr(req, err);
   Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
@@ -32,7 +33,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     Inode& inode = fs.Get(ino);
     if (RefuseOpaque(req, inode)) return;
     const int fd = fi != nullptr ? static_cast<int>(fi->fh) : -1;
-    const std::string proc = ProcPath(inode.fd);
+    InodeFd self = fs.Fd(inode);
+    if (!self) return ReplyErr(req, self.error());
+    const std::string proc = ProcPath(self.get());
     if (to_set & FUSE_SET_ATTR_MODE) {
       int rc = fd >= 0 ? ::fchmod(fd, attr->st_mode) : ::chmod(proc.c_str(), attr->st_mode);
       if (rc != 0) return ReplyErr(req, errno);
@@ -40,7 +43,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
       uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
       gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
-      if (::fchownat(inode.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+      if (::fchownat(self.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
         return ReplyErr(req, errno);
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -64,7 +67,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
       if (rc != 0) return ReplyErr(req, errno);
     }
     struct stat st;
-    int err = StatInode(inode, fi, &st);
+    int err = StatInode(fs, inode, fi, &st);
     if (err != 0) return ReplyErr(req, err);
     if (to_set & FUSE_SET_ATTR_SIZE)
       Accounting::ResetKernelSize(inode, static_cast<uint64_t>(st.st_size));  // truncated
@@ -77,7 +80,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
   Filesystem& fs = Filesystem::From(req);
   struct statvfs sv;
-  if (::fstatvfs(fs.Get(ino).fd, &sv) != 0) return ReplyErr(req, errno);
+  InodeFd fd = fs.Fd(fs.Get(ino));
+  if (!fd) return ReplyErr(req, fd.error());
+  if (::fstatvfs(fd.get(), &sv) != 0) return ReplyErr(req, errno);
   fuse_reply_statfs(req, &sv);
 }
 
@@ -86,7 +91,9 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   // The caller's ids, not the daemon's: faccessat with AT_EACCESS under switched fsuid.
   CallerIds ids(req);
-  int rc = ::faccessat(AT_FDCWD, ProcPath(fs.Get(ino).fd).c_str(), mask,
+  InodeFd fd = fs.Fd(fs.Get(ino));
+  if (!fd) return ReplyErr(req, fd.error());
+  int rc = ::faccessat(AT_FDCWD, ProcPath(fd.get()).c_str(), mask,
                        ctx != nullptr && ctx->uid != 0 ? AT_EACCESS : 0);
   ReplyErr(req, rc == 0 ? 0 : errno);
 }

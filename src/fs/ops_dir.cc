@@ -19,9 +19,9 @@ struct Existing {
   bool exists = false;
   struct stat st {};
 };
-Existing StatName(Inode& parent, const char* name) {
+Existing StatName(const InodeFd& parent, const char* name) {
   Existing e;
-  e.exists = ::fstatat(parent.fd, name, &e.st, AT_SYMLINK_NOFOLLOW) == 0;
+  e.exists = ::fstatat(parent.get(), name, &e.st, AT_SYMLINK_NOFOLLOW) == 0;
   return e;
 }
 
@@ -32,8 +32,9 @@ void ReplyNewEntry(fuse_req_t req, Filesystem& fs, Inode& parent, const char* na
   int err = fs.Lookup(parent, name, &e);
   if (err != 0) {
     // The entry exists even though the reply fails: count it from the source.
+    InodeFd dir = fs.Fd(parent);
     struct stat st;
-    if (::fstatat(parent.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    if (dir && ::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0)
       fs.accounting().ApplyDelta(parent, Delta{static_cast<int64_t>(st.st_size), 1, 0});
     return ReplyErr(req, err);
   }
@@ -82,10 +83,12 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
-      if (::mkdirat(parent.fd, name, mode) != 0) return ReplyErr(req, errno);
+      if (::mkdirat(dir.get(), name, mode) != 0) return ReplyErr(req, errno);
     }
     fuse_entry_param e;
     int err = fs.Lookup(parent, name, &e);
@@ -100,9 +103,11 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    Existing old = StatName(parent, name);
-    if (::unlinkat(parent.fd, name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
+    Existing old = StatName(dir, name);
+    if (::unlinkat(dir.get(), name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
     fs.accounting().RemoveDir(parent, name);
     if (old.exists)
       if (Inode* gone = fs.table().Find(old.st.st_dev, old.st.st_ino)) fs.table().DetachDir(*gone);
@@ -115,9 +120,11 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    Existing old = StatName(parent, name);
-    if (::unlinkat(parent.fd, name, 0) != 0) return ReplyErr(req, errno);
+    Existing old = StatName(dir, name);
+    if (::unlinkat(dir.get(), name, 0) != 0) return ReplyErr(req, errno);
     if (old.exists) {
       uint64_t size = static_cast<uint64_t>(old.st.st_size);
       if (Inode* inode = fs.table().Find(old.st.st_dev, old.st.st_ino)) {
@@ -136,10 +143,12 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const c
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
-      if (::symlinkat(target, parent.fd, name) != 0) return ReplyErr(req, errno);
+      if (::symlinkat(target, dir.get(), name) != 0) return ReplyErr(req, errno);
     }
     ReplyNewEntry(req, fs, parent, name);
   });
@@ -150,10 +159,12 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     {
       CallerIds ids(req);
-      if (::mknodat(parent.fd, name, mode, rdev) != 0) return ReplyErr(req, errno);
+      if (::mknodat(dir.get(), name, mode, rdev) != 0) return ReplyErr(req, errno);
     }
     ReplyNewEntry(req, fs, parent, name);
   });
@@ -165,11 +176,15 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* na
     Inode& inode = fs.Get(ino);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
+    InodeFd file = fs.Fd(inode);
+    if (!file) return ReplyErr(req, file.error());
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    if (::linkat(inode.fd, "", parent.fd, name, AT_EMPTY_PATH) != 0) {
+    if (::linkat(file.get(), "", dir.get(), name, AT_EMPTY_PATH) != 0) {
       // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: go through /proc.
       if (errno != ENOENT && errno != EPERM) return ReplyErr(req, errno);
-      if (::linkat(AT_FDCWD, ProcPath(inode.fd).c_str(), parent.fd, name, AT_SYMLINK_FOLLOW) != 0)
+      if (::linkat(AT_FDCWD, ProcPath(file.get()).c_str(), dir.get(), name, AT_SYMLINK_FOLLOW) != 0)
         return ReplyErr(req, errno);
     }
     ReplyNewEntry(req, fs, parent, name);
@@ -179,8 +194,10 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* na
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
+    InodeFd fd = fs.Fd(fs.Get(ino));
+    if (!fd) return ReplyErr(req, fd.error());
     char buf[PATH_MAX + 1];
-    ssize_t n = ::readlinkat(fs.Get(ino).fd, "", buf, sizeof buf);
+    ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
     if (n < 0) return ReplyErr(req, errno);
     if (static_cast<size_t>(n) >= sizeof buf) return ReplyErr(req, ENAMETOOLONG);
     buf[n] = '\0';
@@ -204,7 +221,9 @@ DirHandle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
-    int fd = ::openat(fs.Get(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    InodeFd self = fs.Fd(fs.Get(ino));
+    if (!self) return ReplyErr(req, self.error());
+    int fd = fs.table().OpenAt(self.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ReplyErr(req, errno);
     auto d = std::make_unique<DirHandle>();
     d->dp = ::fdopendir(fd);

@@ -44,15 +44,17 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     Filesystem& fs = Filesystem::From(req);
     Inode& parent = fs.Get(parent_id);
     if (RefuseOpaque(req, parent)) return;
+    InodeFd dir = fs.Fd(parent);
+    if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     struct stat old;
-    const bool existed = ::fstatat(parent.fd, name, &old, AT_SYMLINK_NOFOLLOW) == 0;
+    const bool existed = ::fstatat(dir.get(), name, &old, AT_SYMLINK_NOFOLLOW) == 0;
     int fd;
     {
       CallerIds ids(req);
       // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
       // there beside the mount, following it could create a file outside the source.
-      fd = ::openat(parent.fd, name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
+      fd = fs.table().OpenAt(dir.get(), name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
     }
     if (fd < 0) return ReplyErr(req, errno);
     fuse_entry_param e;
@@ -86,7 +88,12 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
-    int fd = ::open(ProcPath(inode.fd).c_str(), SourceFlags(fi));
+    int fd;
+    {
+      InodeFd self = fs.Fd(inode);
+      if (!self) return ReplyErr(req, self.error());
+      fd = fs.table().OpenAt(AT_FDCWD, ProcPath(self.get()).c_str(), SourceFlags(fi));
+    }
     if (fd < 0) return ReplyErr(req, errno);
     if (fi->flags & O_TRUNC) {
       fs.accounting().Account(inode, fd);

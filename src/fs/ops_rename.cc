@@ -17,6 +17,7 @@ namespace {
 struct Side {
   Inode& dir;
   const char* name;
+  InodeFd dir_fd;  // dir's descriptor (Filesystem::Fd)
   bool exists = false;
   struct stat st {};
   Inode* inode = nullptr;  // the inode if the kernel knows it
@@ -24,7 +25,7 @@ struct Side {
 };
 
 void Probe(Filesystem& fs, Side& s) {
-  s.exists = ::fstatat(s.dir.fd, s.name, &s.st, AT_SYMLINK_NOFOLLOW) == 0;
+  s.exists = ::fstatat(s.dir_fd.get(), s.name, &s.st, AT_SYMLINK_NOFOLLOW) == 0;
   if (s.exists) s.inode = fs.table().Find(s.st.st_dev, s.st.st_ino);
 }
 
@@ -66,9 +67,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
               const char* newname, unsigned int flags) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
-    Side from{fs.Get(parent_id), name};
-    Side to{fs.Get(newparent_id), newname};
+    Side from{fs.Get(parent_id), name, {}};
+    Side to{fs.Get(newparent_id), newname, {}};
     if (RefuseOpaque(req, from.dir) || RefuseOpaque(req, to.dir)) return;
+    for (Side* s : {&from, &to}) {
+      s->dir_fd = fs.Fd(s->dir);
+      if (!s->dir_fd) return ReplyErr(req, s->dir_fd.error());
+    }
     auto ns = fs.LockNamespace();
     Probe(fs, from);
     Probe(fs, to);
@@ -86,7 +91,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
       Probe(fs, from);
       Probe(fs, to);
     }
-    if (::renameat2(from.dir.fd, name, to.dir.fd, newname, flags) != 0) return ReplyErr(req, errno);
+    if (::renameat2(from.dir_fd.get(), name, to.dir_fd.get(), newname, flags) != 0)
+      return ReplyErr(req, errno);
     // Renaming one link of a file onto another link of it changes nothing.
     const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
                             from.st.st_ino == to.st.st_ino;

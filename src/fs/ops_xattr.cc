@@ -37,15 +37,16 @@ std::optional<Totals> TotalsOf(Filesystem& fs, Inode& inode) {
     if (!p) return std::nullopt;
     return fs.store().Lookup(*p);
   }
+  InodeFd fd = fs.Fd(inode);
   struct stat st;
-  if (::fstatat(inode.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  if (!fd || ::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    return std::nullopt;
   return Totals{static_cast<uint64_t>(st.st_size), 1, 0};
 }
 
-bool IsSymlink(Inode& inode) {
+bool IsSymlink(int fd) {
   struct stat st;
-  return ::fstatat(inode.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
-         S_ISLNK(st.st_mode);
+  return ::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
 }  // namespace
@@ -68,8 +69,10 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       if (err != 0) return ReplyErr(req, err);
       return ReplyValue(req, value, size);
     }
-    if (IsSymlink(inode)) return ReplyErr(req, ENODATA);
-    std::string proc = ProcPath(inode.fd);
+    InodeFd fd = fs.Fd(inode);
+    if (!fd) return ReplyErr(req, fd.error());
+    if (IsSymlink(fd.get())) return ReplyErr(req, ENODATA);
+    std::string proc = ProcPath(fd.get());
     if (size == 0) {
       ssize_t len = ::getxattr(proc.c_str(), name, nullptr, 0);
       if (len < 0) return ReplyErr(req, errno);
@@ -86,9 +89,11 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
+    InodeFd fd = fs.Fd(inode);
+    if (!fd) return ReplyErr(req, fd.error());
     std::string names;
-    if (!IsSymlink(inode)) {
-      std::string proc = ProcPath(inode.fd);
+    if (!IsSymlink(fd.get())) {
+      std::string proc = ProcPath(fd.get());
       ssize_t len = ::listxattr(proc.c_str(), nullptr, 0);
       if (len < 0) return ReplyErr(req, errno);
       names.resize(static_cast<size_t>(len));
@@ -116,8 +121,10 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
       return ReplyErr(req, ControlSet(fs, n, std::string_view(value, size)));
     Inode& inode = fs.Get(ino);
     if (RefuseOpaque(req, inode)) return;
-    if (IsSymlink(inode)) return ReplyErr(req, EPERM);
-    int rc = ::setxattr(ProcPath(inode.fd).c_str(), name, value, size, flags);
+    InodeFd fd = fs.Fd(inode);
+    if (!fd) return ReplyErr(req, fd.error());
+    if (IsSymlink(fd.get())) return ReplyErr(req, EPERM);
+    int rc = ::setxattr(ProcPath(fd.get()).c_str(), name, value, size, flags);
     ReplyErr(req, rc == 0 ? 0 : errno);
   });
 }
@@ -129,8 +136,10 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     if (IsSizeName(n) || (ino == FUSE_ROOT_ID && IsControlName(n))) return ReplyErr(req, EPERM);
     Inode& inode = fs.Get(ino);
     if (RefuseOpaque(req, inode)) return;
-    if (IsSymlink(inode)) return ReplyErr(req, EPERM);
-    int rc = ::removexattr(ProcPath(inode.fd).c_str(), name);
+    InodeFd fd = fs.Fd(inode);
+    if (!fd) return ReplyErr(req, fd.error());
+    if (IsSymlink(fd.get())) return ReplyErr(req, EPERM);
+    int rc = ::removexattr(ProcPath(fd.get()).c_str(), name);
     ReplyErr(req, rc == 0 ? 0 : errno);
   });
 }

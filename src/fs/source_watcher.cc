@@ -319,8 +319,8 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
     if (s.nlink > 1) sighting(s.dev, s.ino, s.path, s.size, s.nlink);
   const auto base = fs_.store().base();
   const bool has_link_table = base && !base->links().empty();
-  if (listing.ok())
-    for (const ListedEntry& e : listing->entries)
+  if (listing.ok()) {
+    for (const ListedEntry& e : listing->entries) {
       if (!e.is_dir && e.nlink > 1) {
         sighting(e.dev, e.ino, path::Join(target, e.name), e.size, e.nlink);
       } else if (!e.is_dir && has_link_table &&
@@ -333,6 +333,8 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
         multi_.erase({e.dev, e.ino});
         fs_.links().NoteObserved(std::move(gone));
       }
+    }
+  }
   for (const auto& [key, size] : seen)
     for (const auto& [name, counted] : multi_[key].names)
       if (counted != size) (*follow)[std::string(path::Parent(name))].whole = true;

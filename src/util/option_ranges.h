@@ -29,6 +29,8 @@ inline constexpr NumberRange kAttrTimeout{0, 86400, false, "seconds"};
 // Active overlay entries that trigger a compaction.
 inline constexpr NumberRange kCompactThreshold{1, 1e9, true, "entries"};
 inline constexpr NumberRange kThreads{1, 256, true, "threads"};
+// -o fd_budget: inode descriptors the daemon keeps open (InodeTable::SetFdBudget).
+inline constexpr NumberRange kFdBudget{4, 1e7, true, "descriptors"};
 // dtkfs top -n and --depth (0: any depth).
 inline constexpr NumberRange kTopCount{1, 1e9, true, "directories"};
 inline constexpr NumberRange kTopDepth{0, 1e6, true, "levels (0: any depth)"};

@@ -289,7 +289,9 @@ TEST_CASE("a real workload: kernel sources, git, a compile, rm -rf of half", "[e
   REQUIRE(Run({"cc", "-O2", "-o", m + "/hello", m + "/hello.c"}).status == 0);
   REQUIRE(Run({m + "/hello"}).status == 0);
   REQUIRE(fx.Differences() == "");
-  REQUIRE(Run({"rm", "-rf", m + "/linux-source-6.1/fs"}).status == 0);
+  auto rm = Run({"rm", "-rf", m + "/linux-source-6.1/fs"});
+  INFO(rm.err);
+  REQUIRE(rm.status == 0);
   REQUIRE(fx.Differences() == "");
   REQUIRE(fx.Unmount().status == 0);
   REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");

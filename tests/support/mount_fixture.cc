@@ -79,7 +79,15 @@ MountFixture::~MountFixture() {
 }
 
 CommandResult MountFixture::Mount(const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {DtkfsBinary(), "mount", src(), mnt(), "--index", index()};
+  return MountUnder({}, extra);
+}
+
+CommandResult MountFixture::MountUnder(const std::vector<std::string>& launcher,
+                                       const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = launcher;
+  for (const std::string& a :
+       {DtkfsBinary(), std::string("mount"), src(), mnt(), std::string("--index"), index()})
+    argv.push_back(a);
   argv.insert(argv.end(), extra.begin(), extra.end());
   return Run(argv);
 }

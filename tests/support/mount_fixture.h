@@ -43,6 +43,9 @@ class MountFixture {
 
   // dtkfs mount SRC MNT --index INDEX extra...; returns the command's result.
   CommandResult Mount(const std::vector<std::string>& extra = {});
+  // The same, run by launcher (e.g. {"prlimit", "--nofile=256:256"}: the daemon inherits it).
+  CommandResult MountUnder(const std::vector<std::string>& launcher,
+                           const std::vector<std::string>& extra = {});
   // dtkfs umount MNT.
   CommandResult Unmount();
   bool mounted() const;

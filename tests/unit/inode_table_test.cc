@@ -24,7 +24,7 @@ int OpenRoot(const std::string& p) { return ::open(p.c_str(), O_PATH | O_DIRECTO
 
 // What Filesystem::Lookup does, on the table alone: the inode for name in parent, one more ref.
 Inode* LookUp(InodeTable& table, Inode& parent, const char* name) {
-  int fd = ::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::openat(table.Fd(parent).get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   REQUIRE(fd >= 0);
   struct stat st;
   REQUIRE(::fstat(fd, &st) == 0);
@@ -148,4 +148,133 @@ TEST_CASE("link tracker: a hard-linked file met once knows every name from the i
   // The freeze writes the same table back: the claimed file, now pinned.
   Compactor::Frozen frozen = fs.FreezeForCompaction();
   CHECK(frozen.link_table == std::string((*base)->links().bytes()));
+}
+
+namespace {
+
+// A tree of n files in the root, each looked up once (one kernel reference).
+std::vector<Inode*> LookUpFiles(InodeTable& table, const TempDir& dir, int n) {
+  std::vector<Inode*> files;
+  for (int i = 0; i < n; ++i) {
+    const std::string name = "f" + std::to_string(i);
+    std::ofstream(dir / name) << std::string(static_cast<size_t>(i), 'x');
+    files.push_back(LookUp(table, table.root(), name.c_str()));
+  }
+  return files;
+}
+
+// True when fd is the source object of inode.
+bool IsInode(int fd, const Inode& inode) {
+  struct stat st;
+  return fd >= 0 && ::fstat(fd, &st) == 0 && st.st_dev == inode.dev && st.st_ino == inode.ino;
+}
+
+}  // namespace
+
+TEST_CASE("inode table: descriptors stay within the budget; evicted inodes open again",
+          "[fs][table][descriptors]") {
+  for (const bool by_handle : {true, false}) {
+    CAPTURE(by_handle);
+    TempDir dir;
+    InodeTable table(OpenRoot(dir.path()), dir.path());
+    if (!by_handle) table.DisableReopenByHandle();
+    table.SetFdBudget(4);
+    auto files = LookUpFiles(table, dir, 40);
+    CHECK(table.GetFdStats().open <= 4);
+    for (int round = 0; round < 2; ++round)
+      for (Inode* f : files) {
+        InodeFd fd = table.Fd(*f);
+        REQUIRE(fd);
+        CHECK(IsInode(fd.get(), *f));
+      }
+    const auto stats = table.GetFdStats();
+    CHECK(stats.open <= 4);
+    CHECK(stats.reopened >= 40);
+    CHECK(stats.stale == 0);
+  }
+}
+
+TEST_CASE("inode table: a descriptor in use is never evicted", "[fs][table][descriptors]") {
+  TempDir dir;
+  InodeTable table(OpenRoot(dir.path()), dir.path());
+  table.SetFdBudget(4);
+  auto files = LookUpFiles(table, dir, 30);
+  std::vector<InodeFd> held;
+  std::vector<int> numbers;
+  for (int i = 0; i < 10; ++i) {
+    held.push_back(table.Fd(*files[static_cast<size_t>(i)]));
+    numbers.push_back(held.back().get());
+  }
+  // Opening the others (each past the budget) must close none of the held ones.
+  for (size_t i = 10; i < files.size(); ++i) REQUIRE(table.Fd(*files[i]));
+  for (int i = 0; i < 10; ++i) {
+    CHECK(held[static_cast<size_t>(i)].get() == numbers[static_cast<size_t>(i)]);
+    CHECK(IsInode(numbers[static_cast<size_t>(i)], *files[static_cast<size_t>(i)]));
+  }
+  held.clear();
+  REQUIRE(table.Fd(*files.back()));  // the next install trims back to the budget
+  CHECK(table.GetFdStats().open <= 4);
+}
+
+TEST_CASE("inode table: an evicted directory renamed away opens by handle, else answers ESTALE",
+          "[fs][table][descriptors]") {
+  for (const bool by_handle : {true, false}) {
+    CAPTURE(by_handle);
+    TempDir dir;
+    ::mkdir((dir / "a").c_str(), 0755);
+    InodeTable table(OpenRoot(dir.path()), dir.path());
+    const bool handles = table.GetFdStats().handles;
+    if (!by_handle) table.DisableReopenByHandle();
+    Inode* a = LookUp(table, table.root(), "a");
+    table.SetFdBudget(4);
+    LookUpFiles(table, dir, 10);                                       // evicts a
+    REQUIRE(::rename((dir / "a").c_str(), (dir / "b").c_str()) == 0);  // beside the table
+    InodeFd fd = table.Fd(*a);
+    if (by_handle && handles) {
+      CHECK(IsInode(fd.get(), *a));
+    } else {
+      CHECK_FALSE(fd);
+      CHECK(fd.error() == ESTALE);
+    }
+  }
+}
+
+TEST_CASE("inode table: an evicted file removed beside the table answers ESTALE",
+          "[fs][table][descriptors]") {
+  for (const bool by_handle : {true, false}) {
+    CAPTURE(by_handle);
+    TempDir dir;
+    InodeTable table(OpenRoot(dir.path()), dir.path());
+    if (!by_handle) table.DisableReopenByHandle();
+    table.SetFdBudget(4);
+    auto files = LookUpFiles(table, dir, 10);
+    REQUIRE(::unlink((dir / "f0").c_str()) == 0);
+    // A new file at the old name, likely with the old inode number: a file handle's
+    // generation tells them apart; a name and (dev, ino) cannot, so that path sees none.
+    if (by_handle) std::ofstream(dir / "f0") << "a different file at the old name";
+    InodeFd fd = table.Fd(*files[0]);
+    CHECK_FALSE(fd);
+    CHECK(fd.error() == ESTALE);
+    CHECK(table.GetFdStats().stale == 1);
+    InodeFd other = table.Fd(*files[1]);  // the others still open
+    CHECK(IsInode(other.get(), *files[1]));
+  }
+}
+
+TEST_CASE("inode table: an evicted hard-linked file opens through its other name",
+          "[fs][table][descriptors]") {
+  TempDir dir;
+  ::mkdir((dir / "d").c_str(), 0755);
+  std::ofstream(dir / "d/one") << "shared";
+  REQUIRE(::link((dir / "d/one").c_str(), (dir / "two").c_str()) == 0);
+  InodeTable table(OpenRoot(dir.path()), dir.path());
+  table.DisableReopenByHandle();
+  Inode* d = LookUp(table, table.root(), "d");
+  Inode* f = LookUp(table, *d, "one");
+  REQUIRE(LookUp(table, table.root(), "two") == f);
+  table.SetFdBudget(4);
+  LookUpFiles(table, dir, 10);  // evicts d and the file
+  REQUIRE(::unlink((dir / "d/one").c_str()) == 0);
+  InodeFd fd = table.Fd(*f);
+  CHECK(IsInode(fd.get(), *f));
 }
