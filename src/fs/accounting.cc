@@ -38,17 +38,9 @@ void Accounting::SetCounted(Inode& file, uint64_t size) {
   file.accounted_size = size;
 }
 
-void Accounting::ResetKernelSize(Inode& inode, uint64_t size) {
-  for (auto& s : inode.kernel_attr_sizes) s.store(size);
-  inode.kernel_write_end.store(size);
-}
+void Accounting::ResetKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.Reset(size); }
 
-void Accounting::NoteKernelEnd(Inode& inode, uint64_t end) {
-  uint64_t cur = inode.kernel_write_end.load();
-  while ((cur == Inode::kNoEnd || cur < end) &&
-         !inode.kernel_write_end.compare_exchange_weak(cur, end)) {
-  }
-}
+void Accounting::NoteKernelEnd(Inode& inode, uint64_t end) { inode.kernel_size.NoteEnd(end); }
 
 void Accounting::AccountTo(Inode& inode, uint64_t size) {
   std::lock_guard size_lock(inode.size_mu);
@@ -271,16 +263,18 @@ void Accounting::CountScanned(Inode& d, const ReconcileReport& report, KernelSta
   {
     std::lock_guard lock(table_.mu());
     std::vector<Inode*> dirs;
-    for (const std::string& added : report.added) {
-      auto [first, last] = d.children.equal_range(std::string(path::Basename(added)));
-      for (auto it = first; it != last; ++it)
-        if (it->second->is_dir) dirs.push_back(it->second);
+    if (d.children && !report.added.empty()) {
+      std::set<std::string_view> added;
+      for (const std::string& a : report.added) added.insert(path::Basename(a));
+      for (Inode* child : *d.children)
+        if (child->is_dir && added.count(child->name) != 0) dirs.push_back(child);
     }
     while (!dirs.empty()) {
       Inode* dir_inode = dirs.back();
       dirs.pop_back();
       inside.insert(dir_inode);
-      for (auto& [name, child] : dir_inode->children) {
+      if (!dir_inode->children) continue;
+      for (Inode* child : *dir_inode->children) {
         if (child->is_dir) {
           dirs.push_back(child);
         } else {

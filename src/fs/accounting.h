@@ -70,9 +70,7 @@ class Accounting {
   // size is not its size now: O_TRUNC of an existing file).
   static void SetCounted(Inode& file, uint64_t size);
   // The kernel was told the file's size (a reply carrying its attributes).
-  static void NoteKernelSize(Inode& inode, uint64_t size) {
-    inode.kernel_attr_sizes[inode.kernel_attr_next.fetch_add(1) % Inode::kAttrSizes].store(size);
-  }
+  static void NoteKernelSize(Inode& inode, uint64_t size) { inode.kernel_size.NoteReply(size); }
   // The kernel grows its size to end after a write, copy or fallocate that reached it.
   static void NoteKernelEnd(Inode& inode, uint64_t end);
   // The kernel holds exactly this size now, whatever it held before (a truncation through

@@ -5,22 +5,28 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace dtkfs::fs {
 namespace {
 
-// The inode's file handle, or null where the filesystem gives none.
-std::unique_ptr<SourceHandle> HandleOf(int fd) {
+// The inode's file handle, or an empty one where the filesystem gives none.
+SourceHandle HandleOf(int fd) {
   struct {
     struct file_handle fh;
     unsigned char room[MAX_HANDLE_SZ];
   } buf;
   buf.fh.handle_bytes = MAX_HANDLE_SZ;
   int mount_id;
-  if (::name_to_handle_at(fd, "", &buf.fh, &mount_id, AT_EMPTY_PATH) != 0) return nullptr;
-  auto h = std::make_unique<SourceHandle>();
-  h->type = buf.fh.handle_type;
-  h->bytes.assign(buf.fh.f_handle, buf.fh.f_handle + buf.fh.handle_bytes);
+  SourceHandle h;
+  if (::name_to_handle_at(fd, "", &buf.fh, &mount_id, AT_EMPTY_PATH) != 0 ||
+      buf.fh.handle_bytes > UINT8_MAX)
+    return h;
+  const int type = buf.fh.handle_type;
+  h.data = std::make_unique<unsigned char[]>(sizeof type + 1 + buf.fh.handle_bytes);
+  std::memcpy(h.data.get(), &type, sizeof type);
+  h.data[sizeof type] = static_cast<unsigned char>(buf.fh.handle_bytes);
+  std::memcpy(h.data.get() + sizeof type + 1, buf.fh.f_handle, buf.fh.handle_bytes);
   return h;
 }
 
@@ -30,9 +36,11 @@ int OpenHandle(int mount_fd, const SourceHandle& h) {
     struct file_handle fh;
     unsigned char room[MAX_HANDLE_SZ];
   } buf;
-  buf.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
-  buf.fh.handle_type = h.type;
-  std::copy(h.bytes.begin(), h.bytes.end(), buf.fh.f_handle);
+  int type;
+  std::memcpy(&type, h.data.get(), sizeof type);
+  buf.fh.handle_type = type;
+  buf.fh.handle_bytes = h.data[sizeof type];
+  std::memcpy(buf.fh.f_handle, h.data.get() + sizeof type + 1, buf.fh.handle_bytes);
   return ::open_by_handle_at(mount_fd, &buf.fh, O_PATH | O_CLOEXEC);
 }
 
@@ -45,11 +53,11 @@ bool Is(int fd, dev_t dev, ino_t ino) {
 // True when reopening by file handle works on mount_fd's filesystem: the filesystem exports
 // handles and the daemon may open them (CAP_DAC_READ_SEARCH).
 bool HandlesWork(int mount_fd) {
-  auto h = HandleOf(mount_fd);
+  const SourceHandle h = HandleOf(mount_fd);
   if (!h) return false;
   struct stat st;
   if (::fstat(mount_fd, &st) != 0) return false;
-  int fd = OpenHandle(mount_fd, *h);
+  int fd = OpenHandle(mount_fd, h);
   if (fd < 0) return false;
   const bool same = Is(fd, st.st_dev, st.st_ino);
   ::close(fd);
@@ -102,8 +110,10 @@ InodeTable::InodeTable(int root_fd, std::string source_root)
 }
 
 InodeTable::~InodeTable() {
-  for (auto& [k, inode] : inodes_)
+  for (Inode* inode : inodes_) {
     if (inode->fd >= 0) ::close(inode->fd);
+    delete inode;
+  }
   ::close(root_->fd);
   if (handle_mount_fd_ >= 0) ::close(handle_mount_fd_);
 }
@@ -166,9 +176,9 @@ void InodeTable::ReleaseFd(Inode& inode) {
 int InodeTable::Reopen(Inode& inode) {
   // The handle is set once, before the descriptor was first evicted, and never changes.
   if (handles_ && inode.handle && inode.dev == root_->dev && !inode.opaque) {
-    int fd = OpenHandle(handle_mount_fd_, *inode.handle);
+    int fd = OpenHandle(handle_mount_fd_, inode.handle);
     if (fd < 0 && OutOfDescriptors(errno) && ShedFds())
-      fd = OpenHandle(handle_mount_fd_, *inode.handle);
+      fd = OpenHandle(handle_mount_fd_, inode.handle);
     if (fd >= 0) {
       if (Is(fd, inode.dev, inode.ino)) return fd;
       ::close(fd);
@@ -307,16 +317,15 @@ Inode* InodeTable::Find(dev_t dev, ino_t ino) {
 Inode* InodeTable::FindLocked(dev_t dev, ino_t ino) {
   if (dev == root_->dev && ino == root_->ino) return root_.get();
   auto it = inodes_.find(Key{dev, ino});
-  return it == inodes_.end() ? nullptr : it->second.get();
+  return it == inodes_.end() ? nullptr : *it;
 }
 
 Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount,
                                       Inode& parent, const char* name, bool* created) {
   *created = false;
   if (st.st_dev == root_->dev && st.st_ino == root_->ino && !mount.opaque) return root_.get();
-  auto [it, inserted] =
-      inodes_.try_emplace(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
-  if (inserted) {
+  auto it = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
+  if (it == inodes_.end()) {
     auto inode = std::make_unique<Inode>();
     inode->fd = fd;
     inode->dev = st.st_dev;
@@ -325,25 +334,25 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
     inode->mnt_id = mount.mnt_id;
     inode->opaque = mount.opaque;
     inode->accounted_size = inode->is_dir ? 0 : static_cast<uint64_t>(st.st_size);
-    Inode& in = *inode;
-    it->second = std::move(inode);
+    it = inodes_.insert(inode.get()).first;
+    Inode& in = *inode.release();
     *created = true;
     std::lock_guard fd_lock(fd_mu_);
     InstallFdLocked(in);
   }
-  Inode* inode = it->second.get();
+  Inode* inode = *it;
   if (inode->is_dir) {
     if (inode->parent != &parent || inode->name != name || inode->removed) {
       // New, or renamed beside the mount: the kernel's view is the truth for its path.
       if (inode->parent != nullptr) {
-        Disown(*inode->parent, inode->name, *inode);
+        Disown(*inode->parent, *inode);
         UnrefLocked(inode->parent, 1);
       }
       inode->parent = &parent;
       inode->name = name;
       inode->removed = false;
       parent.refs++;
-      Adopt(parent, inode->name, *inode);
+      Adopt(parent, *inode);
     }
   } else if (!HasLink(*inode, parent, name)) {
     AddLinkLocked(*inode, parent, name);
@@ -399,15 +408,16 @@ void InodeTable::UnrefLocked(Inode* inode, uint64_t n) {
     in->refs -= std::min(in->refs, count);
     if (in->refs > 0) continue;
     if (in->parent != nullptr) {
-      Disown(*in->parent, in->name, *in);
+      Disown(*in->parent, *in);
       work.emplace_back(in->parent, 1);
     }
     for (const Link& l : in->links) {
-      Disown(*l.parent, l.name, *in);
+      Disown(*l.parent, *in);
       work.emplace_back(l.parent, 1);
     }
     DropFd(*in);
-    inodes_.erase(KeyOf(*in));
+    inodes_.erase(in);
+    delete in;
   }
 }
 
@@ -439,20 +449,20 @@ void InodeTable::MoveDir(Inode& dir, Inode& new_parent, const std::string& new_n
   std::lock_guard lock(mu_);
   new_parent.refs++;
   if (dir.parent != nullptr) {
-    Disown(*dir.parent, dir.name, dir);
+    Disown(*dir.parent, dir);
     UnrefLocked(dir.parent, 1);
   }
   dir.parent = &new_parent;
   dir.name = new_name;
   dir.removed = false;
-  Adopt(new_parent, new_name, dir);
+  Adopt(new_parent, dir);
 }
 
 void InodeTable::DetachDir(Inode& dir) {
   std::lock_guard lock(mu_);
   dir.removed = true;
   if (dir.parent != nullptr) {
-    Disown(*dir.parent, dir.name, dir);
+    Disown(*dir.parent, dir);
     UnrefLocked(dir.parent, 1);
   }
   dir.parent = nullptr;
@@ -466,7 +476,7 @@ bool InodeTable::HasLink(const Inode& file, const Inode& parent, std::string_vie
 void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify) {
   file.links.push_back(Link{&parent, name});
   parent.refs++;
-  Adopt(parent, name, file);
+  Adopt(parent, file);
   if (file.links.size() < 2) return;
   // A file with two known links pins itself: when the kernel forgets it, the table must
   // still know every name a later size change has to reach.
@@ -492,7 +502,7 @@ void InodeTable::RemoveLinkLocked(Inode& file, Inode& parent, const std::string&
                          [&](const Link& l) { return l.parent == &parent && l.name == name; });
   if (it == file.links.end()) return;
   if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
-  Disown(parent, name, file);
+  Disown(parent, file);
   file.links.erase(it);
   UnrefLocked(&parent, 1);
   if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
@@ -511,27 +521,36 @@ void InodeTable::MoveLink(Inode& file, Inode& from_parent, const std::string& fr
   }
   // One name changes in place: the file's pin stays as it is.
   to_parent.refs++;
-  Disown(from_parent, from_name, file);
+  Disown(from_parent, file);
   it->parent = &to_parent;
   it->name = to_name;
-  Adopt(to_parent, to_name, file);
+  Adopt(to_parent, file);
   UnrefLocked(&from_parent, 1);
   if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
 }
 
-void InodeTable::Disown(Inode& parent, const std::string& name, Inode& child) {
-  auto [first, last] = parent.children.equal_range(name);
-  for (auto it = first; it != last; ++it) {
-    if (it->second == &child) {
-      parent.children.erase(it);
-      return;
-    }
-  }
+void InodeTable::Disown(Inode& parent, Inode& child) {
+  if (!parent.children) return;
+  if (auto it = parent.children->find(&child); it != parent.children->end())
+    parent.children->erase(it);  // one occurrence: one name
+  if (parent.children->empty()) parent.children.reset();
 }
 
 std::vector<std::pair<std::string, Inode*>> InodeTable::HoldChildren(Inode& dir) {
   std::lock_guard lock(mu_);
-  std::vector<std::pair<std::string, Inode*>> out(dir.children.begin(), dir.children.end());
+  std::vector<std::pair<std::string, Inode*>> out;
+  if (dir.children) {
+    for (auto it = dir.children->begin(); it != dir.children->end();
+         it = dir.children->equal_range(*it).second) {
+      Inode* child = *it;
+      if (child->is_dir) {
+        out.emplace_back(child->name, child);
+        continue;
+      }
+      for (const Link& l : child->links)
+        if (l.parent == &dir) out.emplace_back(l.name, child);
+    }
+  }
   for (auto& [name, child] : out) child->refs++;
   return out;
 }
@@ -548,9 +567,52 @@ void InodeTable::Release(Inode& inode) {
 
 std::vector<Inode*> InodeTable::PinnedLocked() {
   std::vector<Inode*> out;
-  for (auto& [key, inode] : inodes_)
-    if (!inode->is_dir && inode->links.size() >= 2) out.push_back(inode.get());
+  for (Inode* inode : inodes_)
+    if (!inode->is_dir && inode->links.size() >= 2) out.push_back(inode);
   return out;
+}
+
+}  // namespace dtkfs::fs
+
+namespace dtkfs::fs {
+
+void KernelSizes::NoteReply(uint64_t size) {
+  Ring* ring = ring_.load(std::memory_order_acquire);
+  if (ring == nullptr) {
+    uint64_t only = only_.load();
+    if (only == size) return;
+    if (only == kNone && only_.compare_exchange_strong(only, size)) return;
+    if (only == size) return;
+    // A second size: from now on the last kRing replies, the first one included.
+    auto fresh = std::make_unique<Ring>();
+    for (auto& s : fresh->sizes) s.store(kNone, std::memory_order_relaxed);
+    fresh->sizes[0].store(only, std::memory_order_relaxed);
+    fresh->next.store(1, std::memory_order_relaxed);
+    if (ring_.compare_exchange_strong(ring, fresh.get())) ring = fresh.release();
+  }
+  ring->sizes[ring->next.fetch_add(1) % kRing].store(size);
+}
+
+void KernelSizes::NoteEnd(uint64_t end) {
+  uint64_t cur = write_end_.load();
+  while ((cur == kNone || cur < end) && !write_end_.compare_exchange_weak(cur, end)) {
+  }
+}
+
+void KernelSizes::Reset(uint64_t size) {
+  only_.store(size);
+  if (Ring* ring = ring_.load(std::memory_order_acquire))
+    for (auto& s : ring->sizes) s.store(size);
+  write_end_.store(size);
+}
+
+bool KernelSizes::IsEnd(uint64_t off) const {
+  if (off == write_end_.load()) return true;
+  const Ring* ring = ring_.load(std::memory_order_acquire);
+  if (ring == nullptr) return off == only_.load();
+  for (const auto& s : ring->sizes)
+    if (off == s.load()) return true;
+  return false;
 }
 
 }  // namespace dtkfs::fs

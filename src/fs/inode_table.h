@@ -31,14 +31,62 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "scan/nested_mounts.h"
+#include "util/small_mutex.h"
 
 namespace dtkfs::fs {
 
 struct Inode;
+
+// What the kernel may believe a file's size is (its cached i_size), which differs from the
+// source's size when the file changed beside the mount: one of the last sizes we replied
+// with (lookup, getattr, setattr), or the furthest end of a write, copy or fallocate it was
+// told of (the kernel grows i_size to it). Which one the kernel holds depends on the order
+// it took replies in (concurrent replies, attributes it drops because they raced with a
+// write), so an append is a write at any of them. Hints for placing appends (ops_file.cc,
+// IsEnd), hence no lock.
+//
+// Small while it can be (one per inode the kernel knows): a file whose replies all carried
+// one size keeps that one; the ring of the last kRing replies is made at the first reply
+// with another size.
+class KernelSizes {
+ public:
+  static constexpr uint64_t kNone = UINT64_MAX;  // nothing told yet
+  static constexpr size_t kRing = 16;
+  KernelSizes() = default;
+  KernelSizes(const KernelSizes&) = delete;
+  KernelSizes& operator=(const KernelSizes&) = delete;
+  ~KernelSizes() { delete ring_.load(); }
+
+  // A reply told the kernel the file's size.
+  void NoteReply(uint64_t size);
+  // A write, copy or fallocate the kernel saw reached end.
+  void NoteEnd(uint64_t end);
+  // The kernel holds exactly size now (a truncation through the mount): the rest is
+  // forgotten.
+  void Reset(uint64_t size);
+  // True when the kernel may believe the file ends at off.
+  bool IsEnd(uint64_t off) const;
+
+ private:
+  struct Ring {
+    std::atomic<uint64_t> sizes[kRing];
+    std::atomic<uint32_t> next{0};
+  };
+  std::atomic<uint64_t> only_{kNone};  // the one size replied, while there is no ring
+  std::atomic<Ring*> ring_{nullptr};
+  std::atomic<uint64_t> write_end_{kNone};
+};
+
+// A file handle of a source inode (name_to_handle_at), kept to open it again once its
+// descriptor was evicted: one allocation of [type: int][length: 1 byte][handle bytes].
+struct SourceHandle {
+  std::unique_ptr<unsigned char[]> data;
+  explicit operator bool() const { return data != nullptr; }
+};
 
 // A name of a non-directory inode: (directory inode, entry name).
 struct Link {
@@ -47,65 +95,43 @@ struct Link {
 };
 
 struct Inode {
-  // --- guarded by InodeTable's descriptor lock (fd_mu_) ---
-  int fd = -1;             // O_PATH, owned; -1 while evicted (InodeTable::Fd opens it again)
-  uint32_t fd_users = 0;   // InodeFds using fd: it is not closed while any is
-  uint32_t fd_slot = 0;    // its place in the table's ring of open descriptors
-  bool fd_recent = false;  // used since the clock hand last passed
-  std::unique_ptr<struct SourceHandle> handle;  // file handle, taken when fd was evicted
+  // Fields ordered so the small ones share words: one Inode per inode the kernel knows.
   dev_t dev = 0;
   ino_t ino = 0;
-  bool is_dir = false;
   uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
+  bool is_dir = false;
   // Directories: a nested mount dtkfs does not descend into (src/scan/nested_mounts.h), shown
   // as an empty read-only directory. Its inode is its own, apart from the directory it shows.
   bool opaque = false;
   // --- guarded by InodeTable::mu() ---
+  bool removed = false;  // directories: rmdir'ed or replaced
+  // --- guarded by InodeTable's descriptor lock (fd_mu_) ---
+  bool fd_recent = false;  // used since the clock hand last passed
+  int fd = -1;             // O_PATH, owned; -1 while evicted (InodeTable::Fd opens it again)
+  uint32_t fd_users = 0;   // InodeFds using fd: it is not closed while any is
+  uint32_t fd_slot = 0;    // its place in the table's ring of open descriptors
+  // --- guarded by size_mu (accounting.h) ---
+  SmallMutex size_mu;
+  uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
+  // --- set once by the descriptor lock, before fd is first evicted; read after ---
+  SourceHandle handle;  // file handle, taken when fd was evicted
+  // --- guarded by InodeTable::mu() ---
   uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
   Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
   std::string name;         // directories: name in parent
-  bool removed = false;     // directories: rmdir'ed or replaced
   std::vector<Link> links;  // non-directories: the links we know of
-  // Directories: the known inodes named inside it (each directory child by its name, each
-  // file by each of its links), so reconciling a directory finds them without a table walk.
-  std::unordered_multimap<std::string, Inode*> children;
-  // --- guarded by size_mu (accounting.h) ---
-  std::mutex size_mu;
-  uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
-  // What the kernel may believe the file's size is (its cached i_size), which differs from
-  // the source's size when the file changed beside the mount: one of the last sizes we
-  // replied with (lookup, getattr, setattr), or the furthest end of a write, copy or
-  // fallocate it was told of (the kernel grows i_size to it). Which one the kernel holds
-  // depends on the order it took replies in (concurrent replies, attributes it drops because
-  // they raced with a write), so an append is a write at any of them. Hints for placing
-  // appends (ops_file.cc, IsKernelEnd), hence no lock.
-  static constexpr uint64_t kNoEnd = UINT64_MAX;  // nothing told yet
-  static constexpr size_t kAttrSizes = 16;
-  std::atomic<uint64_t> kernel_attr_sizes[kAttrSizes];  // kNoEnd until told (Inode())
-  std::atomic<uint32_t> kernel_attr_next{0};
-  std::atomic<uint64_t> kernel_write_end{kNoEnd};
-  bool IsKernelEnd(uint64_t off) const {
-    if (off == kernel_write_end.load()) return true;
-    for (const auto& size : kernel_attr_sizes)
-      if (off == size.load()) return true;
-    return false;
-  }
-
-  Inode() {
-    for (auto& size : kernel_attr_sizes) size.store(kNoEnd, std::memory_order_relaxed);
-  }
+  // Directories: the known inodes named inside it (a directory child once, a file once per
+  // link here; their names are theirs: name, links), so reconciling a directory finds them
+  // without a table walk. Made at the first child (null for files and empty directories).
+  using Children = std::unordered_multiset<Inode*>;
+  std::unique_ptr<Children> children;
+  // --- no lock (see KernelSizes) ---
+  KernelSizes kernel_size;
 
   uint64_t CountedSize() {
     std::lock_guard lock(size_mu);
     return accounted_size;
   }
-};
-
-// A file handle of a source inode (name_to_handle_at), kept to open it again once its
-// descriptor was evicted.
-struct SourceHandle {
-  int type = 0;
-  std::vector<unsigned char> bytes;
 };
 
 class InodeTable;
@@ -245,17 +271,27 @@ class InodeTable {
     uint64_t opaque_mnt = 0;  // an opaque mount point's mount id: apart from what it shows
     bool operator==(const Key&) const = default;
   };
+  static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
+  // The table is a set of inodes found by Key (transparent look-up): no key copy per entry.
   struct KeyHash {
+    using is_transparent = void;
     size_t operator()(const Key& k) const {
       return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
     }
+    size_t operator()(const Inode* i) const { return (*this)(KeyOf(*i)); }
   };
-  static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(const Inode* a, const Inode* b) const { return a == b; }
+    bool operator()(const Key& k, const Inode* i) const { return k == KeyOf(*i); }
+    bool operator()(const Inode* i, const Key& k) const { return k == KeyOf(*i); }
+  };
   // Inode::children upkeep, with mu() held.
-  static void Adopt(Inode& parent, const std::string& name, Inode& child) {
-    parent.children.emplace(name, &child);
+  static void Adopt(Inode& parent, Inode& child) {
+    if (!parent.children) parent.children = std::make_unique<Inode::Children>();
+    parent.children->insert(&child);
   }
-  static void Disown(Inode& parent, const std::string& name, Inode& child);
+  static void Disown(Inode& parent, Inode& child);
   // Descriptor cache upkeep. Install: inode's fd was just set (fd_mu_ held); Evict: closes
   // idle descriptors beyond the budget (fd_mu_ held); Drop: inode is being freed.
   void InstallFdLocked(Inode& inode);
@@ -273,7 +309,7 @@ class InodeTable {
   MountBoundaries mounts_;
   LinkListener* listener_ = nullptr;
   std::mutex mu_;  // guards inodes_ and the Inode fields marked above
-  std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> inodes_;
+  std::unordered_set<Inode*, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
 
   std::mutex fd_mu_;  // guards ring_, hand_, the stats and each inode's fd fields; after mu_
   std::vector<Inode*> ring_;  // inodes with an open descriptor (not the root)

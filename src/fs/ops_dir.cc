@@ -2,8 +2,11 @@
 // readlink, and directory listing.
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 
@@ -76,6 +79,14 @@ void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   Filesystem& fs = Filesystem::From(req);
   for (size_t i = 0; i < count; ++i) fs.table().Forget(fs.Get(forgets[i].ino), forgets[i].nlookup);
   fuse_reply_none(req);
+  // The kernel forgets in batches when it sheds its cache: give the freed inodes' memory
+  // back to the system (malloc keeps it otherwise), at most once a second.
+  static std::atomic<int64_t> last_trim{0};
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = last_trim.load();
+  if (count >= 256 && now > last && last_trim.compare_exchange_strong(last, now)) ::malloc_trim(0);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode) {

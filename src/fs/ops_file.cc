@@ -164,8 +164,8 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse
     // An append is a write at the end the kernel believes; it goes to the true end, atomically
     // (RWF_APPEND), even when nothing seems to have changed: another writer may append beside
     // the mount between any look at the size and the write.
-    const bool append =
-        !fi->writepage && (fi->flags & O_APPEND) && inode.IsKernelEnd(static_cast<uint64_t>(off));
+    const bool append = !fi->writepage && (fi->flags & O_APPEND) &&
+                        inode.kernel_size.IsEnd(static_cast<uint64_t>(off));
     const ssize_t n = append ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
     // Always measured, never inferred from off + n: a write inside the counted size still
     // grows a file that shrank beside the mount; a failed write may have grown it too.

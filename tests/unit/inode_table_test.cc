@@ -278,3 +278,26 @@ TEST_CASE("inode table: an evicted hard-linked file opens through its other name
   InodeFd fd = table.Fd(*f);
   CHECK(IsInode(fd.get(), *f));
 }
+
+TEST_CASE("kernel sizes: one size stays one; a second keeps the last replies", "[fs][table]") {
+  KernelSizes k;
+  CHECK_FALSE(k.IsEnd(0));
+  k.NoteReply(100);
+  k.NoteReply(100);
+  CHECK(k.IsEnd(100));
+  CHECK_FALSE(k.IsEnd(200));
+  k.NoteReply(200);  // a second size: both count
+  CHECK(k.IsEnd(100));
+  CHECK(k.IsEnd(200));
+  for (uint64_t s = 1000; s < 1000 + KernelSizes::kRing; ++s) k.NoteReply(s);
+  CHECK_FALSE(k.IsEnd(100));  // pushed out of the ring by kRing later replies
+  CHECK(k.IsEnd(1000 + KernelSizes::kRing - 1));
+  k.NoteEnd(5000);
+  k.NoteEnd(4000);  // an end never moves back
+  CHECK(k.IsEnd(5000));
+  CHECK_FALSE(k.IsEnd(4000));
+  k.Reset(7);  // truncated: only 7
+  CHECK(k.IsEnd(7));
+  CHECK_FALSE(k.IsEnd(5000));
+  CHECK_FALSE(k.IsEnd(1000 + KernelSizes::kRing - 1));
+}
