@@ -231,6 +231,30 @@ uint64_t SeedFromEnvOr(uint64_t fallback) {
 constexpr size_t kMapsAlways = 0;
 constexpr size_t kMapsDefault = SizeStore::kDefaultRenameMapThreshold;
 
+// A size store over an index written from model, with its compactor: what the random
+// tests start from, and what a restarted daemon continues with (Restart).
+struct ModelStore {
+  TempDir tmp;
+  const std::string index = tmp / "index.mmap";
+  FaultEnv env{Fast()};
+  size_t threshold;
+  std::unique_ptr<SizeStore> store;
+  std::unique_ptr<Compactor> compactor;
+
+  ModelStore(const Model& model, size_t map_threshold) : threshold(map_threshold) {
+    REQUIRE(WriteModelIndex(index, model.Totals()).ok());
+    auto base = IndexReader::Open(Env::Default(), index);
+    REQUIRE(base.ok());
+    Restart(*base);
+  }
+  void Restart(std::shared_ptr<const IndexReader> base) {
+    compactor.reset();
+    store = std::make_unique<SizeStore>(std::move(base));
+    store->SetRenameMapThreshold(threshold);
+    compactor = std::make_unique<Compactor>(*store, env, index, "");
+  }
+};
+
 }  // namespace
 
 TEST_CASE("size store matches a from-scratch model through random edits and compactions",
@@ -239,19 +263,13 @@ TEST_CASE("size store matches a from-scratch model through random edits and comp
   const size_t threshold = GENERATE(as<size_t>{}, kMapsAlways, kMapsDefault);
   CAPTURE(seed, threshold);
   std::mt19937_64 rng(seed);
-  TempDir tmp;
-  const std::string index = tmp / "index.mmap";
-
   Model model;
   GrowRandomTree(model, 120, 5, rng);
-  REQUIRE(WriteModelIndex(index, model.Totals()).ok());
-  auto base = IndexReader::Open(Env::Default(), index);
-  REQUIRE(base.ok());
-  auto store = std::make_unique<SizeStore>(*base);
-  store->SetRenameMapThreshold(threshold);
-
-  FaultEnv env(Fast());
-  auto compactor = std::make_unique<Compactor>(*store, env, index, "");
+  ModelStore ms(model, threshold);
+  const std::string& index = ms.index;
+  FaultEnv& env = ms.env;
+  auto& store = ms.store;
+  auto& compactor = ms.compactor;
   std::set<std::string> ever;
   for (const auto& [d, f] : model.dirs) ever.insert(d);
   REQUIRE(Diff(*store, model, ever, rng) == "");
@@ -349,12 +367,7 @@ TEST_CASE("size store matches a from-scratch model through random edits and comp
         INFO("cold reload after " << what);
         REQUIRE(Diff(cold, model, ever, rng) == "");
         ++reloads;
-        if (rng() % 2) {  // continue from the cold store, as a restarted daemon would
-          compactor.reset();
-          store = std::make_unique<SizeStore>(*reopened);
-          store->SetRenameMapThreshold(threshold);
-          compactor = std::make_unique<Compactor>(*store, env, index, "");
-        }
+        if (rng() % 2) ms.Restart(*reopened);  // continue cold, as a restarted daemon would
       }
     }
     INFO("after " << what);
@@ -746,17 +759,13 @@ TEST_CASE("size store rename maps match a model through rename chains, exchanges
   const unsigned seed = dtkfs::testing::TestSeed("size store rename maps");
   CAPTURE(seed, threshold);
   std::mt19937_64 rng(seed);
-  TempDir tmp;
-  const std::string index = tmp / "index.mmap";
   Model model;
   GrowRandomTree(model, 80, 4, rng);
-  REQUIRE(WriteModelIndex(index, model.Totals()).ok());
-  auto base = IndexReader::Open(Env::Default(), index);
-  REQUIRE(base.ok());
-  auto store = std::make_unique<SizeStore>(*base);
-  store->SetRenameMapThreshold(threshold);
-  FaultEnv env(Fast());
-  auto compactor = std::make_unique<Compactor>(*store, env, index, "");
+  ModelStore ms(model, threshold);
+  const std::string& index = ms.index;
+  FaultEnv& env = ms.env;
+  auto& store = ms.store;
+  auto& compactor = ms.compactor;
   std::set<std::string> ever;
   for (const auto& [d, f] : model.dirs) ever.insert(d);
   std::vector<std::pair<std::string, std::string>> renamed;  // (from, to), newest last
