@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 namespace dtkfs::fs {
@@ -28,6 +29,39 @@ SourceHandle HandleOf(int fd) {
   h.data[sizeof type] = static_cast<unsigned char>(buf.fh.handle_bytes);
   std::memcpy(h.data.get() + sizeof type + 1, buf.fh.f_handle, buf.fh.handle_bytes);
   return h;
+}
+
+// Not a handle type: an identity that is the inode's birth time (where handles do not work).
+constexpr int kBirthTime = INT_MIN;
+
+SourceHandle BirthTimeOf(int fd) {
+  struct statx stx;
+  SourceHandle h;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 ||
+      (stx.stx_mask & STATX_BTIME) == 0)
+    return h;
+  const int type = kBirthTime;
+  const unsigned char len = sizeof stx.stx_btime.tv_sec + sizeof stx.stx_btime.tv_nsec;
+  h.data = std::make_unique<unsigned char[]>(sizeof type + 1 + len);
+  std::memcpy(h.data.get(), &type, sizeof type);
+  h.data[sizeof type] = len;
+  std::memcpy(h.data.get() + sizeof type + 1, &stx.stx_btime.tv_sec, sizeof stx.stx_btime.tv_sec);
+  std::memcpy(h.data.get() + sizeof type + 1 + sizeof stx.stx_btime.tv_sec, &stx.stx_btime.tv_nsec,
+              sizeof stx.stx_btime.tv_nsec);
+  return h;
+}
+
+bool IsHandle(const SourceHandle& h) {
+  int type;
+  std::memcpy(&type, h.data.get(), sizeof type);
+  return type != kBirthTime;
+}
+
+// True when a and b name the same inode incarnation.
+bool SameIdentity(const SourceHandle& a, const SourceHandle& b) {
+  const size_t head = sizeof(int) + 1;
+  return a && b && a.data[head - 1] == b.data[head - 1] &&
+         std::memcmp(a.data.get(), b.data.get(), head + a.data[head - 1]) == 0;
 }
 
 // Opens the object of h on the filesystem of mount_fd (O_PATH), or -1 and errno.
@@ -175,7 +209,8 @@ void InodeTable::ReleaseFd(Inode& inode) {
 
 int InodeTable::Reopen(Inode& inode) {
   // The handle is set once, before the descriptor was first evicted, and never changes.
-  if (handles_ && inode.handle && inode.dev == root_->dev && !inode.opaque) {
+  if (handles_ && inode.handle && IsHandle(inode.handle) && inode.dev == root_->dev &&
+      !inode.opaque) {
     int fd = OpenHandle(handle_mount_fd_, inode.handle);
     if (fd < 0 && OutOfDescriptors(errno) && ShedFds())
       fd = OpenHandle(handle_mount_fd_, inode.handle);
@@ -216,7 +251,9 @@ int InodeTable::ReopenByName(Inode& inode) {
       if (OutOfDescriptors(errno)) result = -errno;
       continue;
     }
-    if (Is(fd, inode.dev, inode.ino)) {
+    // The same number is not enough: a removed inode's number may have gone to a new one.
+    if (Is(fd, inode.dev, inode.ino) &&
+        (!inode.handle || SameIdentity(IdentityOf(fd), inode.handle))) {
       result = fd;
       break;
     }
@@ -250,7 +287,7 @@ void InodeTable::EvictLocked(size_t keep) {
 }
 
 void InodeTable::CloseFdLocked(Inode& inode) {
-  if (handles_ && !inode.handle) inode.handle = HandleOf(inode.fd);
+  if (!inode.handle) inode.handle = IdentityOf(inode.fd);
   ::close(inode.fd);
   inode.fd = -1;
   Inode* last = ring_.back();
@@ -274,6 +311,42 @@ int InodeTable::OpenAt(int dir_fd, const char* name, int flags, mode_t mode) {
   int fd = ::openat(dir_fd, name, flags, mode);
   if (fd < 0 && OutOfDescriptors(errno) && ShedFds()) fd = ::openat(dir_fd, name, flags, mode);
   return fd;
+}
+
+SourceHandle InodeTable::IdentityOf(int fd) const {
+  return handles_ ? HandleOf(fd) : BirthTimeOf(fd);
+}
+
+bool InodeTable::IsReincarnationLocked(Inode& known, int fd) {
+  // Only an evicted inode can be one: an open descriptor keeps the source inode, and with
+  // it its number, alive.
+  {
+    std::lock_guard lock(fd_mu_);
+    if (known.fd >= 0 || !known.handle) return false;
+  }
+  return !SameIdentity(IdentityOf(fd), known.handle);
+}
+
+void InodeTable::RetireLocked(Inode* old) {
+  // The kernel may still hold it (its operations now answer ESTALE); the table forgets it
+  // and its names, which are the new inode's now.
+  inodes_.erase(old);
+  if (old->is_dir) {
+    old->removed = true;
+    if (old->parent != nullptr) {
+      Disown(*old->parent, *old);
+      UnrefLocked(old->parent, 1);
+      old->parent = nullptr;
+    }
+    return;
+  }
+  const std::vector<Link> links = std::move(old->links);
+  old->links.clear();
+  for (const Link& l : links) {
+    Disown(*l.parent, *old);
+    UnrefLocked(l.parent, 1);
+  }
+  if (links.size() >= 2) UnrefLocked(old, 1);  // its pin as a hard-linked file
 }
 
 bool InodeTable::ShedFds() {
@@ -325,6 +398,10 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
   *created = false;
   if (st.st_dev == root_->dev && st.st_ino == root_->ino && !mount.opaque) return root_.get();
   auto it = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
+  if (it != inodes_.end() && IsReincarnationLocked(**it, fd)) {
+    RetireLocked(*it);
+    it = inodes_.end();
+  }
   if (it == inodes_.end()) {
     auto inode = std::make_unique<Inode>();
     inode->fd = fd;

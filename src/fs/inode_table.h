@@ -114,7 +114,9 @@ struct Inode {
   SmallMutex size_mu;
   uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
   // --- set once by the descriptor lock, before fd is first evicted; read after ---
-  SourceHandle handle;  // file handle, taken when fd was evicted
+  // Its identity, taken when fd was first evicted: the file handle (or the birth time where
+  // handles do not work), so a new inode that took its number is not taken for it.
+  SourceHandle handle;
   // --- guarded by InodeTable::mu() ---
   uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
   Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
@@ -298,6 +300,14 @@ class InodeTable {
   void EvictLocked(size_t keep);
   void CloseFdLocked(Inode& inode);
   void DropFd(Inode& inode);
+  // The identity of the object at fd: its file handle, or its birth time where handles do
+  // not work (empty where neither does).
+  SourceHandle IdentityOf(int fd) const;
+  // True when known (evicted) has the number of the object at fd but is not it: the source
+  // freed known's inode and gave its number to a new one. mu() held.
+  bool IsReincarnationLocked(Inode& known, int fd);
+  // Takes known out of the table with its names (mu() held); the kernel may still hold it.
+  void RetireLocked(Inode* known);
   // Opens inode again: by handle, else by one of its names. Returns the fd or -errno.
   int Reopen(Inode& inode);
   int ReopenByName(Inode& inode);

@@ -429,3 +429,60 @@ TEST_CASE("big trees: a rename of a 20,000-directory subtree is never seen half-
   INFO(check.out << check.err);
   CHECK(check.status == 0);
 }
+
+TEST_CASE("regression: a file or directory that took an evicted inode's number works",
+          "[e2e][descriptors]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  const std::string s = fx.src();
+  for (int i = 0; i < 10; ++i) REQUIRE(::mkdir((s + "/o" + std::to_string(i)).c_str(), 0755) == 0);
+  REQUIRE(fx.Mount({"-o", "fd_budget=4"}).status == 0);
+  const std::string m = fx.mnt();
+  auto evict = [&] {
+    for (int i = 0; i < 10; ++i) WalkAndRead(m + "/o" + std::to_string(i));
+  };
+  auto ino_of = [](const std::string& p) {
+    struct stat st;
+    REQUIRE(::lstat(p.c_str(), &st) == 0);
+    return st.st_ino;
+  };
+  for (const bool is_dir : {true, false}) {
+    CAPTURE(is_dir);
+    const std::string name = is_dir ? "/x" : "/f";
+    auto make = [&] {
+      if (is_dir)
+        REQUIRE(::mkdir((m + name).c_str(), 0755) == 0);
+      else
+        WriteFile(m + name, 1000);
+    };
+    auto remove = [&] {
+      REQUIRE((is_dir ? ::rmdir((m + name).c_str()) : ::unlink((m + name).c_str())) == 0);
+    };
+    make();
+    const ino_t old_ino = ino_of(s + name);
+    // Something keeps the old inode known to the kernel (a shell's cwd, an O_PATH fd).
+    const int holder = ::open((m + name).c_str(), O_PATH);
+    REQUIRE(holder >= 0);
+    bool reused = false;
+    for (int i = 0; i < 20 && !reused; ++i) {
+      remove();
+      evict();  // the daemon's descriptor goes: the source may hand the number out again
+      make();
+      reused = ino_of(s + name) == old_ino;
+    }
+    if (!reused) WARN("the source did not reuse the inode number: the old one is not tested");
+    // The new one works through the mount, and is counted as itself.
+    if (is_dir) {
+      WriteFile(m + name + "/inside", 5);
+      CHECK(::access((m + name + "/inside").c_str(), F_OK) == 0);
+    } else {
+      int fd = ::open((m + name).c_str(), O_WRONLY | O_APPEND);
+      INFO(strerror(errno));
+      REQUIRE(fd >= 0);
+      CHECK(::write(fd, "12345", 5) == 5);
+      ::close(fd);
+    }
+    ::close(holder);
+    CHECK(fx.Differences() == "");
+  }
+}
