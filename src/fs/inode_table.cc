@@ -228,17 +228,45 @@ int InodeTable::Reopen(Inode& inode) {
 }
 
 int InodeTable::ReopenByName(Inode& inode) {
-  std::vector<Link> names;  // each parent held until the end
-  {
-    std::lock_guard lock(mu_);
-    if (inode.is_dir) {
-      if (inode.parent != nullptr && !inode.removed)
-        names.push_back(Link{inode.parent, inode.name});
-    } else {
-      names = inode.links;
+  // A rename through the mount may move a name between reading it and opening it: the
+  // names are read again, a few times, while they keep changing.
+  std::vector<Link> names;  // each parent held while in use
+  auto current = [&] {
+    std::vector<Link> now;
+    if (!inode.is_dir)
+      now = inode.links;
+    else if (inode.parent != nullptr && !inode.removed)
+      now.push_back(Link{inode.parent, inode.name});
+    return now;
+  };
+  auto same = [](const std::vector<Link>& a, const std::vector<Link>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const Link& x, const Link& y) {
+      return x.parent == y.parent && x.name == y.name;
+    });
+  };
+  int result = -ESTALE;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      std::vector<Link> now = current();
+      if (now.empty()) {  // removed (rmdir, the last unlink): gone, as tools expect it
+        result = -ENOENT;
+        break;
+      }
+      if (attempt > 0 && same(now, names)) break;  // nothing moved: the answer stands
+      for (Link& l : names) UnrefLocked(l.parent, 1);
+      names = std::move(now);
+      for (Link& l : names) l.parent->refs++;
     }
-    for (Link& l : names) l.parent->refs++;
+    result = OpenByNames(inode, names);
+    if (result != -ESTALE) break;
   }
+  std::lock_guard lock(mu_);
+  for (Link& l : names) UnrefLocked(l.parent, 1);
+  return result;
+}
+
+int InodeTable::OpenByNames(Inode& inode, const std::vector<Link>& names) {
   int result = -ESTALE;
   for (const Link& l : names) {
     InodeFd dir = Fd(*l.parent);
@@ -253,14 +281,10 @@ int InodeTable::ReopenByName(Inode& inode) {
     }
     // The same number is not enough: a removed inode's number may have gone to a new one.
     if (Is(fd, inode.dev, inode.ino) &&
-        (!inode.handle || SameIdentity(IdentityOf(fd), inode.handle))) {
-      result = fd;
-      break;
-    }
+        (!inode.handle || SameIdentity(IdentityOf(fd), inode.handle)))
+      return fd;
     ::close(fd);  // the name leads elsewhere now (changed beside the mount)
   }
-  std::lock_guard lock(mu_);
-  for (Link& l : names) UnrefLocked(l.parent, 1);
   return result;
 }
 

@@ -311,6 +311,7 @@ class InodeTable {
   // Opens inode again: by handle, else by one of its names. Returns the fd or -errno.
   int Reopen(Inode& inode);
   int ReopenByName(Inode& inode);
+  int OpenByNames(Inode& inode, const std::vector<Link>& names);  // parents held
   void ReleaseFd(Inode& inode);
   InodeFd LeaseLocked(Inode& inode);  // fd_mu_ held, inode.fd open
   friend class InodeFd;
