@@ -1,4 +1,5 @@
-"""Helpers the benchmark drivers share (mount_bench.py, watch_bench.py)."""
+"""Helpers the benchmark drivers share (mount_bench.py, watch_bench.py, bigtree_bench.py)."""
+import os
 import subprocess
 import time
 
@@ -27,3 +28,24 @@ def write_section(repo, name, section):
     pat = re.compile(r"<!-- " + name + r":begin.*?<!-- " + name + r":end -->\n?", re.S)
     text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
     open(doc, "w").write(text)
+
+
+def loadavg():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def force_unmount(mnt):
+    """Unmounts the FUSE mount at mnt if there is one, lazily when it is busy."""
+    if os.path.ismount(mnt):
+        if subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL).returncode:
+            subprocess.run(["fusermount3", "-u", "-z", mnt])
+
+
+def dtkfs_status(dtkfs, mnt):
+    """`dtkfs status MNT` as a dict of its key: value lines."""
+    fields = {}
+    for line in out([dtkfs, "status", mnt]).splitlines():
+        k, sep, v = line.partition(": ")
+        if sep:
+            fields[k] = v
+    return fields

@@ -51,7 +51,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import out, run, write_section  # noqa: E402
+from benchlib import dtkfs_status, force_unmount, loadavg, out, run, write_section  # noqa: E402
 
 REPO, DTKFS, WORK = sys.argv[1:4]
 ROUNDS, FILES = int(sys.argv[4]), int(sys.argv[5])
@@ -74,10 +74,6 @@ def say(msg):
 def problem(msg):
     problems.append(msg)
     say("PROBLEM: " + msg)
-
-
-def loadavg():
-    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 # ---- the tree ------------------------------------------------------------------------------
@@ -218,7 +214,7 @@ def mount_dtkfs():
     secs, rss, rc = wait_rusage(PRLIMIT + [DTKFS, "mount", SRC, MNT, "--index", INDEX])
     if rc != 0:
         raise RuntimeError(f"dtkfs mount failed (exit {rc}); see {WORK}/log.txt")
-    return secs, rss, int(status()["pid"])
+    return secs, rss, int(dtkfs_status(DTKFS, MNT)["pid"])
 
 
 def umount_dtkfs():
@@ -233,12 +229,6 @@ def umount_dtkfs():
     return secs
 
 
-def force_unmount(mnt):
-    if os.path.ismount(mnt):
-        if subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL).returncode:
-            subprocess.run(["fusermount3", "-u", "-z", mnt])
-
-
 def unmount_all():
     for m in reversed(mounted):
         try:
@@ -250,15 +240,6 @@ def unmount_all():
         finally:
             force_unmount(m)
     mounted.clear()
-
-
-def status():
-    fields = {}
-    for line in out([DTKFS, "status", MNT]).splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            fields[k] = v
-    return fields
 
 
 def proc_status(pid):
@@ -336,7 +317,7 @@ def wait_verified(timeout=7200):
     daemon's words for it ("done N directories in S s, K corrected")."""
     start = time.monotonic()
     while True:
-        st = status()
+        st = dtkfs_status(DTKFS, MNT)
         if st.get("verify", "").startswith(VERIFY_DONE) and int(st.get("verify_runs", "0")) >= 1:
             return st["verify"]
         if st.get("verify") in ("off", None) or (st["verify"] == "never" and time.monotonic() > start + 30):
@@ -391,7 +372,7 @@ def stage_mount(shape, links):
     drop_caches()
     secs, rss, pid = mount_dtkfs()
     ps = proc_status(pid)
-    st = status()
+    st = dtkfs_status(DTKFS, MNT)
     res["first"] = {"seconds": secs, "mount_maxrss": rss, "daemon_hwm": ps.get("VmHWM"),
                     "daemon_rss": ps.get("VmRSS"), "fds": fd_count(pid), "nofile": nofile_limit(pid),
                     "budget": st.get("descriptor_budget"), "reopen_by": st.get("reopen_by")}
@@ -441,7 +422,7 @@ def walk_dtkfs(pid, cmd):
     before = proc_status(pid).get("VmRSS", 0)
     with Sampler(pid) as s:
         w = walk(cmd)
-    st = status() if alive(pid) else {}
+    st = dtkfs_status(DTKFS, MNT) if alive(pid) else {}
     w.update({"rss_before": before, "rss_after": proc_status(pid).get("VmRSS"),
               "rss_max": max(s.rss, default=0), "fds_max": max(s.fds, default=0), "samples": len(s.rss),
               "status": {k: st.get(k) for k in DESCRIPTOR_KEYS + ("totals", "overlay", "rename_levels")}})
@@ -597,10 +578,10 @@ def stage_rename(shape, links):
         rows = []
         for src, dst in ((a, b), (b, a)):
             root_before = xattr_totals(MNT)
-            st0 = status()
+            st0 = dtkfs_status(DTKFS, MNT)
             x = timed_rename(src, dst, poll)
             root_after, moved = xattr_totals(MNT), xattr_totals(os.path.join(MNT, dst))
-            st1 = status()
+            st1 = dtkfs_status(DTKFS, MNT)
             x.update({"from": src, "to": dst, "root_same": root_after == root_before,
                       "subtree_same": moved == subtree,
                       "compactions": int(st1["compactions"]) - int(st0["compactions"]),
@@ -631,7 +612,7 @@ def stage_rename(shape, links):
 # ---- 5: compaction -------------------------------------------------------------------------
 
 def timed_compact(pid, what):
-    st0 = status()
+    st0 = dtkfs_status(DTKFS, MNT)
     with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5\n")  # resets VmHWM to the current RSS
     before = proc_status(pid)
@@ -640,7 +621,7 @@ def timed_compact(pid, what):
         r = subprocess.run([DTKFS, "compact", MNT], stdout=LOG, stderr=LOG)
         secs = time.perf_counter() - t0
     after = proc_status(pid)
-    st1 = status()
+    st1 = dtkfs_status(DTKFS, MNT)
     row = {"what": what, "seconds": secs, "exit": r.returncode, "overlay_before": st0["overlay"],
            "rename_levels_before": st0.get("rename_levels"), "overlay_after": st1["overlay"],
            "rename_levels_after": st1.get("rename_levels"), "rss_before": before.get("VmRSS"),
@@ -885,7 +866,7 @@ def main():
     drop_caches()
     res["rename"] = stage("rename", stage_rename, shape, links)
     res["compact"] = stage("compact", stage_compact, pid, shape, links)
-    res["status_end"] = status()
+    res["status_end"] = dtkfs_status(DTKFS, MNT)
     umount_dtkfs()
     info["minutes"] = (time.perf_counter() - t_start) / 60
     info["load_end"] = loadavg()

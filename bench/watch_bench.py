@@ -40,7 +40,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import out, run, timed, write_section  # noqa: E402
+from benchlib import (dtkfs_status, force_unmount, loadavg, out, run, timed,  # noqa: E402
+                      write_section)
 
 REPO, DTKFS, WORK, TARBALL = sys.argv[1:5]
 ROUNDS, BIG = int(sys.argv[5]), int(sys.argv[6])
@@ -65,10 +66,6 @@ problems = []  # wrong totals, dead daemons, ...: printed loudly and written int
 LOG = None
 
 
-def loadavg():
-    return " ".join(open("/proc/loadavg").read().split()[:3])
-
-
 def say(msg):
     print(f"watch_bench {time.strftime('%H:%M:%S')}: {msg}", file=sys.stderr, flush=True)
 
@@ -89,7 +86,7 @@ def mount(src, mnt, idx, opts):
     LOG.flush()
     mounted.append(mnt)
     run(argv, stdout=LOG, stderr=LOG)
-    return int(status(mnt)["pid"])
+    return int(dtkfs_status(DTKFS, mnt)["pid"])
 
 
 def umount(mnt):
@@ -101,12 +98,6 @@ def umount(mnt):
         force_unmount(mnt)
 
 
-def force_unmount(mnt):
-    if os.path.ismount(mnt):
-        if subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL).returncode:
-            subprocess.run(["fusermount3", "-u", "-z", mnt])
-
-
 def unmount_all():
     for m in reversed(mounted):
         try:
@@ -114,15 +105,6 @@ def unmount_all():
         finally:
             force_unmount(m)
     mounted.clear()
-
-
-def status(mnt):
-    fields = {}
-    for line in out([DTKFS, "status", mnt]).splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            fields[k] = v
-    return fields
 
 
 def cpu_seconds(pid):
@@ -144,7 +126,7 @@ def wait_verified(mnt, runs=1, timeout=7200):
     start = time.monotonic()
     deadline = start + timeout
     while True:
-        st = status(mnt)
+        st = dtkfs_status(DTKFS, mnt)
         if st["verify"] == "never" and time.monotonic() > start + 10:
             raise RuntimeError(f"{mnt}: no verification started 10 s after the mount from an index")
         if int(st.get("verify_runs", "0")) >= runs and not st["verify"].startswith("running"):
@@ -213,7 +195,7 @@ def stage_workloads(tar):
         order = MODES[r % 3:] + MODES[:r % 3]  # rotate, so no mode always goes first
         for m in order:
             pid = mount(src, mnt, idx, f"watch={m}")
-            st = status(mnt)
+            st = dtkfs_status(DTKFS, mnt)
             if not st["watch"].startswith(m):
                 problem(f"-o watch={m} mounted with watch: {st['watch']}")
             for w, argv in ((names[0], ["tar", "-xf", tar, "-C", mnt]), (names[1], ["rm", "-rf", tree_mnt])):
@@ -223,7 +205,7 @@ def stage_workloads(tar):
                 cpu[w][m].append(cpu_seconds(pid) - c0)
                 if w == names[0]:
                     exact.append(check_total(tree_mnt, tree_src, f"extraction with watch={m}"))
-            st = status(mnt)
+            st = dtkfs_status(DTKFS, mnt)
             counters[m].append({k: st.get(k) for k in ("events", "out_of_band_corrected", "watch")})
             umount(mnt)
             say(f"workloads: round {r + 1}/{ROUNDS}, watch={m}: extract {times[names[0]][m][-1]:.1f} s, "
@@ -369,7 +351,7 @@ def stage_cpu():
                 if total_bytes(mdir) != want:
                     problem(f"cpu, watch={watch}, {d}: the total is wrong before the stream")
                 time.sleep(0.5)
-                st0 = status(mnt)
+                st0 = dtkfs_status(DTKFS, mnt)
                 c0 = cpu_seconds(pid)
                 t0 = time.perf_counter()
                 checks = wrong = 0
@@ -392,7 +374,7 @@ def stage_cpu():
                     os.close(held)
                 time.sleep(0.2)  # a drain woken by the last events finishes
                 cpu = cpu_seconds(pid) - c0
-                st1 = status(mnt)
+                st1 = dtkfs_status(DTKFS, mnt)
                 delta = lambda k: int(st1[k]) - int(st0[k])
                 rows.append({"watch": watch, "dir": d, "entries": entries, "stream": stream,
                              "appends": n, "wall": wall, "cpu": cpu, "events": delta("events"),
@@ -466,7 +448,7 @@ def stage_verify(full_tar):
         got = total_bytes(mnt)
         if got != total:
             problem(f"{name} tree: user.total_bytes {got:,}, the source walk {total:,}")
-        st = status(mnt)
+        st = dtkfs_status(DTKFS, mnt)
         umount(mnt)
         results[name] = {"files": files, "dirs": dirs, "bytes": total, "exact": got == total,
                          "scan": scan, "verify": runs,
