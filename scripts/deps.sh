@@ -9,7 +9,8 @@ PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboo
           libfmt-dev catch2 attr)
 case "${1:-build}" in
   build) ;;
-  test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils) ;;
+  test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils acl
+                   e2fsprogs) ;;
   bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
                     hyperfine libcli11-dev libboost-program-options-dev) ;;
   *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;

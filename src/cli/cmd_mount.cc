@@ -137,11 +137,18 @@ void WaitForExit(pid_t pid) {
   ::close(fd);
 }
 
+// True when mnt's daemon is gone: the kernel answers ENOTCONN. A status read always asks
+// the daemon, where a stat may still be answered from the kernel's attribute cache.
+bool IsDeadMount(const std::string& mnt) {
+  const std::string name(fs::kControlStatus);
+  return ::getxattr(mnt.c_str(), name.c_str(), nullptr, 0) < 0 && errno == ENOTCONN &&
+         IsDtkfsMountPointAt(mnt);
+}
+
 }  // namespace
 
 int RunUmount(const std::string& mnt) {
-  struct stat st;
-  if (::stat(mnt.c_str(), &st) != 0 && errno == ENOTCONN && IsDtkfsMountPointAt(mnt)) {
+  if (IsDeadMount(mnt)) {
     // The daemon is gone (killed) and its mount is dead: unmounting is all there is to do.
     if (RunCommand({"fusermount3", "-u", mnt}) != 0) {
       PrintError(

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "fs/credentials.h"
 #include "fs/filesystem.h"
 #include "fs/source_watcher.h"
 #include "util/log.h"
@@ -114,6 +115,7 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
 }
 
 int ControlSet(Filesystem& fs, std::string_view name, std::string_view) {
+  AsDaemon as_daemon;  // the index and the files beside it are the daemon's
   if (name == kControlVerify) {
     SourceWatcher* w = fs.watcher();
     if (w == nullptr) return ENOTSUP;

@@ -144,7 +144,10 @@ int RunMount(MountArgs args) {
   if (!index_lock.ok()) return fail(index_lock.status());
 
   RaiseFdLimit();
-  ::umask(0);  // the kernel already applied the caller's umask
+  // Worker threads set the caller's umask themselves (UseCallerUmask); nothing else the
+  // daemon creates takes it from the process.
+  ::umask(0);
+  InitCredentials();  // as root: every request reaches the source as its caller
   // Watching starts before the index is read or built: changes made meanwhile are queued.
   auto events = OpenEventSource(options->watch, *source);
   if (!events.ok()) {

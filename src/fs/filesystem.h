@@ -3,7 +3,7 @@
 //   InodeTable   (inode_table.h)   the inodes the kernel knows, their fds and names
 //   LinkTracker  (link_tracker.h)  hard links: the index's multi-link table, claims, pins
 //   Accounting   (accounting.h)    the only code that changes the size store
-//   CallerIds    (caller_ids.h)    the requester's identity on the worker thread
+//   ActAsCaller  (credentials.h)   whom a worker thread acts as on the source
 // Filesystem itself maps FUSE ids to inodes, holds the namespace lock, runs a lookup (table
 // and tracker together) and the compaction freeze (store and tracker at one moment).
 //
@@ -39,7 +39,7 @@
 #include <string>
 
 #include "fs/accounting.h"
-#include "fs/caller_ids.h"
+#include "fs/credentials.h"
 #include "fs/inode_table.h"
 #include "fs/link_tracker.h"
 #include "store/compactor.h"

@@ -8,6 +8,8 @@
 #include <climits>
 #include <cstring>
 
+#include "fs/credentials.h"
+
 namespace dtkfs::fs {
 namespace {
 
@@ -165,7 +167,14 @@ InodeFd InodeTable::Fd(Inode& inode) {
     std::lock_guard lock(fd_mu_);
     if (inode.fd >= 0) return LeaseLocked(inode);
   }
-  const int fd = Reopen(inode);
+  int fd;
+  {
+    // As the daemon, whoever asked: open_by_handle_at needs CAP_DAC_READ_SEARCH, and the
+    // recorded names may pass directories the caller cannot search. The kernel checked
+    // the path the caller reached the inode by, and an O_PATH descriptor grants no access.
+    AsDaemon as_daemon;
+    fd = Reopen(inode);
+  }
   if (fd < 0) {
     {
       std::lock_guard lock(fd_mu_);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <set>
 
+#include "fs/credentials.h"
 #include "util/path.h"
 
 namespace dtkfs::fs {
@@ -47,6 +48,9 @@ std::optional<LinkRecord> LinkTracker::UnclaimedRecord(dev_t dev, ino_t ino) {
 }
 
 int LinkTracker::ResolveRecord(const LinkRecord& record, TableLinks* found) {
+  // As the daemon: the index's recorded names are its bookkeeping, and lead through
+  // directories the caller of the operation that met the file may not search.
+  AsDaemon as_daemon;
   found->size = record.size;
   const FileKey key = KeyOf(record.key);
   for (const std::string& p : record.paths) {

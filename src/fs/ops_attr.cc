@@ -3,6 +3,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <string>
+
+#include "fs/credentials.h"
 #include "fs/ops.h"
 
 namespace dtkfs::fs {
@@ -13,6 +16,30 @@ int StatInode(Filesystem& fs, Inode& inode, fuse_file_info* fi, struct stat* st)
   InodeFd fd = fs.Fd(inode);
   if (!fd) return fd.error();
   return ::fstatat(fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+}
+
+// The kernel's own clearing of setuid and setgid after a write or truncation by a caller
+// without CAP_FSETID (file_remove_privs): a mode change from a caller who does not own the
+// file that only clears those bits. Any other chmod by a non-owner was refused by the
+// kernel (default_permissions, which POSIX ACLs and allow_other both imply) before it
+// got here; this one runs as the daemon, because the source lets only the owner chmod.
+bool IsKillPrivs(fuse_req_t req, int fd, mode_t mode) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  struct stat st;
+  if (ctx == nullptr || ::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    return false;
+  constexpr mode_t kPrivs = S_ISUID | S_ISGID;
+  return ctx->uid != st.st_uid && (st.st_mode & kPrivs) != 0 &&
+         (mode & 07777) == (st.st_mode & 07777 & ~kPrivs);
+}
+
+int Chmod(fuse_req_t req, int fd, int self, const std::string& proc, mode_t mode) {
+  auto chmod = [&] { return fd >= 0 ? ::fchmod(fd, mode) : ::chmod(proc.c_str(), mode); };
+  if (chmod() == 0) return 0;
+  const int err = errno;
+  if (err != EPERM || !IsKillPrivs(req, self, mode)) return err;
+  AsDaemon as_daemon;
+  return chmod() == 0 ? 0 : errno;
 }
 
 }  // namespace
@@ -37,8 +64,8 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     if (!self) return ReplyErr(req, self.error());
     const std::string proc = ProcPath(self.get());
     if (to_set & FUSE_SET_ATTR_MODE) {
-      int rc = fd >= 0 ? ::fchmod(fd, attr->st_mode) : ::chmod(proc.c_str(), attr->st_mode);
-      if (rc != 0) return ReplyErr(req, errno);
+      if (int err = Chmod(req, fd, self.get(), proc, attr->st_mode); err != 0)
+        return ReplyErr(req, err);
     }
     if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
       uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
@@ -89,8 +116,8 @@ void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
 void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   Filesystem& fs = Filesystem::From(req);
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  // The caller's ids, not the daemon's: faccessat with AT_EACCESS under switched fsuid.
-  CallerIds ids(req);
+  // As the caller (ops_table.cc): AT_EACCESS checks its fsuid, fsgid and groups, not the
+  // daemon's real uid.
   InodeFd fd = fs.Fd(fs.Get(ino));
   if (!fd) return ReplyErr(req, fd.error());
   int rc = ::faccessat(AT_FDCWD, ProcPath(fd.get()).c_str(), mask,

@@ -97,10 +97,8 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    {
-      CallerIds ids(req);
-      if (::mkdirat(dir.get(), name, mode) != 0) return ReplyErr(req, errno);
-    }
+    UseCallerUmask(req);
+    if (::mkdirat(dir.get(), name, mode) != 0) return ReplyErr(req, errno);
     fuse_entry_param e;
     int err = fs.Lookup(parent, name, &e);
     fs.accounting().MakeDir(parent, name);
@@ -157,10 +155,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const c
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    {
-      CallerIds ids(req);
-      if (::symlinkat(target, dir.get(), name) != 0) return ReplyErr(req, errno);
-    }
+    if (::symlinkat(target, dir.get(), name) != 0) return ReplyErr(req, errno);
     ReplyNewEntry(req, fs, parent, name);
   });
 }
@@ -173,10 +168,8 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    {
-      CallerIds ids(req);
-      if (::mknodat(dir.get(), name, mode, rdev) != 0) return ReplyErr(req, errno);
-    }
+    UseCallerUmask(req);
+    if (::mknodat(dir.get(), name, mode, rdev) != 0) return ReplyErr(req, errno);
     ReplyNewEntry(req, fs, parent, name);
   });
 }

@@ -49,13 +49,10 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     auto ns = fs.LockNamespace();
     struct stat old;
     const bool existed = ::fstatat(dir.get(), name, &old, AT_SYMLINK_NOFOLLOW) == 0;
-    int fd;
-    {
-      CallerIds ids(req);
-      // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
-      // there beside the mount, following it could create a file outside the source.
-      fd = fs.table().OpenAt(dir.get(), name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
-    }
+    UseCallerUmask(req);
+    // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
+    // there beside the mount, following it could create a file outside the source.
+    const int fd = fs.table().OpenAt(dir.get(), name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
     if (fd < 0) return ReplyErr(req, errno);
     fuse_entry_param e;
     bool created = false;

@@ -9,6 +9,7 @@
 
 #include <deque>
 
+#include "fs/credentials.h"
 #include "fs/filesystem.h"
 #include "scan/nested_mounts.h"
 #include "util/log.h"
@@ -118,6 +119,7 @@ void SourceWatcher::FollowLinks(dev_t dev, ino_t ino) {
 }
 
 void SourceWatcher::Sync() {
+  AsDaemon as_daemon;  // reconciling reads any directory, whoever asked for a size
   std::lock_guard apply(apply_mu_);
   DrainLocked();
 }

@@ -1,0 +1,243 @@
+// Many users, one daemon: a root daemon mounted with allow_other lets the source decide who
+// may do what. Each case runs the same commands as another user on a native directory and
+// through the mount, and expects the same outcome (src/fs/credentials.h).
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "support/files.h"
+#include "support/mount_fixture.h"
+
+namespace fsys = std::filesystem;
+using namespace dtkfs::testing;
+
+namespace {
+
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kGroup = 4242;  // a group no one is in unless a test gives it
+
+// argv run as nobody, with exactly the supplementary groups given.
+CommandResult AsNobody(std::vector<std::string> argv, const std::string& groups = "") {
+  std::vector<std::string> prefix = {"setpriv", "--reuid=65534", "--regid=65534"};
+  prefix.push_back(groups.empty() ? "--clear-groups" : "--groups=" + groups);
+  argv.insert(argv.begin(), prefix.begin(), prefix.end());
+  return Run(argv);
+}
+
+CommandResult ShAsNobody(const std::string& script, const std::string& groups = "") {
+  return AsNobody({"sh", "-c", script}, groups);
+}
+
+mode_t ModeOf(const std::string& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+struct stat StatOf(const std::string& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st;
+}
+
+// A mount with allow_other over src, and a native directory beside it (top/native) to
+// compare with; both 1777 so that nobody can create in them.
+struct SharedMount {
+  MountFixture fx;
+  std::string native;
+
+  bool Start() {
+    if (!fx.available()) return false;
+    const std::string top = fsys::path(fx.src()).parent_path();
+    native = top + "/native";
+    fsys::create_directories(native);
+    REQUIRE(::chmod(top.c_str(), 0755) == 0);
+    REQUIRE(::chmod(native.c_str(), 01777) == 0);
+    REQUIRE(::chmod(fx.src().c_str(), 01777) == 0);
+    return true;
+  }
+  void Mount() {
+    auto m = fx.Mount({"-o", "allow_other"});
+    INFO(m.err);
+    REQUIRE(m.status == 0);
+  }
+  std::string Src(const std::string& rel) const { return fx.src() + "/" + rel; }
+  std::string Mnt(const std::string& rel) const { return fx.mnt() + "/" + rel; }
+  std::string Native(const std::string& rel) const { return native + "/" + rel; }
+};
+
+#define START_SHARED(s)                                      \
+  SharedMount s;                                             \
+  DTKFS_REQUIRE_MOUNTABLE(s.fx);                             \
+  DTKFS_ROOT_ONLY("not root: cannot switch to other users"); \
+  REQUIRE(s.Start())
+
+}  // namespace
+
+TEST_CASE("what another user creates through the mount is theirs on the source", "[e2e]") {
+  START_SHARED(s);
+  s.Mount();
+  REQUIRE(ShAsNobody("touch " + s.Mnt("f") + " && mkdir " + s.Mnt("d") + " && ln -s f " +
+                     s.Mnt("l") + " && mkfifo " + s.Mnt("p"))
+              .status == 0);
+  for (const char* name : {"f", "d", "l", "p"}) {
+    INFO(name);
+    const struct stat st = StatOf(s.Src(name));
+    CHECK(st.st_uid == kNobody);
+    CHECK(st.st_gid == kNobody);
+  }
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("POSIX ACLs deny and grant through the mount as on the source", "[e2e]") {
+  START_SHARED(s);
+  for (const std::string& dir : {s.fx.src(), s.native}) {
+    WriteFileBytes(dir + "/denied", "secret");
+    REQUIRE(::chmod((dir + "/denied").c_str(), 0644) == 0);
+    REQUIRE(Run({"setfacl", "-m", "u:nobody:---", dir + "/denied"}).status == 0);
+    WriteFileBytes(dir + "/granted", "shared");
+    REQUIRE(::chmod((dir + "/granted").c_str(), 0600) == 0);
+    REQUIRE(Run({"setfacl", "-m", "u:nobody:r", dir + "/granted"}).status == 0);
+    fsys::create_directories(dir + "/inherit");
+    REQUIRE(::chmod((dir + "/inherit").c_str(), 0777) == 0);
+    REQUIRE(Run({"setfacl", "-d", "-m", "u::rwx,g::rwx,o::rwx", dir + "/inherit"}).status == 0);
+  }
+  s.Mount();
+  // Natively: nobody cannot read denied (its ACL says so although the mode allows it), can
+  // read granted (its ACL allows it although the mode does not).
+  REQUIRE(AsNobody({"cat", s.Native("denied")}).status != 0);
+  REQUIRE(AsNobody({"cat", s.Native("granted")}).out == "shared");
+  auto denied = AsNobody({"cat", s.Mnt("denied")});
+  CHECK(denied.status != 0);
+  CHECK(denied.out == "");
+  CHECK(denied.err.find("Permission denied") != std::string::npos);
+  CHECK(AsNobody({"cat", s.Mnt("granted")}).out == "shared");
+
+  // A default ACL decides new files' modes, not the creator's umask.
+  for (const std::string& dir : {s.native, s.fx.mnt()})
+    REQUIRE(ShAsNobody("umask 077 && touch " + dir + "/inherit/f && mkdir " + dir + "/inherit/d")
+                .status == 0);
+  CHECK(ModeOf(s.Src("inherit/f")) == ModeOf(s.Native("inherit/f")));
+  CHECK(ModeOf(s.Src("inherit/d")) == ModeOf(s.Native("inherit/d")));
+  CHECK(ModeOf(s.Src("inherit/f")) == 0666);
+  // Without one, the umask does.
+  for (const std::string& dir : {s.native, s.fx.mnt()})
+    REQUIRE(ShAsNobody("umask 027 && touch " + dir + "/masked").status == 0);
+  CHECK(ModeOf(s.Src("masked")) == 0640);
+
+  // setfacl and getfacl through the mount change and show the source's ACL.
+  REQUIRE(Run({"setfacl", "-m", "u:nobody:rw", s.Mnt("granted")}).status == 0);
+  CHECK(Run({"getfacl", "-p", s.Src("granted")}).out.find("user:nobody:rw-") != std::string::npos);
+  CHECK(Run({"getfacl", "-p", s.Mnt("granted")}).out.find("user:nobody:rw-") != std::string::npos);
+  REQUIRE(ShAsNobody("echo more >> " + s.Mnt("granted")).status == 0);
+  CHECK(ReadFileBytes(s.Src("granted")) == "sharedmore\n");
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("a caller's supplementary groups give access through the mount", "[e2e]") {
+  START_SHARED(s);
+  WriteFileBytes(s.Src("team"), "team data");
+  REQUIRE(::chown(s.Src("team").c_str(), 0, kGroup) == 0);
+  REQUIRE(::chmod(s.Src("team").c_str(), 0640) == 0);
+  fsys::create_directories(s.Src("teamdir"));
+  REQUIRE(::chown(s.Src("teamdir").c_str(), 0, kGroup) == 0);
+  REQUIRE(::chmod(s.Src("teamdir").c_str(), 0770) == 0);
+  s.Mount();
+  const std::string group = std::to_string(kGroup);
+  CHECK(AsNobody({"cat", s.Mnt("team")}, group).out == "team data");
+  CHECK(AsNobody({"cat", s.Mnt("team")}).status != 0);
+  CHECK(AsNobody({"touch", s.Mnt("teamdir/new")}, group).status == 0);
+  CHECK(AsNobody({"touch", s.Mnt("teamdir/refused")}).status != 0);
+  CHECK(fsys::exists(s.Src("teamdir/new")));
+  CHECK_FALSE(fsys::exists(s.Src("teamdir/refused")));
+  // chgrp to a group of the caller's own: the source checks the caller's groups.
+  REQUIRE(AsNobody({"touch", s.Mnt("mine")}).status == 0);
+  CHECK(AsNobody({"chgrp", group, s.Mnt("mine")}).status != 0);
+  CHECK(AsNobody({"chgrp", group, s.Mnt("mine")}, group).status == 0);
+  CHECK(StatOf(s.Src("mine")).st_gid == kGroup);
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("setuid and setgid are cleared when another user writes or truncates", "[e2e]") {
+  START_SHARED(s);
+  // Each way of writing, as a shell script on FILE: O_WRONLY without truncation, O_RDWR,
+  // O_APPEND, O_TRUNC, truncate(2).
+  const std::vector<std::pair<std::string, std::string>> writes = {
+      {"wronly", "printf y | dd of=FILE conv=notrunc status=none"},
+      {"rdwr", "exec 3<>FILE && printf y >&3"},
+      {"append", "printf y >> FILE"},
+      {"trunc", "printf y > FILE"},
+      {"truncate", "truncate -s 1 FILE"},
+  };
+  for (const auto& [name, unused] : writes)
+    for (const std::string& dir : {s.fx.src(), s.native}) {
+      WriteFileBytes(dir + "/" + name, "data");
+      REQUIRE(::chmod((dir + "/" + name).c_str(), 06777) == 0);
+    }
+  WriteFileBytes(s.Src("by_root"), "data");
+  REQUIRE(::chmod(s.Src("by_root").c_str(), 06777) == 0);
+  s.Mount();
+  for (const auto& [name, script] : writes) {
+    INFO(name);
+    for (const std::string& file : {s.Native(name), s.Mnt(name)}) {
+      std::string sh = script;
+      sh.replace(sh.find("FILE"), 4, "'" + file + "'");
+      auto r = ShAsNobody(sh);
+      INFO(file << ": " << r.err);
+      REQUIRE(r.status == 0);
+    }
+    CHECK(ModeOf(s.Native(name)) == 0777);  // the source clears them
+    CHECK(ModeOf(s.Src(name)) == ModeOf(s.Native(name)));
+  }
+  // Root keeps them (CAP_FSETID), as natively.
+  REQUIRE(Run({"sh", "-c", "printf y >> '" + s.Mnt("by_root") + "'"}).status == 0);
+  CHECK(ModeOf(s.Src("by_root")) == 06777);
+  // A chmod by another user is still refused.
+  CHECK(AsNobody({"chmod", "0777", s.Mnt("by_root")}).status != 0);
+  CHECK(ModeOf(s.Src("by_root")) == 06777);
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("reserved blocks hold for another user's writes through the mount", "[e2e]") {
+  START_SHARED(s);
+  const std::string top = fsys::path(s.fx.src()).parent_path();
+  const std::string image = top + "/ext4.img";
+  REQUIRE(Run({"truncate", "-s", "64M", image}).status == 0);
+  auto mkfs = Run({"mkfs.ext4", "-q", "-F", "-m", "50", image});
+  INFO(mkfs.err);
+  REQUIRE(mkfs.status == 0);
+  auto loop = Run({"mount", "-o", "loop", image, s.fx.src()});
+  INFO(loop.err);
+  REQUIRE(loop.status == 0);
+  struct LoopGuard {
+    std::string dir;
+    ~LoopGuard() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } guard{s.fx.src()};
+  REQUIRE(::chmod(s.fx.src().c_str(), 01777) == 0);
+  auto fill = [](const std::string& file) {
+    ShAsNobody("dd if=/dev/zero of='" + file + "' bs=1M count=200 status=none");
+    struct stat st;
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    return static_cast<uint64_t>(st.st_size);
+  };
+  const uint64_t native = fill(s.Src("native"));
+  REQUIRE(::unlink(s.Src("native").c_str()) == 0);
+  REQUIRE(Run({"sync", "-f", s.fx.src()}).status == 0);
+  s.Mount();
+  const uint64_t through = fill(s.Mnt("through"));
+  INFO("native " << native << " bytes, through the mount " << through);
+  CHECK(native < 40u << 20);  // half of the filesystem is reserved: stopped well before full
+  CHECK(through <= native + (1u << 20));
+  CHECK(through + (1u << 20) >= native);
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
