@@ -1,6 +1,7 @@
 // The dtkfs subcommands. Each returns an exit status: 0 ok, 1 findings, 2 error.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,21 @@ struct CheckArgs {
   bool repair = false;
 };
 int RunCheck(const CheckArgs& args);
+
+// dtkfs export --format ncdu|prometheus [--index FILE] [--output FILE] [--depth N] [--top N]
+// PATH (docs/export.md).
+struct ExportArgs {
+  static constexpr size_t kNotGiven = SIZE_MAX;
+  static constexpr size_t kDefaultDepth = 1;
+  static constexpr size_t kDefaultTop = 100;
+  std::string format;  // "ncdu" or "prometheus"
+  std::string index;
+  std::string output;        // "": standard output
+  size_t depth = kNotGiven;  // prometheus only
+  size_t top = kNotGiven;    // prometheus only
+  std::string path;
+};
+int RunExport(const ExportArgs& args);
 
 int RunUmount(const std::string& mountpoint);
 int RunStatus(const std::string& mountpoint);

@@ -17,8 +17,9 @@
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check",  "mount",
-                                                  "umount", "status", "compact", "verify", "help"};
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check",
+                                                  "mount",  "umount", "status", "compact",
+                                                  "verify", "export", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
   if (argc >= 3 && args[1][0] != '-' && kCommands.count(args[1]) == 0)
@@ -59,6 +60,31 @@ int main(int argc, char** argv) {
           .Positional("SRC", "source directory", &check.source)
           .Option("--index", "FILE", "index file (default: the source's)", &check.index)
           .Flag("--repair", "rewrite the index from the walk", &check.repair);
+
+  ExportArgs exp;
+  const Command& export_cmd =
+      program
+          .Add("export",
+               "Write the totals of PATH and the directories below it for ncdu or Prometheus, "
+               "from the mount or the index, without a walk")
+          .Positional("PATH", "a directory inside a scanned source or a dtkfs mount", &exp.path)
+          .Option("--format", "FORMAT",
+                  "ncdu (ncdu's JSON export, 1.2: `ncdu -f FILE` browses it) or prometheus "
+                  "(node_exporter textfile gauges)",
+                  &exp.format)
+          .Option("--index", "FILE", "index file (default: found from PATH)", &exp.index)
+          .Option("--output", "FILE",
+                  "write FILE whole (a temporary file beside it, then renamed) instead of "
+                  "standard output",
+                  &exp.output)
+          .Option("--depth", "N",
+                  "prometheus: directories at most N levels below PATH (default 1; 0: PATH "
+                  "alone); refused with ncdu, which is always the whole tree",
+                  dtkfs::ranges::kExportDepth, &exp.depth)
+          .Option("--top", "N",
+                  "prometheus: only the N largest of those directories (default 100; PATH is "
+                  "always written); refused with ncdu",
+                  dtkfs::ranges::kExportTop, &exp.top);
 
   dtkfs::fs::MountArgs mount;
   std::string mount_index;  // the long flags, handed to the daemon as -o values (below)
@@ -105,6 +131,7 @@ int main(int argc, char** argv) {
   if (chosen == &du_cmd) return RunDu(du);
   if (chosen == &top_cmd) return RunTop(top);
   if (chosen == &check_cmd) return RunCheck(check);
+  if (chosen == &export_cmd) return RunExport(exp);
   if (chosen == &mount_cmd) {
     // One precedence for every way an option arrives (fs/mount_options.h): the long flags
     // are -o values after all the others, so they win.
