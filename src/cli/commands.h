@@ -35,6 +35,7 @@ struct CheckArgs {
   std::string source;
   std::string index;
   bool repair = false;
+  bool json = false;  // one JSON object on stdout instead of lines (docs/export.md)
 };
 int RunCheck(const CheckArgs& args);
 
@@ -54,7 +55,8 @@ struct ExportArgs {
 int RunExport(const ExportArgs& args);
 
 int RunUmount(const std::string& mountpoint);
-int RunStatus(const std::string& mountpoint);
+// json: one JSON object, the status keys as its fields (docs/export.md, "JSON output").
+int RunStatus(const std::string& mountpoint, bool json);
 int RunCompact(const std::string& mountpoint);
 // dtkfs verify MNT: every directory reconciled with the source now; waits for the end.
 int RunVerify(const std::string& mountpoint);

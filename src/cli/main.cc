@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
       program.Add("check", "Walk SRC, compare with its index, list what differs")
           .Positional("SRC", "source directory", &check.source)
           .Option("--index", "FILE", "index file (default: the source's)", &check.index)
-          .Flag("--repair", "rewrite the index from the walk", &check.repair);
+          .Flag("--repair", "rewrite the index from the walk", &check.repair)
+          .Flag("--json", "one JSON object of findings (fields: docs/export.md, \"JSON output\")",
+                &check.json);
 
   ExportArgs exp;
   const Command& export_cmd =
@@ -113,8 +115,12 @@ int main(int argc, char** argv) {
   const Command& umount_cmd =
       program.Add("umount", "Unmount MNT and wait for the daemon's final compaction")
           .Positional("MNT", "mount point", &mnt);
-  const Command& status_cmd = program.Add("status", "Show the daemon's state for MNT")
-                                  .Positional("MNT", "mount point", &mnt);
+  bool status_json = false;
+  const Command& status_cmd =
+      program.Add("status", "Show the daemon's state for MNT")
+          .Positional("MNT", "mount point", &mnt)
+          .Flag("--json", "one JSON object (fields: docs/export.md, \"JSON output\")",
+                &status_json);
   const Command& compact_cmd =
       program.Add("compact", "Compact MNT's index now").Positional("MNT", "mount point", &mnt);
   const Command& verify_cmd =
@@ -143,7 +149,7 @@ int main(int argc, char** argv) {
     return dtkfs::fs::RunMount(mount);
   }
   if (chosen == &umount_cmd) return RunUmount(mnt);
-  if (chosen == &status_cmd) return RunStatus(mnt);
+  if (chosen == &status_cmd) return RunStatus(mnt, status_json);
   if (chosen == &compact_cmd) return RunCompact(mnt);
   if (chosen == &verify_cmd) return RunVerify(mnt);
   return kExitError;

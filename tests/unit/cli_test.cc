@@ -298,6 +298,54 @@ TEST_CASE("cli: check finds changes made behind the index, --repair fixes them",
                              src, ref.at("").bytes, ref.at("").files, ref.at("").dirs, src));
 }
 
+TEST_CASE("cli: check --json gives the findings as one object with stable fields", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeDir(src + "/sub");
+  MakeDir(src + "/will-go");
+  MakeFile(src + "/sub/a", 10);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+
+  Run r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 0);
+  CHECK(r.out == fmt::format(R"({{"source":"{}","index":"{}","directories":3,"findings":[],)"
+                             R"("errors":[],"repaired":false}})"
+                             "\n",
+                             src, index));
+
+  MakeFile(src + "/sub/b", 5);
+  MakeDir(src + "/new\"dir");
+  REQUIRE(::rmdir((src + "/will-go").c_str()) == 0);
+  REQUIRE(::link((src + "/sub/a").c_str(), (src + "/sub/a2").c_str()) == 0);
+  r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 1);
+  const std::string findings = fmt::format(
+      R"({{"kind":"differs","path":"{0}","index":{{"bytes":10,"files":1,"dirs":2}},)"
+      R"("walk":{{"bytes":25,"files":3,"dirs":2}}}},)"
+      R"({{"kind":"new","path":"{0}/new\"dir","index":null,)"
+      R"("walk":{{"bytes":0,"files":0,"dirs":0}}}},)"
+      R"({{"kind":"differs","path":"{0}/sub","index":{{"bytes":10,"files":1,"dirs":0}},)"
+      R"("walk":{{"bytes":25,"files":3,"dirs":0}}}},)"
+      R"({{"kind":"gone","path":"{0}/will-go","index":{{"bytes":0,"files":0,"dirs":0}},)"
+      R"("walk":null}},)"
+      R"({{"kind":"links","path":"{0}/sub/a","index":null,"walk":{{"names":2,"size":10}}}})",
+      src);
+  CHECK(r.out == fmt::format(R"({{"source":"{}","index":"{}","directories":3,"findings":[{}],)"
+                             R"("errors":[],"repaired":false}})"
+                             "\n",
+                             src, index, findings));
+
+  r = dtkfs({"check", "--json", "--repair", src});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::EndsWith(R"("errors":[],"repaired":true})"
+                                    "\n"));
+  r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains(R"("findings":[])"));
+}
+
 TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
   TempDir t;
   const std::string src = t / "src";
