@@ -1,6 +1,7 @@
 // The dtkfs subcommands. Each returns an exit status: 0 ok, 1 findings, 2 error.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,28 @@ struct CheckArgs {
   std::string source;
   std::string index;
   bool repair = false;
+  bool json = false;  // one JSON object on stdout instead of lines (docs/export.md)
 };
 int RunCheck(const CheckArgs& args);
 
+// dtkfs export --format ncdu|prometheus [--index FILE] [--output FILE] [--depth N] [--top N]
+// PATH (docs/export.md).
+struct ExportArgs {
+  static constexpr size_t kNotGiven = SIZE_MAX;
+  static constexpr size_t kDefaultDepth = 1;
+  static constexpr size_t kDefaultTop = 100;
+  std::string format;  // "ncdu" or "prometheus"
+  std::string index;
+  std::string output;        // "": standard output
+  size_t depth = kNotGiven;  // prometheus only
+  size_t top = kNotGiven;    // prometheus only
+  std::string path;
+};
+int RunExport(const ExportArgs& args);
+
 int RunUmount(const std::string& mountpoint);
-int RunStatus(const std::string& mountpoint);
+// json: one JSON object, the status keys as its fields (docs/export.md, "JSON output").
+int RunStatus(const std::string& mountpoint, bool json);
 int RunCompact(const std::string& mountpoint);
 // dtkfs verify MNT: every directory reconciled with the source now; waits for the end.
 int RunVerify(const std::string& mountpoint);

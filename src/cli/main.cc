@@ -17,8 +17,9 @@
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
   // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",     "check",  "mount",
-                                                  "umount", "status", "compact", "verify", "help"};
+  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check",
+                                                  "mount",  "umount", "status", "compact",
+                                                  "verify", "export", "help"};
   std::vector<char*> args(argv, argv + argc);
   static char mount_word[] = "mount";
   if (argc >= 3 && args[1][0] != '-' && kCommands.count(args[1]) == 0)
@@ -58,7 +59,34 @@ int main(int argc, char** argv) {
       program.Add("check", "Walk SRC, compare with its index, list what differs")
           .Positional("SRC", "source directory", &check.source)
           .Option("--index", "FILE", "index file (default: the source's)", &check.index)
-          .Flag("--repair", "rewrite the index from the walk", &check.repair);
+          .Flag("--repair", "rewrite the index from the walk", &check.repair)
+          .Flag("--json", "one JSON object of findings (fields: docs/export.md, \"JSON output\")",
+                &check.json);
+
+  ExportArgs exp;
+  const Command& export_cmd =
+      program
+          .Add("export",
+               "Write the totals of PATH and the directories below it for ncdu or Prometheus, "
+               "from the mount or the index, without a walk")
+          .Positional("PATH", "a directory inside a scanned source or a dtkfs mount", &exp.path)
+          .Option("--format", "FORMAT",
+                  "ncdu (ncdu's JSON export, 1.2: `ncdu -f FILE` browses it) or prometheus "
+                  "(node_exporter textfile gauges)",
+                  &exp.format)
+          .Option("--index", "FILE", "index file (default: found from PATH)", &exp.index)
+          .Option("--output", "FILE",
+                  "write FILE whole (a temporary file beside it, then renamed) instead of "
+                  "standard output",
+                  &exp.output)
+          .Option("--depth", "N",
+                  "prometheus: directories at most N levels below PATH (default 1; 0: PATH "
+                  "alone); refused with ncdu, which is always the whole tree",
+                  dtkfs::ranges::kExportDepth, &exp.depth)
+          .Option("--top", "N",
+                  "prometheus: only the N largest of those directories (default 100; PATH is "
+                  "always written); refused with ncdu",
+                  dtkfs::ranges::kExportTop, &exp.top);
 
   dtkfs::fs::MountArgs mount;
   std::string mount_index;  // the long flags, handed to the daemon as -o values (below)
@@ -87,8 +115,12 @@ int main(int argc, char** argv) {
   const Command& umount_cmd =
       program.Add("umount", "Unmount MNT and wait for the daemon's final compaction")
           .Positional("MNT", "mount point", &mnt);
-  const Command& status_cmd = program.Add("status", "Show the daemon's state for MNT")
-                                  .Positional("MNT", "mount point", &mnt);
+  bool status_json = false;
+  const Command& status_cmd =
+      program.Add("status", "Show the daemon's state for MNT")
+          .Positional("MNT", "mount point", &mnt)
+          .Flag("--json", "one JSON object (fields: docs/export.md, \"JSON output\")",
+                &status_json);
   const Command& compact_cmd =
       program.Add("compact", "Compact MNT's index now").Positional("MNT", "mount point", &mnt);
   const Command& verify_cmd =
@@ -105,6 +137,7 @@ int main(int argc, char** argv) {
   if (chosen == &du_cmd) return RunDu(du);
   if (chosen == &top_cmd) return RunTop(top);
   if (chosen == &check_cmd) return RunCheck(check);
+  if (chosen == &export_cmd) return RunExport(exp);
   if (chosen == &mount_cmd) {
     // One precedence for every way an option arrives (fs/mount_options.h): the long flags
     // are -o values after all the others, so they win.
@@ -116,7 +149,7 @@ int main(int argc, char** argv) {
     return dtkfs::fs::RunMount(mount);
   }
   if (chosen == &umount_cmd) return RunUmount(mnt);
-  if (chosen == &status_cmd) return RunStatus(mnt);
+  if (chosen == &status_cmd) return RunStatus(mnt, status_json);
   if (chosen == &compact_cmd) return RunCompact(mnt);
   if (chosen == &verify_cmd) return RunVerify(mnt);
   return kExitError;

@@ -27,35 +27,47 @@ std::string HumanBytes(uint64_t bytes) {
   return fmt::format("{:.0f}{}", r, kUnits[u]);
 }
 
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = byte(0);
+  if (c < 0x80) return 1;
+  // The second byte's range depends on the first (RFC 3629 section 4): it rules out overlong
+  // forms (E0, F0), UTF-16 surrogates (ED) and code points above U+10FFFF (F4).
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size() || byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t k = 2; k < len; ++k)
+    if ((byte(k) & 0xC0) != 0x80) return 0;
+  return len;
+}
+
 std::string JsonString(std::string_view s) {
   std::string out = "\"";
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    unsigned char c = p[i];
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t len = Utf8SequenceLength(s, i);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || len == 0) {
       out += fmt::format("\\u{:04x}", c);
-      ++i;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
     } else {
-      // Accept a well-formed UTF-8 sequence as is.
-      size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-      bool ok = len > 0 && i + len <= n && !(c == 0xC0 || c == 0xC1 || c > 0xF4);
-      for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
-      if (ok) {
-        out.append(s.substr(i, len));
-        i += len;
-      } else {
-        out += fmt::format("\\u{:04x}", c);
-        ++i;
-      }
+      out.append(s.substr(i, len));
     }
+    i += len == 0 ? 1 : len;
   }
   out += '"';
   return out;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
+#include <chrono>
 #include <cstdlib>
 
 #include "cli/mount_point.h"
@@ -36,6 +37,12 @@ std::vector<std::pair<std::string, Totals>> IndexTotalsSource::ListBelow(const s
       out.emplace_back(std::string(p), reader_->totals_at(i));
   }
   return out;
+}
+
+std::optional<double> IndexTotalsSource::TotalsTime() const {
+  struct stat st;
+  if (::stat(reader_->file_path().c_str(), &st) != 0) return std::nullopt;
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
 }
 
 namespace {
@@ -71,6 +78,10 @@ class MountTotalsSource final : public TotalsSource {
     std::sort(out.begin(), out.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
+  }
+  std::optional<double> TotalsTime() const override {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
   static std::optional<Totals> Read(const std::string& p) {
     Totals t;

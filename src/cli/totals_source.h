@@ -23,6 +23,9 @@ class TotalsSource {
   // Directories strictly below rel, up to max_depth levels (0 = any depth).
   virtual std::vector<std::pair<std::string, Totals>> ListBelow(const std::string& rel,
                                                                 size_t max_depth) const = 0;
+  // Unix time the totals were exact for: now on a live mount; for an index, its file's last
+  // write (the scan or compaction that wrote it). nullopt if that cannot be read.
+  virtual std::optional<double> TotalsTime() const = 0;
 };
 
 class IndexTotalsSource final : public TotalsSource {
@@ -32,6 +35,7 @@ class IndexTotalsSource final : public TotalsSource {
   std::optional<Totals> Lookup(const std::string& rel) const override;
   std::vector<std::pair<std::string, Totals>> ListBelow(const std::string& rel,
                                                         size_t max_depth) const override;
+  std::optional<double> TotalsTime() const override;
 
  private:
   std::shared_ptr<const IndexReader> reader_;

@@ -34,6 +34,9 @@ inline constexpr NumberRange kFdBudget{4, 1e7, true, "descriptors"};
 // dtkfs top -n and --depth (0: any depth).
 inline constexpr NumberRange kTopCount{1, 1e9, true, "directories"};
 inline constexpr NumberRange kTopDepth{0, 1e6, true, "levels (0: any depth)"};
+// dtkfs export --format prometheus --depth (0: PATH alone) and --top.
+inline constexpr NumberRange kExportDepth{0, 1e6, true, "levels (0: PATH alone)"};
+inline constexpr NumberRange kExportTop{1, 1e9, true, "directories"};
 }  // namespace ranges
 
 // Parses text ("60", "0.5", "1e3") as a finite number within range; otherwise an

@@ -298,6 +298,54 @@ TEST_CASE("cli: check finds changes made behind the index, --repair fixes them",
                              src, ref.at("").bytes, ref.at("").files, ref.at("").dirs, src));
 }
 
+TEST_CASE("cli: check --json gives the findings as one object with stable fields", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeDir(src + "/sub");
+  MakeDir(src + "/will-go");
+  MakeFile(src + "/sub/a", 10);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+
+  Run r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 0);
+  CHECK(r.out == fmt::format(R"({{"source":"{}","index":"{}","directories":3,"findings":[],)"
+                             R"("errors":[],"repaired":false}})"
+                             "\n",
+                             src, index));
+
+  MakeFile(src + "/sub/b", 5);
+  MakeDir(src + "/new\"dir");
+  REQUIRE(::rmdir((src + "/will-go").c_str()) == 0);
+  REQUIRE(::link((src + "/sub/a").c_str(), (src + "/sub/a2").c_str()) == 0);
+  r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 1);
+  const std::string findings = fmt::format(
+      R"({{"kind":"differs","path":"{0}","index":{{"bytes":10,"files":1,"dirs":2}},)"
+      R"("walk":{{"bytes":25,"files":3,"dirs":2}}}},)"
+      R"({{"kind":"new","path":"{0}/new\"dir","index":null,)"
+      R"("walk":{{"bytes":0,"files":0,"dirs":0}}}},)"
+      R"({{"kind":"differs","path":"{0}/sub","index":{{"bytes":10,"files":1,"dirs":0}},)"
+      R"("walk":{{"bytes":25,"files":3,"dirs":0}}}},)"
+      R"({{"kind":"gone","path":"{0}/will-go","index":{{"bytes":0,"files":0,"dirs":0}},)"
+      R"("walk":null}},)"
+      R"({{"kind":"links","path":"{0}/sub/a","index":null,"walk":{{"names":2,"size":10}}}})",
+      src);
+  CHECK(r.out == fmt::format(R"({{"source":"{}","index":"{}","directories":3,"findings":[{}],)"
+                             R"("errors":[],"repaired":false}})"
+                             "\n",
+                             src, index, findings));
+
+  r = dtkfs({"check", "--json", "--repair", src});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::EndsWith(R"("errors":[],"repaired":true})"
+                                    "\n"));
+  r = dtkfs({"check", "--json", src});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains(R"("findings":[])"));
+}
+
 TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
   TempDir t;
   const std::string src = t / "src";
@@ -421,6 +469,85 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
   }
 }
 
+TEST_CASE("cli: export from the index: ncdu adds up, prometheus is bounded", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  dtkfs.Scan(src);
+  const auto ref = ReferenceWalk(src);
+
+  Run r = dtkfs({"export", "--format", "ncdu", src + "/sub"});
+  CHECK(r.code == 0);
+  CHECK(r.err.empty());
+  CHECK_THAT(r.out, Catch::StartsWith(R"([1,2,{"progname":"dtkfs",)"));
+  // sub holds a and sparse itself, deeper holds b.
+  CHECK_THAT(r.out, Catch::Contains(fmt::format(R"({{"name":"<files>","asize":{},"dsize":{},)"
+                                                R"("dtkfs_files":2}})",
+                                                1000 + (1ull << 33), 1000 + (1ull << 33))));
+  CHECK_THAT(r.out, Catch::Contains(R"([{"name":"deeper","dtkfs_total_bytes":3000,)"));
+
+  r = dtkfs({"export", "--format", "prometheus", "--top", "1", src});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains(fmt::format("dtkfs_directory_bytes{{path=\"{}\"}} {}\n", src,
+                                                ref.at("").bytes)));
+  CHECK_THAT(r.out, Catch::Contains(fmt::format("dtkfs_directory_bytes{{path=\"{}/sub\"}} {}\n",
+                                                src, ref.at("sub").bytes)));
+  CHECK_THAT(r.out, !Catch::Contains(src + "/other"));
+  CHECK_THAT(r.out, Catch::Contains("# TYPE dtkfs_totals_timestamp_seconds gauge"));
+}
+
+TEST_CASE("cli: export refuses bad arguments and leaves no partial output", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  dtkfs.Scan(src);
+  const std::string out = t / "out";
+  MakeDir(out);
+
+  auto refused = [&](const std::vector<std::string>& args, const std::string& why) {
+    Run r = dtkfs(args);
+    INFO(fmt::format("{}", fmt::join(args, " ")));
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains(why));
+  };
+  refused({"export", src}, "--format is required");
+  refused({"export", "--format", "csv", src}, "'csv' is not ncdu or prometheus");
+  refused({"export", "--format", "ncdu", "--depth", "2", src}, "--depth and --top");
+  refused({"export", "--format", "ncdu", "--top", "2", src}, "--depth and --top");
+  refused({"export", "--format", "prometheus", "--top", "0", src}, "out of range");
+  refused({"export", "--format", "prometheus", "--top", "1e10", src}, "out of range");
+  refused({"export", "--format", "prometheus", "--depth", "-1", src}, "out of range");
+  refused({"export", "--format", "prometheus", "--depth", "2.5", src}, "not a whole number");
+  refused({"export", "--format", "ncdu", src + "/top-file"}, "not a directory");
+  refused({"export", "--format", "ncdu", src + "/nothing"}, "nothing");
+  refused({"export", "--format", "ncdu", t.path()}, "not inside a scanned source");
+  refused({"export", "--format", "ncdu", "--output", "", src}, "empty");
+  // Into a missing directory, or over a directory: an error naming it, nothing left behind.
+  refused({"export", "--format", "ncdu", "--output", out + "/missing/x.json", src},
+          out + "/missing/x.json.tmp");
+  MakeDir(out + "/a-dir");
+  refused({"export", "--format", "prometheus", "--output", out + "/a-dir", src}, out + "/a-dir");
+  struct stat st;
+  CHECK(::stat((out + "/a-dir.tmp").c_str(), &st) != 0);
+  CHECK(::stat((out + "/missing").c_str(), &st) != 0);
+
+  // A good export replaces the file whole; a failed one later leaves it as it was.
+  Run r = dtkfs({"export", "--format", "prometheus", "--output", out + "/d.prom", src});
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+  const std::string good = ReadFileBytes(out + "/d.prom");
+  CHECK_THAT(good, Catch::Contains("dtkfs_directory_bytes{path=\"" + src + "\"}"));
+  refused({"export", "--format", "prometheus", "--output", out + "/d.prom", src + "/top-file"},
+          "not a directory");
+  CHECK(ReadFileBytes(out + "/d.prom") == good);
+  CHECK(::stat((out + "/d.prom.tmp").c_str(), &st) != 0);
+}
+
 TEST_CASE("cli: every subcommand accepts --help", "[cli]") {
   Cli dtkfs;
   for (const std::vector<std::string>& args :
@@ -428,7 +555,9 @@ TEST_CASE("cli: every subcommand accepts --help", "[cli]") {
                                              {"scan", "--help"},
                                              {"du", "--help"},
                                              {"top", "--help"},
-                                             {"check", "--help"}}) {
+                                             {"check", "--help"},
+                                             {"export", "--help"},
+                                             {"status", "--help"}}) {
     Run r = dtkfs(args);
     INFO(fmt::format("{}", fmt::join(args, " ")));
     CHECK(r.code == 0);
