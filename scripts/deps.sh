@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dtkfs needs to build and test, when any is missing.
 # Run as root (or with sudo available); otherwise it only says what is missing.
-#   deps.sh          what building needs
+#   deps.sh          what building and packaging need (dpkg-dev: cpack -G DEB runs dpkg-shlibdeps)
 #   deps.sh test     and what the tests need (the kernel source tarball for the workload test;
-#                    ncdu and python3-prometheus-client read the export test's output)
+#                    ncdu and python3-prometheus-client read the export test's output, man-db
+#                    checks the man page, acl and e2fsprogs serve the many-users tests)
 #   deps.sh bench    and the peers the benchmarks compare with
 set -euo pipefail
 PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboost-filesystem-dev
-          libfmt-dev catch2 attr)
+          libfmt-dev catch2 attr dpkg-dev)
 case "${1:-build}" in
   build) ;;
   test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils acl
-                   e2fsprogs ncdu python3-prometheus-client) ;;
+                   e2fsprogs ncdu python3-prometheus-client man-db) ;;
   bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
                     hyperfine libcli11-dev libboost-program-options-dev) ;;
   *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;

@@ -95,6 +95,11 @@ Command& Command::Positionals(std::string name, std::string help,
   return *this;
 }
 
+Command& Command::Epilog(std::string text) {
+  epilog_ = std::move(text);
+  return *this;
+}
+
 const Command::Opt* Command::Find(std::string_view name) const {
   for (const Opt& o : options_)
     for (const std::string& n : o.names)
@@ -120,6 +125,7 @@ std::string Command::Usage(std::string_view program) const {
     out += fmt::format("  {:<24}{}\n", spelled, o.help);
   }
   out += fmt::format("  {:<24}{}\n", "--help", "print this help and exit");
+  if (!epilog_.empty()) out += "\n" + epilog_;
   return out;
 }
 
@@ -184,6 +190,13 @@ Program::Program(std::string name, std::string summary, std::string version)
 Command& Program::Add(std::string name, std::string summary) {
   commands_.emplace_back(std::move(name), std::move(summary));
   return commands_.back();
+}
+
+bool Program::HasCommand(std::string_view name) const {
+  if (name == "help") return true;
+  for (const Command& c : commands_)
+    if (c.name() == name) return true;
+  return false;
 }
 
 std::string Program::Usage() const {

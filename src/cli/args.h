@@ -48,6 +48,9 @@ class Command {
   Command& Positional(std::string name, std::string help, std::string* target);
   Command& Positionals(std::string name, std::string help, std::vector<std::string>* target);
 
+  // Text printed after the options in --help (e.g. mount's -o options, from their table).
+  Command& Epilog(std::string text);
+
   const std::string& name() const { return name_; }
   const std::string& summary() const { return summary_; }
   std::string Usage(std::string_view program) const;
@@ -70,7 +73,7 @@ class Command {
                      std::function<std::string(std::string_view)> set);
   const Opt* Find(std::string_view name) const;
 
-  std::string name_, summary_;
+  std::string name_, summary_, epilog_;
   std::vector<Opt> options_;
   std::vector<Pos> positionals_;
 };
@@ -83,6 +86,8 @@ class Program {
   // status to leave with (0 after --help/--version, 2 after a usage error).
   std::optional<int> Parse(int argc, char** argv, const Command** chosen) const;
   std::string Usage() const;
+  // Whether name is one of the commands (or "help").
+  bool HasCommand(std::string_view name) const;
 
  private:
   std::string name_, summary_, version_;

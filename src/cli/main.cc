@@ -3,28 +3,20 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/mount_helper.h"
 #include "cli/output.h"
 #include "fs/daemon.h"
 #include "fs/mount_options.h"
 
 int main(int argc, char** argv) {
   using namespace dtkfs::cli;
-  // mount.fuse3 (fstab: `SRC MNT fuse.dtkfs OPTIONS`) runs `dtkfs SRC MNT -o OPTIONS`.
-  static const std::set<std::string> kCommands = {"scan",   "du",     "top",    "check",
-                                                  "mount",  "umount", "status", "compact",
-                                                  "verify", "export", "help"};
-  std::vector<char*> args(argv, argv + argc);
-  static char mount_word[] = "mount";
-  if (argc >= 3 && args[1][0] != '-' && kCommands.count(args[1]) == 0)
-    args.insert(args.begin() + 1, mount_word);
-
   Program program("dtkfs", "how big is this directory tree, right now?", "dtkfs 0.1");
 
   ScanArgs scan;
@@ -106,10 +98,10 @@ int main(int argc, char** argv) {
                   dtkfs::ranges::kCompactInterval, &mount_interval)
           .Flag("-f,--foreground", "stay in the foreground, log to stderr", &mount.foreground)
           .Option("-o", "OPTIONS",
-                  "mount options: index=PATH, compact_interval=S, list_totals, allow_other, "
-                  "... (comma-separated, repeatable; the last value of an option wins, and "
-                  "the long flags come after every -o)",
-                  &mount.options);
+                  "mount options (below; comma-separated, repeatable; the last value of an "
+                  "option wins, and the long flags come after every -o)",
+                  &mount.options)
+          .Epilog(dtkfs::fs::MountOptionsHelp());
 
   std::string mnt;
   const Command& umount_cmd =
@@ -130,8 +122,20 @@ int main(int argc, char** argv) {
                "waits for the end")
           .Positional("MNT", "mount point", &mnt);
 
+  // mount(8)'s ways in (fstab types fuse.dtkfs and dtkfs) become `dtkfs mount ...`.
+  auto invocation = ReadInvocation(std::vector<std::string>(argv, argv + argc),
+                                   [&](std::string_view word) { return program.HasCommand(word); });
+  if (!invocation.ok()) {
+    std::fprintf(stderr, "%s\n", invocation.status().message().c_str());
+    return kExitError;
+  }
+  if (invocation->fake) return kExitOk;
+  std::vector<char*> args;
+  for (std::string& arg : invocation->args) args.push_back(arg.data());
+  args.push_back(nullptr);
+
   const Command* chosen = nullptr;
-  if (auto exit = program.Parse(static_cast<int>(args.size()), args.data(), &chosen))
+  if (auto exit = program.Parse(static_cast<int>(args.size()) - 1, args.data(), &chosen))
     return *exit == 0 ? kExitOk : kExitError;
   if (chosen == &scan_cmd) return RunScan(scan);
   if (chosen == &du_cmd) return RunDu(du);

@@ -1,11 +1,14 @@
 #include "fs/mount_options.h"
 
+#include <fmt/format.h>
 #include <fuse_opt.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include "util/option_ranges.h"
 
@@ -35,45 +38,78 @@ struct RawOptions {
 
 enum Key { kAllowOther = 1, kDefaultPermissions, kOwnedByDtkfs };
 
+// The one table: what fuse_opt_parse matches, and what `dtkfs mount --help` lists (the man
+// page's test reads that list). A row's value names what follows its '=' in the help; a row
+// with a range prints it, from util/option_ranges.h.
+struct Spec {
+  fuse_opt opt;
+  const char* value;  // "" for a word without '='
+  const char* help;
+  const NumberRange* range = nullptr;
+};
+
+constexpr char kIgnored[] = "fstab's and mount(8)'s words: ignored";
+constexpr char kRefused[] = "refused: dtkfs names its mounts and sizes its reads itself";
+
 #define DTKFS_OPT(templ, field) \
   { templ, offsetof(RawOptions, field), 0 }
-const fuse_opt kTable[] = {
-    DTKFS_OPT("index=%s", index),
-    DTKFS_OPT("compact_interval=%s", compact_interval),
-    DTKFS_OPT("compact_threshold=%s", compact_threshold),
-    DTKFS_OPT("threads=%s", threads),
-    DTKFS_OPT("fd_budget=%s", fd_budget),
-    DTKFS_OPT("entry_timeout=%s", entry_timeout),
-    DTKFS_OPT("attr_timeout=%s", attr_timeout),
-    DTKFS_OPT("watch=%s", watch),
-    DTKFS_OPT("verify=%s", verify),
-    {"list_totals", offsetof(RawOptions, list_totals), 1},
+const Spec kSpecs[] = {
+    {DTKFS_OPT("index=%s", index), "PATH", "index file (default: under $XDG_STATE_HOME/dtkfs)"},
+    {DTKFS_OPT("compact_interval=%s", compact_interval), "S",
+     "seconds between compactions when something changed (default 60)", &ranges::kCompactInterval},
+    {DTKFS_OPT("compact_threshold=%s", compact_threshold), "N",
+     "overlay entries that start a compaction early (default 200000)", &ranges::kCompactThreshold},
+    {DTKFS_OPT("threads=%s", threads), "N",
+     "FUSE worker threads (default: one per core, at least 2)", &ranges::kThreads},
+    {DTKFS_OPT("fd_budget=%s", fd_budget), "N",
+     "source descriptors kept open (default: half of RLIMIT_NOFILE, at most 32768)",
+     &ranges::kFdBudget},
+    {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S", "kernel name cache (default 1)",
+     &ranges::kEntryTimeout},
+    {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S", "kernel attribute cache (default 1)",
+     &ranges::kAttrTimeout},
+    {DTKFS_OPT("watch=%s", watch), "auto|fanotify|inotify|off",
+     "how changes beside the mount are seen (default auto)"},
+    {DTKFS_OPT("verify=%s", verify), "on|off",
+     "verify every directory after a mount from an index (default on)"},
+    {{"list_totals", offsetof(RawOptions, list_totals), 1},
+     "",
+     "listxattr lists the user.total_* names"},
     // libfuse's, noted on the way through.
-    FUSE_OPT_KEY("allow_other", kAllowOther),
-    FUSE_OPT_KEY("default_permissions", kDefaultPermissions),
+    {FUSE_OPT_KEY("allow_other", kAllowOther), "",
+     "other users may use the mount (brings default_permissions)"},
+    {FUSE_OPT_KEY("default_permissions", kDefaultPermissions), "",
+     "the kernel checks permissions against the source's modes"},
     // dtkfs names its mounts itself (fuse.dtkfs, dtkfs:SOURCE): `dtkfs umount`, `status` and
     // `du` find them by that name in the mount table.
-    FUSE_OPT_KEY("subtype=", kOwnedByDtkfs),
-    FUSE_OPT_KEY("fsname=", kOwnedByDtkfs),
+    {FUSE_OPT_KEY("subtype=", kOwnedByDtkfs), "", kRefused},
+    {FUSE_OPT_KEY("fsname=", kOwnedByDtkfs), "", kRefused},
     // dtkfs negotiates transfer sizes itself (OpInit); a max_read libfuse disagrees with
     // makes the daemon quit right after mounting.
-    FUSE_OPT_KEY("max_read=", kOwnedByDtkfs),
-    // fstab's words, meaningless to a running daemon.
-    FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
-    FUSE_OPT_END,
+    {FUSE_OPT_KEY("max_read=", kOwnedByDtkfs), "", kRefused},
+    // fstab's and mount(8)'s words, meaningless to a running daemon; x-* and comment= too,
+    // in KeepForLibfuse (fuse_opt matches a prefix only up to an '=').
+    {FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD), "", kIgnored},
+    {FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD), "", kIgnored},
 };
 #undef DTKFS_OPT
 
+// Options no fuse_opt template can match (a prefix without '='): mount(8)'s x-* (x-systemd.*,
+// x-gvfs-show, ...) and comment=, which fstab lines carry for other programs.
+constexpr std::string_view kIgnoredPrefixes[] = {"x-", "comment="};
+
 // Keeps libfuse's options (returns 1), noting the two that matter to dtkfs.
-int KeepForLibfuse(void* data, const char*, int key, fuse_args*) {
+int KeepForLibfuse(void* data, const char* arg, int key, fuse_args*) {
   auto* raw = static_cast<RawOptions*>(data);
   if (key == kOwnedByDtkfs) return -1;  // fuse_opt_parse fails: refused below
+  if (key == FUSE_OPT_KEY_OPT)
+    for (std::string_view prefix : kIgnoredPrefixes)
+      if (std::string_view(arg).substr(0, prefix.size()) == prefix) return 0;
   if (key == kAllowOther) raw->allow_other = 1;
   if (key == kDefaultPermissions) raw->default_permissions = 1;
   return 1;
@@ -101,6 +137,38 @@ std::string MountOption(std::string_view key, std::string_view value) {
   return out;
 }
 
+std::string MountOptionsHelp() {
+  std::vector<std::pair<std::string, std::string>> rows;  // names, help
+  for (const Spec& spec : kSpecs) {
+    std::string name = spec.opt.templ;
+    if (size_t percent = name.find('%'); percent != std::string::npos) name.resize(percent);
+    name += spec.value;
+    std::string help = spec.help;
+    if (spec.range != nullptr)
+      help += fmt::format("; {}{} to {} {}", spec.range->integral ? "whole numbers " : "",
+                          static_cast<uint64_t>(spec.range->min),
+                          static_cast<uint64_t>(spec.range->max), spec.range->unit);
+    if (!rows.empty() && rows.back().second == help)
+      rows.back().first += ", " + name;
+    else
+      rows.emplace_back(std::move(name), std::move(help));
+  }
+  std::string prefixes;
+  for (std::string_view prefix : kIgnoredPrefixes)
+    prefixes += fmt::format("{}{}*", prefixes.empty() ? "" : ", ", prefix);
+  for (auto& [names, help] : rows)
+    if (help == kIgnored) names += ", " + prefixes;
+  std::string out = "Mount options (-o, comma-separated; also an fstab line's options):\n";
+  for (const auto& [names, help] : rows) {
+    out += fmt::format("  {}\n", names);
+    out += fmt::format("      {}\n", help);
+  }
+  out +=
+      "libfuse's own (ro, rw, nosuid, nodev, noexec, allow_root, auto_unmount, ...) pass "
+      "through;\nanything libfuse does not know is refused.\n";
+  return out;
+}
+
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values) {
   MountOptions out;
   out.threads = std::max(2u, std::thread::hardware_concurrency());
@@ -113,8 +181,11 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   for (const std::string& o : o_values)
     if (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, o.c_str()) != 0)
       return Status::FromErrno(ENOMEM, "parse", "-o");
+  std::vector<fuse_opt> table;
+  for (const Spec& spec : kSpecs) table.push_back(spec.opt);
+  table.push_back(FUSE_OPT_END);
   RawOptions raw;
-  if (fuse_opt_parse(&args, &raw, kTable, KeepForLibfuse) != 0)
+  if (fuse_opt_parse(&args, &raw, table.data(), KeepForLibfuse) != 0)
     return Status::InvalidArgument(
         "-o: malformed mount options, or subtype=, fsname= or max_read=, which dtkfs sets "
         "itself");

@@ -9,10 +9,10 @@
 // dtkfs's own options (README "Mount options"): index=PATH, compact_interval=S,
 // compact_threshold=N, threads=N, fd_budget=N, entry_timeout=S, attr_timeout=S, list_totals,
 // watch=auto|fanotify|inotify|off, verify=on|off. Every number
-// is range-checked (util/option_ranges.h). fstab's own words (defaults, auto, noauto, nofail,
-// _netdev, user, users) are dropped; everything else goes to libfuse, which refuses what it
-// does not know. allow_other brings default_permissions with it (the kernel then checks
-// permissions against the source's modes).
+// is range-checked (util/option_ranges.h). fstab's and mount(8)'s own words (defaults, auto,
+// noauto, nofail, _netdev, user, users, x-*, comment=) are dropped; everything else goes to
+// libfuse, which refuses what it does not know. allow_other brings default_permissions with it (the
+// kernel then checks permissions against the source's modes).
 //
 // Pure; thread-safe.
 #pragma once
@@ -45,6 +45,9 @@ struct MountOptions {
 
 // o_values: the -o arguments in order (each may hold several comma-separated options).
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values);
+// The options above, one table's rows as `dtkfs mount --help` prints them (names, then
+// what they do, defaults and valid ranges).
+std::string MountOptionsHelp();
 // "key=value" as one -o option, with the commas and backslashes of value escaped (a path may
 // hold them).
 std::string MountOption(std::string_view key, std::string_view value);

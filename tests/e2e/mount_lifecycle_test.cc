@@ -253,6 +253,52 @@ TEST_CASE("fstab: mount MNT runs dtkfs through mount.fuse3", "[e2e]") {
   REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
 }
 
+// mount(8) runs /sbin/mount.TYPE for an fstab line of type dtkfs (and `mount -t dtkfs`),
+// with the options it adds itself: rw, and noexec,nosuid,nodev for `user`.
+TEST_CASE("regression: mount.dtkfs SRC MNT -sfnv -o with the words mount(8) adds mounts", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  // The name tells dtkfs the form: a link named mount.dtkfs, as the package installs.
+  const std::string helper = fx.state() + "/mount.dtkfs";
+  REQUIRE(Run({"mkdir", "-p", fx.state()}).status == 0);
+  REQUIRE(::symlink(DtkfsBinary().c_str(), helper.c_str()) == 0);
+  const std::string options =
+      "rw,nosuid,nodev,defaults,noauto,user,_netdev,nofail,"
+      "x-systemd.automount,x-systemd.requires=/,index=" +
+      fx.index();
+  auto fake = Run({helper, fx.src(), fx.mnt(), "-f", "-o", options});
+  CHECK(fake.status == 0);
+  CHECK_FALSE(fx.mounted());
+  auto m = Run({helper, fx.src(), fx.mnt(), "-s", "-n", "-v", "-o", options});
+  INFO(m.err);
+  REQUIRE(m.status == 0);
+  REQUIRE(fx.mounted());
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+  REQUIRE(IndexDifferences(fx.index(), fx.src()) == "");
+
+  // mount(8) itself, through an fstab line of type dtkfs, when root may put the helper where
+  // it looks (/sbin) and none is installed; the link is removed right after.
+  if (::geteuid() != 0) return;
+  const std::string sbin = "/sbin/mount.dtkfs";
+  struct stat st;
+  if (::lstat(sbin.c_str(), &st) == 0) {
+    WARN(sbin << " is installed: mount -t dtkfs would run it, not the binary under test");
+    return;
+  }
+  REQUIRE(::symlink(DtkfsBinary().c_str(), sbin.c_str()) == 0);
+  const std::string fstab = fx.state() + "/fstab";
+  std::ofstream(fstab) << fx.src() << " " << fx.mnt()
+                       << " dtkfs defaults,nofail,_netdev,index=" << fx.index() << " 0 0\n";
+  auto by_mount = Run({"mount", "-T", fstab, fx.mnt()});
+  ::unlink(sbin.c_str());
+  INFO(by_mount.err);
+  REQUIRE(by_mount.status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
 TEST_CASE("a real workload: kernel sources, git, a compile, rm -rf of half", "[e2e][workload]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);

@@ -79,3 +79,50 @@ TEST_CASE("mount options: watch= and verify= choose how the source is watched", 
   // None of them reaches libfuse.
   for (const std::string& arg : chosen->fuse) CHECK(arg.find("watch") == std::string::npos);
 }
+
+TEST_CASE("regression: options mount(8) adds for a helper are accepted, not passed to libfuse",
+          "[fs]") {
+  // What `mount -a` hands mount.dtkfs for `defaults,user,nofail,_netdev,x-systemd.automount`
+  // (util-linux drops x-* itself today; older ones and other callers do not).
+  auto o = ParseMountOptions({"rw,noexec,nosuid,nodev,user,_netdev,nofail",
+                              "defaults,noauto,auto,users,x-systemd.automount,"
+                              "x-systemd.requires=/srv,x-gvfs-show,comment=systemd.automount"});
+  INFO(o.status().message());
+  REQUIRE(o.ok());
+  std::string fuse;
+  for (const auto& a : o->fuse) fuse += a + " ";
+  CHECK(fuse == "-o rw,noexec,nosuid,nodev ");
+  // Only whole prefixes: an option that merely starts with an x is still libfuse's to refuse.
+  CHECK(ParseMountOptions({"xattr_cache"})->fuse == std::vector<std::string>{"-o", "xattr_cache"});
+}
+
+TEST_CASE("mount options: the help lists every row of the table with its range", "[fs]") {
+  const std::string help = MountOptionsHelp();
+  for (const char* name : {"index=PATH",
+                           "compact_interval=S",
+                           "compact_threshold=N",
+                           "threads=N",
+                           "fd_budget=N",
+                           "entry_timeout=S",
+                           "attr_timeout=S",
+                           "watch=auto|fanotify|inotify|off",
+                           "verify=on|off",
+                           "list_totals",
+                           "allow_other",
+                           "default_permissions",
+                           "subtype=",
+                           "fsname=",
+                           "max_read=",
+                           "defaults",
+                           "noauto",
+                           "nofail",
+                           "_netdev",
+                           "users",
+                           "x-*",
+                           "comment=*"}) {
+    INFO(name);
+    CHECK_THAT(help, Catch::Contains(name));
+  }
+  CHECK_THAT(help, Catch::Contains("whole numbers 1 to 256 threads"));
+  CHECK_THAT(help, Catch::Contains("0 to 604800 seconds (0: no timer)"));
+}
