@@ -32,6 +32,10 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   e->attr_timeout = options_.attr_timeout;
   e->entry_timeout = options_.entry_timeout;
   if (parent.opaque) return ENOENT;  // an alias shows nothing (src/scan/nested_mounts.h)
+  // The kernel sends one name; "." and ".." only to a filesystem that exports itself over
+  // NFS, which dtkfs does not ask for. Refused all the same: no lookup climbs out of SRC.
+  if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0 || std::strchr(name, '/'))
+    return EINVAL;
   int fd;
   {
     InodeFd dir = table_.Fd(parent);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "fs/credentials.h"
+#include "util/beneath.h"
 #include "util/path.h"
 
 namespace dtkfs::fs {
@@ -219,8 +220,8 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     // them all, is the one the next mount reads).
     for (const auto& [p, counted] : seen.names) {
       struct stat st;
-      if (::fstatat(table_.root().fd, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-          st.st_dev != file.first || st.st_ino != file.second)
+      if (StatBeneath(table_.root().fd, p, &st) != 0 || st.st_dev != file.first ||
+          st.st_ino != file.second)
         continue;
       r.size = static_cast<uint64_t>(st.st_size);
       r.paths.push_back(p);

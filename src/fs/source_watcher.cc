@@ -12,6 +12,7 @@
 #include "fs/credentials.h"
 #include "fs/filesystem.h"
 #include "scan/nested_mounts.h"
+#include "util/beneath.h"
 #include "util/log.h"
 #include "util/mountinfo.h"
 #include "util/path.h"
@@ -653,8 +654,8 @@ void SourceWatcher::VerifyBeforeExit() {
     nlink_t valid = 0, nlink = 0;
     for (const auto& [p, counted] : it->second.names) {
       struct stat st;
-      if (::fstatat(root_fd_, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          st.st_dev == it->first.first && st.st_ino == it->first.second) {
+      if (StatBeneath(root_fd_, p, &st) == 0 && st.st_dev == it->first.first &&
+          st.st_ino == it->first.second) {
         ++valid;
         nlink = st.st_nlink;
       }

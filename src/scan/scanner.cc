@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <thread>
 
 #include "scan/nested_mounts.h"
+#include "util/beneath.h"
 #include "util/fd_limit.h"
 #include "util/path.h"
 
@@ -92,7 +92,6 @@ class Walk {
  private:
   void Worker(size_t id);
   void ListDirectory(size_t id, Work w);
-  int OpenBeneath(const std::string& rel);
   void Finish(Node* n);
   void AddError(std::string path, const char* op, int err);
 
@@ -114,19 +113,6 @@ class Walk {
   std::vector<ScanError> errors_;
 };
 
-int Walk::OpenBeneath(const std::string& rel) {
-  static std::atomic<bool> no_openat2{false};
-  if (!no_openat2.load(std::memory_order_relaxed)) {
-    struct open_how how {};
-    how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    long fd = ::syscall(SYS_openat2, root_fd_, rel.c_str(), &how, sizeof how);
-    if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
-    no_openat2.store(true, std::memory_order_relaxed);
-  }
-  return ::openat(root_fd_, rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
 void Walk::AddError(std::string p, const char* op, int err) {
   std::lock_guard lock(mu_);
   errors_.push_back(ScanError{std::move(p), op, err});
@@ -147,7 +133,7 @@ void Walk::Finish(Node* n) {
 
 void Walk::ListDirectory(size_t id, Work w) {
   Node* node = w.node;
-  int fd = w.fd >= 0 ? w.fd : OpenBeneath(node->path);
+  int fd = w.fd >= 0 ? w.fd : OpenBeneath(root_fd_, node->path, O_RDONLY | O_DIRECTORY);
   if (fd < 0) {
     AddError(node->path, "open", errno);
     Finish(node);
@@ -257,24 +243,8 @@ void Walk::Run(Node* start, int start_fd) {
 
 }  // namespace
 
-// Opens root/start one component at a time, each with O_NOFOLLOW: a symlink anywhere on the
-// way is refused (O_NOFOLLOW alone only guards the last component, and a symlink could lead
-// out of the source), and start may be longer than PATH_MAX. -1 with errno on failure.
 int OpenTreeDir(int root_fd, const std::string& start) {
-  // A new open file description, not a dup: listings share no directory offset.
-  int fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  for (size_t pos = 0; fd >= 0 && pos < start.size();) {
-    size_t slash = start.find('/', pos);
-    if (slash == std::string::npos) slash = start.size();
-    const std::string name = start.substr(pos, slash - pos);
-    int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    const int err = errno;
-    ::close(fd);
-    errno = err;
-    fd = next;
-    pos = slash + 1;
-  }
-  return fd;
+  return OpenBeneath(root_fd, start, O_RDONLY | O_DIRECTORY);
 }
 
 Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir) {

@@ -92,7 +92,7 @@ struct DirListing {
 // is no longer a directory).
 Result<DirListing> ListOneDirectory(const std::string& root, const std::string& dir);
 // Opens the directory root_fd/dir (dir relative to the root, "" for the root) for reading,
-// one component at a time without following a symlink (any length of path). -1 and errno.
+// following no symlink on the way (util/beneath.h; any length of path). -1 and errno.
 int OpenTreeDir(int root_fd, const std::string& dir);
 // The same from an open root fd and the tree's alias paths (NestedMounts::alias_paths), for
 // callers that list often; with_entries fills DirListing::entries.
