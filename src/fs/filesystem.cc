@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "fs/source_watcher.h"
 #include "util/log.h"
@@ -91,6 +92,27 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
   e->ino = IdOf(*inode);
   return 0;
+}
+
+std::optional<Totals> Filesystem::DirTotals(Inode& dir) {
+  // A sequence lock's reader: the path and the store are each read under their own locks,
+  // and the pair is kept when no namespace change was published between the two.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const uint64_t before = ns_seq_.load(std::memory_order_acquire);
+    if (before & 1) {
+      std::this_thread::yield();
+      continue;
+    }
+    auto path = table_.DirPath(dir);
+    std::optional<Totals> totals;
+    if (path) totals = store_.Lookup(*path);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (ns_seq_.load(std::memory_order_relaxed) == before) return totals;
+  }
+  std::shared_lock ns(ns_mu_);  // changes keep coming: wait for a quiet moment
+  auto path = table_.DirPath(dir);
+  if (!path) return std::nullopt;
+  return store_.Lookup(*path);
 }
 
 void Filesystem::SyncWithSource() {

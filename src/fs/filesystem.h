@@ -18,7 +18,8 @@
 //                   mknod, mkdir, symlink, link, unlink, rmdir, rename) and the compaction
 //                   freeze, held across their syscall and store update, so the store never
 //                   sees them interleaved. Shared: lookups and size accounting of open
-//                   files (writes run in parallel).
+//                   files (writes run in parallel). Size queries (DirTotals) take it only
+//                   when namespace changes keep being published under them (ns_seq_).
 //   Inode::size_mu  guards accounted_size.
 //   InodeTable::mu() guards the inode map, refs, each inode's parent/name/links, and the
 //                   link tracker's claims.
@@ -86,6 +87,28 @@ class Filesystem final : public Compactor::Freezer {
   std::shared_mutex& ns_mu() { return ns_mu_; }
   std::chrono::steady_clock::time_point started() const { return started_; }
 
+  // A directory's totals (nullopt: not in the tree or the store). It does not wait for an
+  // operation that holds the namespace lock across its system call (a rename on a cold
+  // disk, a create): it reads the table and the store as they are, and reads again when a
+  // namespace change was published meanwhile (NamespaceChange), taking the lock only if
+  // that keeps happening.
+  std::optional<Totals> DirTotals(Inode& dir);
+  // Held by an operation, under the exclusive namespace lock, while it changes directory
+  // paths in the table and the store after its system call (rename, rmdir, the watcher's
+  // reconcile): DirTotals does not mix the paths before it with the store after it.
+  class NamespaceChange {
+   public:
+    explicit NamespaceChange(Filesystem& fs) : seq_(fs.ns_seq_) {
+      seq_.fetch_add(1, std::memory_order_acq_rel);  // odd: a change in progress
+    }
+    ~NamespaceChange() { seq_.fetch_add(1, std::memory_order_release); }
+    NamespaceChange(const NamespaceChange&) = delete;
+    NamespaceChange& operator=(const NamespaceChange&) = delete;
+
+   private:
+    std::atomic<uint64_t>& seq_;
+  };
+
   // Opens name in parent (O_PATH, no follow), stats it, and returns the inode with one more
   // kernel reference, recording parent/name or the link (and, for a hard-linked file met for
   // the first time, every name the index knows). Fills e. Returns errno or 0.
@@ -121,6 +144,7 @@ class Filesystem final : public Compactor::Freezer {
 
   std::atomic<SourceWatcher*> watcher_{nullptr};
   std::shared_mutex ns_mu_;
+  std::atomic<uint64_t> ns_seq_{0};  // odd while a NamespaceChange is in progress
   InodeTable table_;
   LinkTracker links_;
   Accounting accounting_;

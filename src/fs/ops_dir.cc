@@ -117,9 +117,13 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     auto ns = fs.LockNamespace();
     Existing old = StatName(dir, name);
     if (::unlinkat(dir.get(), name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
-    fs.accounting().RemoveDir(parent, name);
-    if (old.exists)
-      if (Inode* gone = fs.table().Find(old.st.st_dev, old.st.st_ino)) fs.table().DetachDir(*gone);
+    {
+      Filesystem::NamespaceChange change(fs);
+      fs.accounting().RemoveDir(parent, name);
+      if (old.exists)
+        if (Inode* gone = fs.table().Find(old.st.st_dev, old.st.st_ino))
+          fs.table().DetachDir(*gone);
+    }
     ns.unlock();
     ReplyOk(req);
   });

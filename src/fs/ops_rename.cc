@@ -93,6 +93,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     }
     if (::renameat2(from.dir_fd.get(), name, to.dir_fd.get(), newname, flags) != 0)
       return ReplyErr(req, errno);
+    Filesystem::NamespaceChange change(fs);
     // Renaming one link of a file onto another link of it changes nothing.
     const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
                             from.st.st_ino == to.st.st_ino;

@@ -31,12 +31,7 @@ void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
 
 // Totals of a directory from the store; of anything else, itself.
 std::optional<Totals> TotalsOf(Filesystem& fs, Inode& inode) {
-  if (inode.is_dir) {
-    std::shared_lock ns(fs.ns_mu());
-    auto p = fs.table().DirPath(inode);
-    if (!p) return std::nullopt;
-    return fs.store().Lookup(*p);
-  }
+  if (inode.is_dir) return fs.DirTotals(inode);
   InodeFd fd = fs.Fd(inode);
   struct stat st;
   if (!fd || ::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)

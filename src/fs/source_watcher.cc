@@ -257,6 +257,7 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
     bool applied;
     {
       std::unique_lock ns(fs_.ns_mu());
+      Filesystem::NamespaceChange change(fs_);
       applied = ApplyNames(target, target_names, &changed, &stale);
     }
     if (applied) {
@@ -271,6 +272,7 @@ bool SourceWatcher::ReconcileDir(const std::string& dir, const Pending& pending,
   // a file); what it did is consistent, and the next try sees the settled state.
   for (int attempt = 0; attempt < 3 && (attempt == 0 || !report.ok()); ++attempt) {
     std::unique_lock ns(fs_.ns_mu());
+    Filesystem::NamespaceChange change(fs_);
     listing = ListDirectoryAt(root_fd_, target, aliases_, /*with_entries=*/true);
     // Multi-name files the index lists whose size moved: into the inode table with all
     // their names, so the accounting reaches every directory that counts them.
