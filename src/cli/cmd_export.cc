@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
 #include <chrono>
+#include <cstring>
 #include <random>
 
 #include "cli/commands.h"
@@ -18,6 +20,7 @@
 #include "cli/output.h"
 #include "cli/text_sink.h"
 #include "cli/totals_source.h"
+#include "dtkfs/xattr_names.h"
 #include "env/install_file.h"
 
 #ifndef DTKFS_VERSION
@@ -196,6 +199,17 @@ int RunExport(const ExportArgs& args) {
     return kExitError;
   }
   const std::optional<Totals> root = source.Lookup(target->relative);
+  if (!root && !target->mount_root.empty()) {
+    // A mount that cannot answer: say why (a dead daemon answers ENOTCONN), not "not in the
+    // index".
+    const std::string full =
+        target->relative.empty() ? target->mount_root : target->mount_root + "/" + target->relative;
+    const int err = ::lgetxattr(full.c_str(), xattr::kTotalBytes, nullptr, 0) < 0 ? errno : EIO;
+    PrintError(fmt::format("{}: cannot read its totals from the dtkfs mount {}: {}{}", args.path,
+                           target->mount_root, std::strerror(err),
+                           err == ENOTCONN ? " (its daemon is gone; `dtkfs umount` it)" : ""));
+    return kExitError;
+  }
   if (!root) {
     PrintError(fmt::format(
         "{}: not in the index (created after the last scan? run dtkfs scan or dtkfs check "

@@ -9,6 +9,7 @@
 //     it, and the root's bytes, and every labelled directory's, equal the walk's.
 // `dtkfs status --json` is read by Python's json module.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -446,4 +447,26 @@ TEST_CASE("export: a compaction failing on a full disk is said, and the mount is
   CheckNcdu(out / "again.json", walk);
   REQUIRE(fx.Differences() == "");
   REQUIRE(fx.Unmount().status == 0);
+}
+
+// Bug: exporting the root of a mount whose daemon was killed said "not in the index (created
+// after the last scan? ...)", sending the user to rescan; it now says the daemon is gone.
+TEST_CASE("regression: export of a dead mount says its daemon is gone", "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeOddTree(fx.src());
+  REQUIRE(fx.Mount().status == 0);
+  const pid_t pid = fx.DaemonPid();
+  REQUIRE(pid > 1);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  REQUIRE(WaitForExit(pid, 10));
+  for (const std::string& path : {fx.mnt(), fx.mnt() + "/deep"}) {
+    CommandResult r = Run({DtkfsBinary(), "export", "--format", "ncdu", path});
+    INFO(path << ": " << r.err);
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains("Transport endpoint is not connected"));
+    CHECK(r.err.find("not in the index") == std::string::npos);
+  }
+  CHECK(Run({DtkfsBinary(), "umount", fx.mnt()}).status == 2);  // unmounts the dead mount
 }
