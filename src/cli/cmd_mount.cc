@@ -21,6 +21,7 @@
 
 #include "cli/commands.h"
 #include "cli/mount_point.h"
+#include "cli/mount_status.h"
 #include "cli/output.h"
 #include "env/env.h"
 #include "fs/control.h"
@@ -33,13 +34,6 @@ extern char** environ;
 namespace dtkfs::cli {
 namespace {
 
-// A dtkfs mount, checked against the mount table, and its status lines.
-struct MountStatus {
-  std::string mnt;  // canonical mount point
-  std::string raw;  // user.dtkfs.status as read
-  std::map<std::string, std::string> fields;
-};
-
 // Resolves mnt, checks that it is exactly a dtkfs mount point (src/cli/mount_point.h), and
 // reads its status. On failure prints why and returns nullopt.
 std::optional<MountStatus> OpenMount(const std::string& mnt) {
@@ -48,29 +42,12 @@ std::optional<MountStatus> OpenMount(const std::string& mnt) {
     PrintError(point.status().message());
     return std::nullopt;
   }
-  MountStatus out;
-  out.mnt = *point;
-  const std::string name(fs::kControlStatus);
-  ssize_t n = ::getxattr(out.mnt.c_str(), name.c_str(), nullptr, 0);
-  if (n > 0) {
-    out.raw.resize(static_cast<size_t>(n) + 1024);  // room for a status that grew meanwhile
-    n = ::getxattr(out.mnt.c_str(), name.c_str(), out.raw.data(), out.raw.size());
-  }
-  if (n < 0) {
-    PrintError(fmt::format("{}: cannot read its dtkfs status: {}", out.mnt, std::strerror(errno)));
+  auto status = ReadMountStatus(*point);
+  if (!status.ok()) {
+    PrintError(status.status().message());
     return std::nullopt;
   }
-  out.raw.resize(static_cast<size_t>(n));
-  std::istringstream in(out.raw);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto colon = line.find(": ");
-    // The first line of a key counts (pid is the first line the daemon writes; values are
-    // escaped, so none can forge a later one).
-    if (colon != std::string::npos)
-      out.fields.emplace(line.substr(0, colon), fs::UnescapeStatusValue(line.substr(colon + 2)));
-  }
-  return out;
+  return std::move(status).value();
 }
 
 // The daemon's pid from its status, parsed without exceptions; nullopt unless it is a whole
@@ -266,9 +243,8 @@ int RunStatus(const std::string& mnt, bool json) {
 int RunCompact(const std::string& mnt) {
   auto status = OpenMount(mnt);
   if (!status) return kExitError;
-  const std::string name(fs::kControlCompact);
-  if (::setxattr(status->mnt.c_str(), name.c_str(), "1", 1, 0) != 0) {
-    PrintError(fmt::format("{}: compaction failed: {}", status->mnt, std::strerror(errno)));
+  if (Status s = RequestCompaction(status->mnt); !s.ok()) {
+    PrintError(s.message());
     return kExitError;
   }
   auto after = OpenMount(status->mnt);

@@ -40,7 +40,7 @@ struct CheckArgs {
 int RunCheck(const CheckArgs& args);
 
 // dtkfs export --format ncdu|prometheus [--index FILE] [--output FILE] [--depth N] [--top N]
-// PATH (docs/export.md).
+// [--live compact|list] [--verbose] PATH (docs/export.md).
 struct ExportArgs {
   static constexpr size_t kNotGiven = SIZE_MAX;
   static constexpr size_t kDefaultDepth = 1;
@@ -50,6 +50,10 @@ struct ExportArgs {
   std::string output;        // "": standard output
   size_t depth = kNotGiven;  // prometheus only
   size_t top = kNotGiven;    // prometheus only
+  // On a mount: "compact" (or ""): compact, then read the index, listing the mount only when
+  // that cannot be done; "list": list the mount's directories.
+  std::string live;
+  bool verbose = false;  // say on stderr where the totals came from
   std::string path;
 };
 int RunExport(const ExportArgs& args);

@@ -94,9 +94,14 @@ std::string OwnFilesInfo(const NcduDir& dir) {
 
 }  // namespace
 
-void WriteNcdu(const NcduTree& tree, std::string_view progver, uint64_t timestamp, TextSink& out) {
-  out.Append(fmt::format(R"([1,2,{{"progname":"dtkfs","progver":{},"timestamp":{}}})",
-                         NcduString(progver), timestamp));
+void WriteNcdu(const NcduTree& tree, const NcduMetadata& meta, TextSink& out) {
+  out.Append(fmt::format(R"([1,2,{{"progname":"dtkfs","progver":{},"timestamp":{})",
+                         NcduString(meta.progver), meta.timestamp));
+  if (!meta.source.empty())
+    out.Append(fmt::format(R"(,"dtkfs_source":{})", NcduString(meta.source)));
+  if (meta.totals_time)
+    out.Append(fmt::format(R"(,"dtkfs_totals_timestamp":{:.3f})", *meta.totals_time));
+  out.Append("}");
   // Depth first without recursion: a directory chain may be deeper than the stack allows.
   // Each frame is a directory and the next of its children to write.
   std::vector<std::pair<size_t, size_t>> stack;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,7 +59,17 @@ NcduTree BuildNcduTree(std::string root_name, std::string_view root_rel, const T
 // A JSON string literal as ncdu writes one (see above).
 std::string NcduString(std::string_view name);
 
+// The export's metadata object: ncdu's keys, then dtkfs's.
+struct NcduMetadata {
+  std::string progver;
+  uint64_t timestamp = 0;  // Unix time of the export (ncdu's key)
+  // Where the totals came from: "index" (offline), "compaction" (a live mount's index, read
+  // right after a compaction) or "listing" (a live mount's directories listed).
+  std::string source;
+  std::optional<double> totals_time;  // Unix time the totals were exact for, if known
+};
+
 // Writes the whole export: [1,2,{metadata},[root ...]].
-void WriteNcdu(const NcduTree& tree, std::string_view progver, uint64_t timestamp, TextSink& out);
+void WriteNcdu(const NcduTree& tree, const NcduMetadata& meta, TextSink& out);
 
 }  // namespace dtkfs::cli

@@ -77,8 +77,9 @@ void WritePrometheus(const PrometheusExport& e, TextSink& out) {
       fmt::format("dtkfs_export_timestamp_seconds{{root=\"{}\"}} {:.3f}\n", root, e.export_time));
   if (e.totals_time) {
     Header(out, "dtkfs_totals_timestamp_seconds",
-           "Unix time the totals were exact for: the export's time on a live mount, the index "
-           "file's last write offline.");
+           "Unix time the totals were exact for: on a live mount the compaction the export "
+           "asked for (or the export's time when it listed the mount), offline the index "
+           "file's last write.");
     out.Append(fmt::format("dtkfs_totals_timestamp_seconds{{root=\"{}\"}} {:.3f}\n", root,
                            *e.totals_time));
   }

@@ -60,9 +60,9 @@ int main(int argc, char** argv) {
       program
           .Add("export",
                "Write the totals of PATH and the directories below it for ncdu or Prometheus, "
-               "from the mount or the index, without a walk")
+               "from the index (on a mount: right after compacting it), without a walk")
           .Positional("PATH", "a directory inside a scanned source or a dtkfs mount", &exp.path)
-          .Option("--format", "FORMAT",
+          .Option("--format", "ncdu|prometheus",
                   "ncdu (ncdu's JSON export, 1.2: `ncdu -f FILE` browses it) or prometheus "
                   "(node_exporter textfile gauges)",
                   &exp.format)
@@ -78,7 +78,13 @@ int main(int argc, char** argv) {
           .Option("--top", "N",
                   "prometheus: only the N largest of those directories (default 100; PATH is "
                   "always written); refused with ncdu",
-                  dtkfs::ranges::kExportTop, &exp.top);
+                  dtkfs::ranges::kExportTop, &exp.top)
+          .Option("--live", "compact|list",
+                  "on a mount: compact it, then read its index, with no directory listed "
+                  "(compact, the default; lists the mount when the index is not this user's or "
+                  "the compaction fails), or list its directories (list)",
+                  &exp.live)
+          .Flag("-v,--verbose", "say on stderr where the totals came from, and why", &exp.verbose);
 
   dtkfs::fs::MountArgs mount;
   std::string mount_index;  // the long flags, handed to the daemon as -o values (below)

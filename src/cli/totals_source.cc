@@ -40,9 +40,10 @@ std::vector<std::pair<std::string, Totals>> IndexTotalsSource::ListBelow(const s
 }
 
 std::optional<double> IndexTotalsSource::TotalsTime() const {
-  struct stat st;
-  if (::stat(reader_->file_path().c_str(), &st) != 0) return std::nullopt;
-  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+  // The file this reader mapped, not whatever the path names now: a compaction may have
+  // renamed a newer index over it since.
+  if (exact_at_) return exact_at_;
+  return reader_->file_modified_time();
 }
 
 namespace {
@@ -150,6 +151,7 @@ Result<Target> Resolve(Env& env, const std::string& p, const std::string& index_
     if (auto mount_root = MountRootOf(*canonical)) {
       t.relative = RelativeTo(*canonical, *mount_root);
       t.source = std::make_shared<MountTotalsSource>(*mount_root);
+      t.mount_root = *mount_root;
       return t;
     }
   }

@@ -1,6 +1,7 @@
-// TotalsSource: where `dtkfs du` and `dtkfs top` read totals from. Offline it is an index
-// file (IndexTotalsSource); on a mounted path, the live xattrs (added with the mount).
-// Resolve() picks the right one for a user's path.
+// TotalsSource: where `dtkfs du`, `top` and `export` read totals from. Offline it is an index
+// file (IndexTotalsSource); on a mounted path, the live xattrs (added with the mount), or,
+// for an export, the index its daemon just compacted (cli/live_index.h, also an
+// IndexTotalsSource). Resolve() picks the right one for a user's path.
 #pragma once
 
 #include <memory>
@@ -24,27 +25,36 @@ class TotalsSource {
   virtual std::vector<std::pair<std::string, Totals>> ListBelow(const std::string& rel,
                                                                 size_t max_depth) const = 0;
   // Unix time the totals were exact for: now on a live mount; for an index, its file's last
-  // write (the scan or compaction that wrote it). nullopt if that cannot be read.
+  // write (the scan or compaction that wrote it), or the compaction request it was read
+  // after. nullopt if that cannot be read.
   virtual std::optional<double> TotalsTime() const = 0;
+  // The index read, when the totals come from one (nullptr for a live listing).
+  virtual const IndexReader* index_reader() const { return nullptr; }
 };
 
 class IndexTotalsSource final : public TotalsSource {
  public:
-  explicit IndexTotalsSource(std::shared_ptr<const IndexReader> reader)
-      : reader_(std::move(reader)) {}
+  // exact_at: when the totals were exact, if known better than the file's mtime (a live
+  // export: the compaction request).
+  explicit IndexTotalsSource(std::shared_ptr<const IndexReader> reader,
+                             std::optional<double> exact_at = std::nullopt)
+      : reader_(std::move(reader)), exact_at_(exact_at) {}
   std::optional<Totals> Lookup(const std::string& rel) const override;
   std::vector<std::pair<std::string, Totals>> ListBelow(const std::string& rel,
                                                         size_t max_depth) const override;
   std::optional<double> TotalsTime() const override;
+  const IndexReader* index_reader() const override { return reader_.get(); }
 
  private:
   std::shared_ptr<const IndexReader> reader_;
+  std::optional<double> exact_at_;
 };
 
 // A user's path resolved to a source of totals.
 struct Target {
   std::shared_ptr<const TotalsSource> source;
-  std::string relative;  // path below the source root ("" = the root)
+  std::string relative;    // path below the source root ("" = the root)
+  std::string mount_root;  // the dtkfs mount point when source reads a live mount, else ""
   bool is_directory = true;
   uint64_t own_size = 0;  // for a non-directory: its lstat size
 };

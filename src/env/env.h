@@ -41,6 +41,10 @@ class MappedFile {
   // holds a private copy of what it read before (src/env/map_guard.h): the bytes are still
   // the ones validated, but the file on disk is no longer them.
   virtual bool detached() const { return false; }
+  // The file's last modification (Unix time) as it was when mapped: read from the mapped
+  // file itself, so a file renamed over the path since then does not change it. nullopt
+  // when unknown (memory files).
+  virtual std::optional<double> modified_time() const { return std::nullopt; }
 };
 
 // An exclusive advisory lock (flock) held until destroyed.

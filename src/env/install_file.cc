@@ -15,7 +15,11 @@ static std::string DirectoryOf(const std::string& path) {
 
 Status InstallFile(Env& env, const std::string& path, mode_t mode,
                    const std::function<Status(WritableFile&)>& write_body) {
-  const std::string tmp = TempPathFor(path);
+  return InstallFileVia(env, path, TempPathFor(path), mode, write_body);
+}
+
+Status InstallFileVia(Env& env, const std::string& path, const std::string& tmp, mode_t mode,
+                      const std::function<Status(WritableFile&)>& write_body) {
   auto file = env.NewWritableFile(tmp, mode);
   if (!file.ok()) return file.status();
   Status s = write_body(**file);

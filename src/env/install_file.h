@@ -24,5 +24,9 @@ std::string TempPathFor(const std::string& path);
 
 Status InstallFile(Env& env, const std::string& path, mode_t mode,
                    const std::function<Status(WritableFile&)>& write_body);
+// The same through the temporary name tmp (in path's directory), for writers that do not
+// serialise: each picks a name of its own, so none renames another's half-written file.
+Status InstallFileVia(Env& env, const std::string& path, const std::string& tmp, mode_t mode,
+                      const std::function<Status(WritableFile&)>& write_body);
 
 }  // namespace dtkfs

@@ -125,12 +125,19 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   size_t size() const override { return size_; }
   const std::string& path() const override { return path_; }
   bool detached() const override { return detached_.load(); }
+  std::optional<double> modified_time() const override { return modified_; }
 
  private:
+  void RecordModified(const struct stat& st) {
+    modified_ =
+        static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+  }
+
   // Called with the lease held: the size read here stays valid while mapped.
   int MapShared() {
     struct stat st;
     if (::fstat(fd_, &st) != 0) return errno;
+    RecordModified(st);
     size_ = static_cast<size_t>(st.st_size);
     if (size_ == 0) return 0;
     // MAP_POPULATE: the whole index is verified at open anyway; prefaulting in one call is
@@ -146,6 +153,7 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   int CopyWithPread() {
     struct stat st;
     if (::fstat(fd_, &st) != 0) return errno;
+    RecordModified(st);
     size_t want = static_cast<size_t>(st.st_size);
     if (want == 0) return 0;
     void* mem = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -193,6 +201,7 @@ class PosixMappedFile final : public MappedFile, public GuardedMapping {
   size_t size_ = 0;
   size_t mapped_len_ = 0;  // the mapping's length (a pread copy may hold fewer bytes)
   std::atomic<bool> detached_{false};
+  std::optional<double> modified_;  // set by Load, before any reader sees the file
 };
 
 class PosixFileLock final : public FileLock {

@@ -107,6 +107,9 @@ constexpr std::string_view kIgnoredPrefixes[] = {"x-", "comment="};
 int KeepForLibfuse(void* data, const char* arg, int key, fuse_args*) {
   auto* raw = static_cast<RawOptions*>(data);
   if (key == kOwnedByDtkfs) return -1;  // fuse_opt_parse fails: refused below
+  // An empty item ("a,,b", a lone ",", a trailing comma in fstab) means nothing; libfuse
+  // would refuse the whole mount for it.
+  if (key == FUSE_OPT_KEY_OPT && arg[0] == '\0') return 0;
   if (key == FUSE_OPT_KEY_OPT)
     for (std::string_view prefix : kIgnoredPrefixes)
       if (std::string_view(arg).substr(0, prefix.size()) == prefix) return 0;

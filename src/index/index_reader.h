@@ -49,6 +49,8 @@ class IndexReader {
   const LinkTableView& links() const { return links_; }
   const std::string& file_path() const { return file_->path(); }
   size_t file_size() const { return file_->size(); }
+  // The mapped file's last write (Unix time), read when it was opened (MappedFile).
+  std::optional<double> file_modified_time() const { return file_->modified_time(); }
   // The file was changed by another process while mapped; this reader serves a private copy
   // of what it validated, and the file should be rewritten (MappedFile::detached).
   bool mapping_detached() const { return file_->detached(); }

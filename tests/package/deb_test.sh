@@ -91,6 +91,16 @@ done
 [[ ${lines[1]} == *--index* && ${lines[1]} == *--json* ]] || fail "completion of du options: ${lines[1]}"
 [[ ${lines[2]} == list_totals ]] || fail "completion of -o li: ${lines[2]}"
 [[ ${lines[3]} == --depth ]] || fail "completion of top --de: ${lines[3]}"
+# Regression: with `set -u` and COMP_WORDS alone (no COMP_LINE), the function stopped on an
+# unbound variable; it completes from the words instead.
+got=$(PATH="$tmp/root/usr/bin:$PATH" bash --norc -uc '
+  source "$1"
+  COMP_WORDS=(dtkfs export --format ""); COMP_CWORD=3; COMPREPLY=(); _dtkfs; echo "${COMPREPLY[*]}"
+  COMP_WORDS=(dtkfs); COMP_CWORD=1; COMPREPLY=(); _dtkfs; echo "${COMPREPLY[*]}"' \
+  bash "$completion" 2>&1) || fail "completion under set -u without COMP_LINE failed: $got"
+mapfile -t lines <<<"$got"
+[[ ${lines[0]} == "ncdu prometheus" ]] || fail "completion of export --format under set -u: $got"
+[[ ${lines[1]} == *export* ]] || fail "completion past the last word under set -u: $got"
 
 if ((failures > 0)); then
   echo "package: $failures problems in $(basename "$deb")" >&2

@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/filesystem.hpp>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
@@ -546,6 +548,134 @@ TEST_CASE("cli: export refuses bad arguments and leaves no partial output", "[cl
           "not a directory");
   CHECK(ReadFileBytes(out + "/d.prom") == good);
   CHECK(::stat((out + "/d.prom.tmp").c_str(), &st) != 0);
+}
+
+// Files in dir whose names start with prefix (leftover temporary files of an export).
+std::vector<std::string> FilesStartingWith(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& e : boost::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+// Bug: as root, `--output /dev/full` created /dev/full.tmp, wrote the export there and renamed
+// it over the device node (exit 0, the device gone). A character device (or fifo) named
+// directly is now written into, as a shell redirection would: on a full one that fails with
+// ENOSPC, exit 2, and nothing is left beside it. Tested on a copy of /dev/full's node.
+TEST_CASE("regression: export --output to a full character device exits 2 and replaces nothing",
+          "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+  const std::string dev = t / "dev";
+  MakeDir(dev);
+  if (::mknod((dev + "/full").c_str(), S_IFCHR | 0666, makedev(1, 7)) != 0 ||
+      ::mknod((dev + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
+    WARN("cannot make device nodes here (" << std::strerror(errno) << "): not run");
+    return;
+  }
+  Run r = dtkfs({"export", "--format", "ncdu", "--index", index, "--output", dev + "/full", src});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("No space left on device"));
+  r = dtkfs({"export", "--format", "prometheus", "--index", index, "--output", dev + "/null", src});
+  CHECK(r.code == 0);
+  for (const char* name : {"/full", "/null"}) {
+    struct stat st;
+    REQUIRE(::lstat((dev + name).c_str(), &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+  }
+  CHECK(FilesStartingWith(dev, "full.").empty());
+  CHECK(FilesStartingWith(dev, "null.").empty());
+}
+
+// Bug: a symbolic link at --output was replaced by the export, so `--output /dev/stdout` run
+// as root replaced /dev/stdout. A link is now refused and left as it is.
+TEST_CASE("regression: export --output naming a symbolic link refuses and keeps the link",
+          "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+  WriteFileBytes(t / "target", "kept");
+  REQUIRE(::symlink("target", (t / "link").c_str()) == 0);
+  REQUIRE(::symlink("nowhere", (t / "dangling").c_str()) == 0);
+  for (const std::string& link : {t / "link", t / "dangling"}) {
+    Run r = dtkfs({"export", "--format", "ncdu", "--index", index, "--output", link, src});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("a symbolic link"));
+    struct stat st;
+    REQUIRE(::lstat(link.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+  }
+  CHECK(ReadFileBytes(t / "target") == "kept");
+  CHECK(FilesStartingWith(t.path(), "link.").empty());
+}
+
+// Bug: every export wrote FILE.tmp; a second export removed the first's FILE.tmp and created
+// its own, the first then renamed the second's half-written file over FILE (a partial export
+// visible) and the second failed to rename (exit 2). Each export now has a temporary name of
+// its own.
+TEST_CASE("regression: concurrent exports to one --output all succeed and leave a whole file",
+          "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  for (int a = 0; a < 40; ++a) {
+    MakeDir(fmt::format("{}/dir-{}", src, a));
+    for (int b = 0; b < 50; ++b) MakeDir(fmt::format("{}/dir-{}/sub-{}", src, a, b));
+  }
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+  const std::string out = t / "out";
+  MakeDir(out);
+  const std::string file = out + "/tree.json";
+  std::vector<std::string> argv_strings = {DTKFS_BINARY, "export",   "--format", "ncdu", "--index",
+                                           index,        "--output", file,       src};
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (int round = 0; round < 4; ++round) {
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 6; ++i) {
+      pid_t pid = -1;
+      REQUIRE(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+      pids.push_back(pid);
+    }
+    for (pid_t pid : pids) {
+      int status = 0;
+      REQUIRE(::waitpid(pid, &status, 0) == pid);
+      INFO("round " << round);
+      CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    const std::string text = ReadFileBytes(file);
+    CHECK(text.size() > 100000);
+    CHECK(text.ends_with("]]\n"));
+    CHECK(FilesStartingWith(out, "tree.json.").empty());
+  }
+}
+
+TEST_CASE("regression: export --output naming the index it reads is refused", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
+  MakeDir(src);
+  MakeSource(src);
+  Cli dtkfs;
+  const std::string index = dtkfs.Scan(src);
+  const std::string before = ReadFileBytes(index);
+  Run r = dtkfs({"export", "--format", "ncdu", "--index", index, "--output", index, src});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("is the index the totals are read from"));
+  CHECK(ReadFileBytes(index) == before);
+  r = dtkfs({"export", "--format", "ncdu", "--output", index, src});  // found from src
+  CHECK(r.code == 2);
+  CHECK(ReadFileBytes(index) == before);
 }
 
 TEST_CASE("cli: every subcommand accepts --help", "[cli]") {

@@ -1,6 +1,9 @@
 // The export writers (src/cli/export_ncdu, export_prometheus, text_sink) and the UTF-8 rules
 // of src/cli/output: how odd names are escaped, and that a directory's own-files entry plus
 // its subdirectories add up to its totals.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <random>
 #include <string>
@@ -10,6 +13,9 @@
 #include "cli/export_prometheus.h"
 #include "cli/output.h"
 #include "cli/text_sink.h"
+#include "cli/totals_source.h"
+#include "index/index_builder.h"
+#include "support/temp_dir.h"
 #include "support/test_seed.h"
 
 namespace dtkfs::cli {
@@ -134,10 +140,11 @@ TEST_CASE("ncdu: the document is format 1.2, directories nested, own files aggre
   const NcduTree tree = BuildNcduTree("/s", "", Totals{8, 3, 2}, below);
   Collected c;
   TextSink sink(c.Writer());
-  WriteNcdu(tree, "0.1", 1700000000, sink);
+  WriteNcdu(tree, NcduMetadata{"0.1", 1700000000, "index", 1699999999.5}, sink);
   REQUIRE(sink.Finish().ok());
   CHECK(c.text ==
-        R"([1,2,{"progname":"dtkfs","progver":"0.1","timestamp":1700000000},)"
+        R"([1,2,{"progname":"dtkfs","progver":"0.1","timestamp":1700000000,)"
+        R"("dtkfs_source":"index","dtkfs_totals_timestamp":1699999999.500},)"
         "\n"
         R"([{"name":"/s","dtkfs_total_bytes":8,"dtkfs_total_files":3,"dtkfs_total_dirs":2},)"
         "\n"
@@ -230,4 +237,39 @@ TEST_CASE("text sink: hands on large pieces and keeps the first failure", "[expo
 }
 
 }  // namespace
+}  // namespace dtkfs::cli
+
+namespace dtkfs::cli {
+namespace {
+
+// Writes an index of one root entry (bytes) at file and sets its mtime to mtime seconds.
+void WriteOneEntryIndex(const std::string& file, uint64_t bytes, time_t mtime) {
+  IndexMeta meta;
+  REQUIRE(WriteIndex(Env::Default(), file, meta, [&](const EntryEmitter& emit) {
+            return emit("", Totals{bytes, 1, 0});
+          }).ok());
+  const struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+// Bug: an offline export's freshness (dtkfs_totals_timestamp_seconds) was the mtime of
+// whatever file the index path named when the export ended, so an index renamed over it
+// during the export (a compaction) lent its newer time to the older totals being written.
+TEST_CASE("regression: index replaced during an export keeps the mapped file's totals time",
+          "[export]") {
+  testing::TempDir dir;
+  const std::string file = dir / "tree.idx";
+  WriteOneEntryIndex(file, 5, 1000000000);
+  auto reader = IndexReader::Open(Env::Default(), file);
+  REQUIRE(reader.ok());
+  IndexTotalsSource source(*reader);
+  WriteOneEntryIndex(dir / "new.idx", 7, 1500000000);
+  REQUIRE(::rename((dir / "new.idx").c_str(), file.c_str()) == 0);
+  CHECK(source.Lookup("")->bytes == 5);
+  REQUIRE(source.TotalsTime());
+  CHECK(*source.TotalsTime() == 1000000000.0);
+}
+
 }  // namespace dtkfs::cli

@@ -126,3 +126,18 @@ TEST_CASE("mount options: the help lists every row of the table with its range",
   CHECK_THAT(help, Catch::Contains("whole numbers 1 to 256 threads"));
   CHECK_THAT(help, Catch::Contains("0 to 604800 seconds (0: no timer)"));
 }
+
+// Bug: `-o ,` or `-o ro,,list_totals,` (a doubled or trailing comma in an fstab line) made
+// the mount fail with "libfuse refused the mount options": the empty item went to libfuse.
+TEST_CASE("regression: empty items of -o are dropped, not handed to libfuse", "[fs]") {
+  auto o = ParseMountOptions({",", "ro,,list_totals,", ",,allow_other"});
+  REQUIRE(o.ok());
+  CHECK(o->fs.list_totals);
+  for (const auto& a : o->fuse) {
+    INFO(a);
+    CHECK_FALSE(a.empty());
+    CHECK(a.find(",,") == std::string::npos);
+    CHECK(a.front() != ',');
+    CHECK(a.back() != ',');
+  }
+}
