@@ -14,11 +14,11 @@
 // No libfuse here (Filesystem maps FUSE ids to inodes), so tests drive it with plain fds.
 //
 // Thread-safety: every method locks mu() itself except the ...Locked ones, whose caller holds
-// it. mu() guards the map, refs, and each inode's parent, name, removed and links; the
-// hard-link tracker's claims are guarded by it too (link_tracker.h). Lock order: the
-// namespace lock (Filesystem), then Inode::size_mu, then mu(), then the descriptor lock
-// (private, a leaf but for the size store's), then the size store's lock. Fd() takes mu()
-// itself when it must reopen, so it is never called with mu() held.
+// it. mu() guards the map, refs, and each inode's names (parent, name, more_links) and
+// removed; the hard-link tracker's claims are guarded by it too (link_tracker.h). Lock
+// order: the namespace lock (Filesystem), then Inode::size_mu, then mu(), then the
+// descriptor lock (private, a leaf but for the size store's), then the size store's lock.
+// Fd() takes mu() itself when it must reopen, so it is never called with mu() held.
 #pragma once
 
 #include <sys/stat.h>
@@ -88,10 +88,45 @@ struct SourceHandle {
   explicit operator bool() const { return data != nullptr; }
 };
 
-// A name of a non-directory inode: (directory inode, entry name).
+// A name of an inode: (directory inode, entry name).
 struct Link {
   Inode* parent;
   std::string name;
+};
+
+// One known name of an inode, seen in place (Inode::links()): valid while the table's mu()
+// is held and the inode's names do not change.
+struct LinkRef {
+  Inode* parent;
+  const std::string& name;
+};
+
+// An inode's known names in the order they became known (Inode::links()).
+class LinkRange {
+ public:
+  class iterator {
+   public:
+    LinkRef operator*() const;
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const iterator&) const = default;
+
+   private:
+    friend class LinkRange;
+    iterator(const Inode* inode, size_t i) : inode_(inode), i_(i) {}
+    const Inode* inode_;
+    size_t i_;
+  };
+  explicit LinkRange(const Inode& inode) : inode_(&inode) {}
+  iterator begin() const { return iterator(inode_, 0); }
+  iterator end() const;
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+
+ private:
+  const Inode* inode_;
 };
 
 struct Inode {
@@ -118,12 +153,16 @@ struct Inode {
   // handles do not work), so a new inode that took its number is not taken for it.
   SourceHandle handle;
   // --- guarded by InodeTable::mu() ---
-  uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
-  Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
-  std::string name;         // directories: name in parent
-  std::vector<Link> links;  // non-directories: the links we know of
+  uint64_t refs = 0;  // kernel lookups + pins from child dirs and links
+  // Its names (links()). The first is (parent, name): a directory's one parent and its name
+  // there (null: the root, or removed), a non-directory's first known link (null: none
+  // known). A non-directory's second and later links are in more_links, made at the second
+  // (most files have one name: one pointer, no vector element of their own).
+  Inode* parent = nullptr;
+  std::string name;
+  std::unique_ptr<std::vector<Link>> more_links;
   // Directories: the known inodes named inside it (a directory child once, a file once per
-  // link here; their names are theirs: name, links), so reconciling a directory finds them
+  // link here; their names are theirs: links()), so reconciling a directory finds them
   // without a table walk. Made at the first child (null for files and empty directories).
   using Children = std::unordered_multiset<Inode*>;
   std::unique_ptr<Children> children;
@@ -134,7 +173,33 @@ struct Inode {
     std::lock_guard lock(size_mu);
     return accounted_size;
   }
+
+  // Its known names, (parent, name) pairs: a directory's one, a non-directory's links. The
+  // caller holds InodeTable::mu(); InodeTable changes them (AddLink, RemoveLink, MoveLink),
+  // keeping the references, the children indexes and the pins that go with them.
+  LinkRange links() const { return LinkRange(*this); }
+  size_t link_count() const {
+    return parent == nullptr ? 0 : 1 + (more_links ? more_links->size() : 0);
+  }
+  bool HasLink(const Inode& dir, std::string_view entry) const;
+
+ private:
+  friend class InodeTable;
+  // Storage of the names alone, for InodeTable.
+  void PushLink(Inode& dir, std::string_view entry);
+  // False when (dir, entry) is not one of its names.
+  bool EraseLink(const Inode& dir, std::string_view entry);
+  bool RenameLink(const Inode& dir, std::string_view entry, Inode& to_dir,
+                  std::string_view to_entry);
 };
+
+inline LinkRef LinkRange::iterator::operator*() const {
+  if (i_ == 0) return LinkRef{inode_->parent, inode_->name};
+  const Link& l = (*inode_->more_links)[i_ - 1];
+  return LinkRef{l.parent, l.name};
+}
+inline LinkRange::iterator LinkRange::end() const { return iterator(inode_, size()); }
+inline size_t LinkRange::size() const { return inode_->link_count(); }
 
 class InodeTable;
 
@@ -249,7 +314,6 @@ class InodeTable {
   // Links of non-directories. AddLink/RemoveLink/MoveLink lock mu(); the ...Locked forms
   // expect it held. notify: tell the listener when a pinned file's names changed (false
   // while the tracker itself fills in names from the index's link table).
-  static bool HasLink(const Inode& file, const Inode& parent, std::string_view name);
   void AddLink(Inode& file, Inode& parent, const std::string& name);
   void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify = true);
   void RemoveLink(Inode& file, Inode& parent, const std::string& name);
@@ -312,6 +376,8 @@ class InodeTable {
   int Reopen(Inode& inode);
   int ReopenByName(Inode& inode);
   int OpenByNames(Inode& inode, const std::vector<Link>& names);  // parents held
+  // Drops the names of inode, whose parents' references and children indexes it held.
+  void DropLinksLocked(Inode& inode);
   void ReleaseFd(Inode& inode);
   InodeFd LeaseLocked(Inode& inode);  // fd_mu_ held, inode.fd open
   friend class InodeFd;
