@@ -512,7 +512,13 @@ void InodeTable::UnrefLocked(Inode* inode, uint64_t n) {
     DropFd(*in);
     inodes_.erase(in);
     delete in;
+    freed_++;
   }
+}
+
+InodeTable::Census InodeTable::GetCensus() {
+  std::lock_guard lock(mu_);
+  return Census{inodes_.size(), freed_};
 }
 
 void InodeTable::Forget(Inode& inode, uint64_t n) {

@@ -295,6 +295,13 @@ class InodeTable {
   // The inode for (dev, ino) if the table has it (opaque aliases never match).
   Inode* Find(dev_t dev, ino_t ino);
   Inode* FindLocked(dev_t dev, ino_t ino);
+  // How many inodes the table holds (the root not counted): those the kernel knows, pinned
+  // files and the directories their names keep; and how many it has freed since it was made.
+  struct Census {
+    size_t known = 0;
+    uint64_t freed = 0;
+  };
+  Census GetCensus();
   // Drops n references; an inode with none left is closed and freed, and lets go of its
   // parent or link directories in turn.
   void Forget(Inode& inode, uint64_t n);
@@ -385,8 +392,9 @@ class InodeTable {
   std::unique_ptr<Inode> root_;
   MountBoundaries mounts_;
   LinkListener* listener_ = nullptr;
-  std::mutex mu_;  // guards inodes_ and the Inode fields marked above
+  std::mutex mu_;  // guards inodes_, freed_ and the Inode fields marked above
   std::unordered_set<Inode*, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
+  uint64_t freed_ = 0;
 
   std::mutex fd_mu_;  // guards ring_, hand_, the stats and each inode's fd fields; after mu_
   std::vector<Inode*> ring_;  // inodes with an open descriptor (not the root)
