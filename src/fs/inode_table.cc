@@ -410,21 +410,20 @@ Inode* InodeTable::Find(dev_t dev, ino_t ino) {
 
 Inode* InodeTable::FindLocked(dev_t dev, ino_t ino) {
   if (dev == root_->dev && ino == root_->ino) return root_.get();
-  auto it = inodes_.find(Key{dev, ino});
-  return it == inodes_.end() ? nullptr : *it;
+  return inodes_.find(Key{dev, ino});
 }
 
 Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount,
                                       Inode& parent, const char* name, bool* created) {
   *created = false;
   if (st.st_dev == root_->dev && st.st_ino == root_->ino && !mount.opaque) return root_.get();
-  auto it = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
-  if (it != inodes_.end() && IsReincarnationLocked(**it, fd)) {
-    RetireLocked(*it);
-    it = inodes_.end();
+  Inode* inode = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
+  if (inode != nullptr && IsReincarnationLocked(*inode, fd)) {
+    RetireLocked(inode);
+    inode = nullptr;
   }
-  if (it == inodes_.end()) {
-    auto inode = std::make_unique<Inode>();
+  if (inode == nullptr) {
+    inode = new Inode();
     inode->fd = fd;
     inode->dev = st.st_dev;
     inode->ino = st.st_ino;
@@ -432,13 +431,11 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
     inode->mnt_id = mount.mnt_id;
     inode->opaque = mount.opaque;
     inode->accounted_size = inode->is_dir ? 0 : static_cast<uint64_t>(st.st_size);
-    it = inodes_.insert(inode.get()).first;
-    Inode& in = *inode.release();
+    inodes_.insert(inode);
     *created = true;
     std::lock_guard fd_lock(fd_mu_);
-    InstallFdLocked(in);
+    InstallFdLocked(*inode);
   }
-  Inode* inode = *it;
   if (inode->is_dir) {
     if (inode->parent != &parent || inode->name != name || inode->removed) {
       // New, or renamed beside the mount: the kernel's view is the truth for its path.
@@ -624,8 +621,7 @@ void InodeTable::MoveLink(Inode& file, Inode& from_parent, const std::string& fr
 
 void InodeTable::Disown(Inode& parent, Inode& child) {
   if (!parent.children) return;
-  if (auto it = parent.children->find(&child); it != parent.children->end())
-    parent.children->erase(it);  // one occurrence: one name
+  parent.children->erase(&child);  // one occurrence: one name
   if (parent.children->empty()) parent.children.reset();
 }
 
@@ -633,12 +629,15 @@ std::vector<std::pair<std::string, Inode*>> InodeTable::HoldChildren(Inode& dir)
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, Inode*>> out;
   if (dir.children) {
-    for (auto it = dir.children->begin(); it != dir.children->end();
-         it = dir.children->equal_range(*it).second) {
-      Inode* child = *it;
+    // A file with two names here is in the index twice: each child once, with all of them.
+    std::vector<Inode*> children;
+    children.reserve(dir.children->size());
+    for (Inode* child : *dir.children) children.push_back(child);
+    std::sort(children.begin(), children.end());
+    children.erase(std::unique(children.begin(), children.end()), children.end());
+    for (Inode* child : children)
       for (LinkRef l : child->links())
         if (l.parent == &dir) out.emplace_back(l.name, child);
-    }
   }
   for (auto& [name, child] : out) child->refs++;
   return out;

@@ -31,10 +31,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "scan/nested_mounts.h"
+#include "util/flat_ptr_set.h"
 #include "util/small_mutex.h"
 
 namespace dtkfs::fs {
@@ -164,7 +164,7 @@ struct Inode {
   // Directories: the known inodes named inside it (a directory child once, a file once per
   // link here; their names are theirs: links()), so reconciling a directory finds them
   // without a table walk. Made at the first child (null for files and empty directories).
-  using Children = std::unordered_multiset<Inode*>;
+  using Children = FlatPtrSet<Inode>;
   std::unique_ptr<Children> children;
   // --- no lock (see KernelSizes) ---
   KernelSizes kernel_size;
@@ -347,17 +347,13 @@ class InodeTable {
   static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
   // The table is a set of inodes found by Key (transparent look-up): no key copy per entry.
   struct KeyHash {
-    using is_transparent = void;
     size_t operator()(const Key& k) const {
       return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
     }
     size_t operator()(const Inode* i) const { return (*this)(KeyOf(*i)); }
   };
   struct KeyEq {
-    using is_transparent = void;
-    bool operator()(const Inode* a, const Inode* b) const { return a == b; }
     bool operator()(const Key& k, const Inode* i) const { return k == KeyOf(*i); }
-    bool operator()(const Inode* i, const Key& k) const { return k == KeyOf(*i); }
   };
   // Inode::children upkeep, with mu() held.
   static void Adopt(Inode& parent, Inode& child) {
@@ -393,7 +389,7 @@ class InodeTable {
   MountBoundaries mounts_;
   LinkListener* listener_ = nullptr;
   std::mutex mu_;  // guards inodes_, freed_ and the Inode fields marked above
-  std::unordered_set<Inode*, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
+  FlatPtrSet<Inode, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
   uint64_t freed_ = 0;
 
   std::mutex fd_mu_;  // guards ring_, hand_, the stats and each inode's fd fields; after mu_
