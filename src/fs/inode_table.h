@@ -129,8 +129,16 @@ class LinkRange {
   const Inode* inode_;
 };
 
+// One per inode the kernel knows, by the million: what it costs is the daemon's memory per
+// entry (docs/benchmarks.md "Memory per entry", bench/entry_memory_bench.py: about 240 bytes
+// per walked entry). 152 bytes, a 160-byte malloc chunk, whose next size is 176: fields are
+// ordered so the small ones share words, and a field only some inodes need lives behind a
+// pointer made when first needed (children, more_links, the file handle, the kernel sizes'
+// ring). Beside it: a slot in the table's and in its directory's FlatPtrSet (8 bytes each,
+// 3/8 to 3/4 full), its file handle once its descriptor was evicted (a 32-byte chunk), its
+// name past 15 bytes (a heap string), and a file's second and later links (a 48-byte vector
+// element each, and the vector).
 struct Inode {
-  // Fields ordered so the small ones share words: one Inode per inode the kernel knows.
   dev_t dev = 0;
   ino_t ino = 0;
   uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
@@ -192,6 +200,10 @@ struct Inode {
   bool RenameLink(const Inode& dir, std::string_view entry, Inode& to_dir,
                   std::string_view to_entry);
 };
+
+static_assert(sizeof(Inode) <= 152,
+              "a bigger Inode takes the next malloc size (176 bytes) "
+              "for every inode the kernel knows: see its comment");
 
 inline LinkRef LinkRange::iterator::operator*() const {
   if (i_ == 0) return LinkRef{inode_->parent, inode_->name};
