@@ -200,7 +200,8 @@ bool IsNumericStatusKey(std::string_view key) {
                                                       "descriptor_budget",
                                                       "descriptors_evicted",
                                                       "descriptors_reopened",
-                                                      "descriptors_stale"};
+                                                      "descriptors_stale",
+                                                      "inodes"};
   return kNumeric.count(key) > 0;
 }
 

@@ -57,7 +57,7 @@ void Accounting::AccountSizeLocked(Inode& inode, const struct stat& st) {
   size_t known;
   {
     std::lock_guard lock(table_.mu());
-    known = inode.links.size();
+    known = inode.link_count();
   }
   if (known < st.st_nlink) follower->FollowLinks(inode.dev, inode.ino);
 }
@@ -69,7 +69,7 @@ void Accounting::AccountToLocked(Inode& inode, uint64_t size) {
   std::vector<Inode*> parents;
   {
     std::lock_guard lock(table_.mu());
-    for (const Link& l : inode.links) parents.push_back(l.parent);
+    for (LinkRef l : inode.links()) parents.push_back(l.parent);
   }
   for (Inode* p : parents) ApplyDelta(*p, Delta{delta, 0, 0});
 }
@@ -294,7 +294,7 @@ void Accounting::CountScanned(Inode& d, const ReconcileReport& report, KernelSta
       std::vector<Inode*> outside;
       {
         std::lock_guard lock(table_.mu());
-        for (const Link& l : f->links)
+        for (LinkRef l : f->links())
           if (inside.count(l.parent) == 0) outside.push_back(l.parent);
       }
       for (Inode* p : outside) ApplyDelta(*p, Delta{delta, 0, 0});
@@ -310,7 +310,7 @@ std::vector<std::string> Accounting::KnownLinkDirs(dev_t dev, ino_t ino) {
   std::lock_guard lock(table_.mu());
   Inode* k = table_.FindLocked(dev, ino);
   if (k == nullptr || k->is_dir) return out;
-  for (const Link& l : k->links)
+  for (LinkRef l : k->links())
     if (auto p = table_.DirPathLocked(*l.parent)) out.push_back(*p);
   return out;
 }

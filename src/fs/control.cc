@@ -107,10 +107,10 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
   *value += WatcherStatus(fs);
   const InodeTable::FdStats fds = fs.table().GetFdStats();
   *value += fmt::format(
-      "descriptors: {}\ndescriptor_budget: {}\ndescriptors_evicted: {}\n"
+      "inodes: {}\ndescriptors: {}\ndescriptor_budget: {}\ndescriptors_evicted: {}\n"
       "descriptors_reopened: {}\ndescriptors_stale: {}\nreopen_by: {}\n",
-      fds.open, fs.table().fd_budget(), fds.evicted, fds.reopened, fds.stale,
-      fds.handles ? "handle" : "name");
+      fs.table().GetCensus().known, fds.open, fs.table().fd_budget(), fds.evicted, fds.reopened,
+      fds.stale, fds.handles ? "handle" : "name");
   return 0;
 }
 

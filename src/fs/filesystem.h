@@ -21,8 +21,8 @@
 //                   files (writes run in parallel). Size queries (DirTotals) take it only
 //                   when namespace changes keep being published under them (ns_seq_).
 //   Inode::size_mu  guards accounted_size.
-//   InodeTable::mu() guards the inode map, refs, each inode's parent/name/links, and the
-//                   link tracker's claims.
+//   InodeTable::mu() guards the inode map, refs, each inode's names (parent, name,
+//                   more_links), and the link tracker's claims.
 //   SizeStore::mu_  (inside the store) last: NoteLinksChanged is called under the table's.
 //   SuspectTotals   (inside the accounting) a leaf: nothing is taken while it is held.
 // No lock is held across a reply to the kernel.

@@ -242,10 +242,7 @@ int InodeTable::ReopenByName(Inode& inode) {
   std::vector<Link> names;  // each parent held while in use
   auto current = [&] {
     std::vector<Link> now;
-    if (!inode.is_dir)
-      now = inode.links;
-    else if (inode.parent != nullptr && !inode.removed)
-      now.push_back(Link{inode.parent, inode.name});
+    for (LinkRef l : inode.links()) now.push_back(Link{l.parent, l.name});
     return now;
   };
   auto same = [](const std::vector<Link>& a, const std::vector<Link>& b) {
@@ -364,22 +361,22 @@ void InodeTable::RetireLocked(Inode* old) {
   // The kernel may still hold it (its operations now answer ESTALE); the table forgets it
   // and its names, which are the new inode's now.
   inodes_.erase(old);
-  if (old->is_dir) {
-    old->removed = true;
-    if (old->parent != nullptr) {
-      Disown(*old->parent, *old);
-      UnrefLocked(old->parent, 1);
-      old->parent = nullptr;
-    }
-    return;
+  if (old->is_dir) old->removed = true;
+  const bool pinned = !old->is_dir && old->link_count() >= 2;
+  DropLinksLocked(*old);
+  if (pinned) UnrefLocked(old, 1);  // its pin as a hard-linked file
+}
+
+void InodeTable::DropLinksLocked(Inode& inode) {
+  std::vector<Inode*> parents;
+  for (LinkRef l : inode.links()) parents.push_back(l.parent);
+  inode.parent = nullptr;
+  std::string().swap(inode.name);
+  inode.more_links.reset();
+  for (Inode* p : parents) {
+    Disown(*p, inode);
+    UnrefLocked(p, 1);
   }
-  const std::vector<Link> links = std::move(old->links);
-  old->links.clear();
-  for (const Link& l : links) {
-    Disown(*l.parent, *old);
-    UnrefLocked(l.parent, 1);
-  }
-  if (links.size() >= 2) UnrefLocked(old, 1);  // its pin as a hard-linked file
 }
 
 bool InodeTable::ShedFds() {
@@ -422,21 +419,20 @@ Inode* InodeTable::Find(dev_t dev, ino_t ino) {
 
 Inode* InodeTable::FindLocked(dev_t dev, ino_t ino) {
   if (dev == root_->dev && ino == root_->ino) return root_.get();
-  auto it = inodes_.find(Key{dev, ino});
-  return it == inodes_.end() ? nullptr : *it;
+  return inodes_.find(Key{dev, ino});
 }
 
 Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMount& mount,
                                       Inode& parent, const char* name, bool* created) {
   *created = false;
   if (st.st_dev == root_->dev && st.st_ino == root_->ino && !mount.opaque) return root_.get();
-  auto it = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
-  if (it != inodes_.end() && IsReincarnationLocked(**it, fd)) {
-    RetireLocked(*it);
-    it = inodes_.end();
+  Inode* inode = inodes_.find(Key{st.st_dev, st.st_ino, mount.opaque ? mount.mnt_id : 0});
+  if (inode != nullptr && IsReincarnationLocked(*inode, fd)) {
+    RetireLocked(inode);
+    inode = nullptr;
   }
-  if (it == inodes_.end()) {
-    auto inode = std::make_unique<Inode>();
+  if (inode == nullptr) {
+    inode = new Inode();
     inode->fd = fd;
     inode->dev = st.st_dev;
     inode->ino = st.st_ino;
@@ -444,13 +440,11 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
     inode->mnt_id = mount.mnt_id;
     inode->opaque = mount.opaque;
     inode->accounted_size = inode->is_dir ? 0 : static_cast<uint64_t>(st.st_size);
-    it = inodes_.insert(inode.get()).first;
-    Inode& in = *inode.release();
+    inodes_.insert(inode);
     *created = true;
     std::lock_guard fd_lock(fd_mu_);
-    InstallFdLocked(in);
+    InstallFdLocked(*inode);
   }
-  Inode* inode = *it;
   if (inode->is_dir) {
     if (inode->parent != &parent || inode->name != name || inode->removed) {
       // New, or renamed beside the mount: the kernel's view is the truth for its path.
@@ -464,7 +458,7 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
       parent.refs++;
       Adopt(parent, *inode);
     }
-  } else if (!HasLink(*inode, parent, name)) {
+  } else if (!inode->HasLink(parent, name)) {
     AddLinkLocked(*inode, parent, name);
   }
   return inode;
@@ -517,18 +511,20 @@ void InodeTable::UnrefLocked(Inode* inode, uint64_t n) {
     if (in == root_.get()) continue;
     in->refs -= std::min(in->refs, count);
     if (in->refs > 0) continue;
-    if (in->parent != nullptr) {
-      Disown(*in->parent, *in);
-      work.emplace_back(in->parent, 1);
-    }
-    for (const Link& l : in->links) {
+    for (LinkRef l : in->links()) {
       Disown(*l.parent, *in);
       work.emplace_back(l.parent, 1);
     }
     DropFd(*in);
     inodes_.erase(in);
     delete in;
+    freed_++;
   }
+}
+
+InodeTable::Census InodeTable::GetCensus() {
+  std::lock_guard lock(mu_);
+  return Census{inodes_.size(), freed_};
 }
 
 void InodeTable::Forget(Inode& inode, uint64_t n) {
@@ -542,6 +538,7 @@ std::optional<std::string> InodeTable::DirPath(Inode& dir) {
 }
 
 std::optional<std::string> InodeTable::DirPathLocked(Inode& dir) {
+  if (!dir.is_dir) return std::nullopt;
   std::vector<const std::string*> names;
   for (Inode* d = &dir; d != root_.get(); d = d->parent) {
     if (d == nullptr || d->removed) return std::nullopt;
@@ -578,19 +575,15 @@ void InodeTable::DetachDir(Inode& dir) {
   dir.parent = nullptr;
 }
 
-bool InodeTable::HasLink(const Inode& file, const Inode& parent, std::string_view name) {
-  return std::any_of(file.links.begin(), file.links.end(),
-                     [&](const Link& l) { return l.parent == &parent && l.name == name; });
-}
-
 void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify) {
-  file.links.push_back(Link{&parent, name});
+  file.PushLink(parent, name);
   parent.refs++;
   Adopt(parent, file);
-  if (file.links.size() < 2) return;
+  const size_t links = file.link_count();
+  if (links < 2) return;
   // A file with two known links pins itself: when the kernel forgets it, the table must
   // still know every name a later size change has to reach.
-  if (file.links.size() == 2) {
+  if (links == 2) {
     file.refs++;
     if (listener_ != nullptr) listener_->OnPinned(file);
   }
@@ -599,7 +592,7 @@ void InodeTable::AddLinkLocked(Inode& file, Inode& parent, const std::string& na
 
 void InodeTable::AddLink(Inode& file, Inode& parent, const std::string& name) {
   std::lock_guard lock(mu_);
-  if (!HasLink(file, parent, name)) AddLinkLocked(file, parent, name);
+  if (!file.HasLink(parent, name)) AddLinkLocked(file, parent, name);
 }
 
 void InodeTable::RemoveLink(Inode& file, Inode& parent, const std::string& name) {
@@ -608,41 +601,36 @@ void InodeTable::RemoveLink(Inode& file, Inode& parent, const std::string& name)
 }
 
 void InodeTable::RemoveLinkLocked(Inode& file, Inode& parent, const std::string& name) {
-  auto it = std::find_if(file.links.begin(), file.links.end(),
-                         [&](const Link& l) { return l.parent == &parent && l.name == name; });
-  if (it == file.links.end()) return;
-  if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
+  if (file.is_dir) return;  // a directory's name goes with DetachDir
+  const size_t links = file.link_count();
+  if (!file.EraseLink(parent, name)) return;
+  if (links >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
   Disown(parent, file);
-  file.links.erase(it);
   UnrefLocked(&parent, 1);
-  if (file.links.size() == 1) UnrefLocked(&file, 1);  // back to one link: drop the pin
+  if (links == 2) UnrefLocked(&file, 1);  // back to one link: drop the pin
 }
 
 void InodeTable::MoveLink(Inode& file, Inode& from_parent, const std::string& from_name,
                           Inode& to_parent, const std::string& to_name) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(file.links.begin(), file.links.end(), [&](const Link& l) {
-    return l.parent == &from_parent && l.name == from_name;
-  });
-  if (it == file.links.end() || HasLink(file, to_parent, to_name)) {
-    if (!HasLink(file, to_parent, to_name)) AddLinkLocked(file, to_parent, to_name);
+  if (file.is_dir) return;  // a directory moves with MoveDir
+  if (file.HasLink(to_parent, to_name) || !file.HasLink(from_parent, from_name)) {
+    if (!file.HasLink(to_parent, to_name)) AddLinkLocked(file, to_parent, to_name);
     RemoveLinkLocked(file, from_parent, from_name);
     return;
   }
   // One name changes in place: the file's pin stays as it is.
   to_parent.refs++;
   Disown(from_parent, file);
-  it->parent = &to_parent;
-  it->name = to_name;
+  file.RenameLink(from_parent, from_name, to_parent, to_name);
   Adopt(to_parent, file);
   UnrefLocked(&from_parent, 1);
-  if (file.links.size() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
+  if (file.link_count() >= 2 && listener_ != nullptr) listener_->OnLinksChanged();
 }
 
 void InodeTable::Disown(Inode& parent, Inode& child) {
   if (!parent.children) return;
-  if (auto it = parent.children->find(&child); it != parent.children->end())
-    parent.children->erase(it);  // one occurrence: one name
+  parent.children->erase(&child);  // one occurrence: one name
   if (parent.children->empty()) parent.children.reset();
 }
 
@@ -650,16 +638,15 @@ std::vector<std::pair<std::string, Inode*>> InodeTable::HoldChildren(Inode& dir)
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, Inode*>> out;
   if (dir.children) {
-    for (auto it = dir.children->begin(); it != dir.children->end();
-         it = dir.children->equal_range(*it).second) {
-      Inode* child = *it;
-      if (child->is_dir) {
-        out.emplace_back(child->name, child);
-        continue;
-      }
-      for (const Link& l : child->links)
+    // A file with two names here is in the index twice: each child once, with all of them.
+    std::vector<Inode*> children;
+    children.reserve(dir.children->size());
+    for (Inode* child : *dir.children) children.push_back(child);
+    std::sort(children.begin(), children.end());
+    children.erase(std::unique(children.begin(), children.end()), children.end());
+    for (Inode* child : children)
+      for (LinkRef l : child->links())
         if (l.parent == &dir) out.emplace_back(l.name, child);
-    }
   }
   for (auto& [name, child] : out) child->refs++;
   return out;
@@ -678,8 +665,64 @@ void InodeTable::Release(Inode& inode) {
 std::vector<Inode*> InodeTable::PinnedLocked() {
   std::vector<Inode*> out;
   for (Inode* inode : inodes_)
-    if (!inode->is_dir && inode->links.size() >= 2) out.push_back(inode);
+    if (!inode->is_dir && inode->link_count() >= 2) out.push_back(inode);
   return out;
+}
+
+bool Inode::HasLink(const Inode& dir, std::string_view entry) const {
+  for (LinkRef l : links())
+    if (l.parent == &dir && l.name == entry) return true;
+  return false;
+}
+
+void Inode::PushLink(Inode& dir, std::string_view entry) {
+  if (parent == nullptr) {
+    parent = &dir;
+    name = entry;
+    return;
+  }
+  if (!more_links) more_links = std::make_unique<std::vector<Link>>();
+  more_links->push_back(Link{&dir, std::string(entry)});
+}
+
+bool Inode::EraseLink(const Inode& dir, std::string_view entry) {
+  if (parent == &dir && name == entry) {
+    if (!more_links) {
+      parent = nullptr;
+      std::string().swap(name);
+      return true;
+    }
+    // The next one known becomes the first: the order stays the order they became known.
+    Link& next = more_links->front();
+    parent = next.parent;
+    name = std::move(next.name);
+    more_links->erase(more_links->begin());
+  } else {
+    if (!more_links) return false;
+    auto it = std::find_if(more_links->begin(), more_links->end(),
+                           [&](const Link& l) { return l.parent == &dir && l.name == entry; });
+    if (it == more_links->end()) return false;
+    more_links->erase(it);
+  }
+  if (more_links->empty()) more_links.reset();
+  return true;
+}
+
+bool Inode::RenameLink(const Inode& dir, std::string_view entry, Inode& to_dir,
+                       std::string_view to_entry) {
+  if (parent == &dir && name == entry) {
+    parent = &to_dir;
+    name = to_entry;
+    return true;
+  }
+  if (!more_links) return false;
+  for (Link& l : *more_links)
+    if (l.parent == &dir && l.name == entry) {
+      l.parent = &to_dir;
+      l.name = to_entry;
+      return true;
+    }
+  return false;
 }
 
 }  // namespace dtkfs::fs

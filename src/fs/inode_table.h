@@ -14,11 +14,11 @@
 // No libfuse here (Filesystem maps FUSE ids to inodes), so tests drive it with plain fds.
 //
 // Thread-safety: every method locks mu() itself except the ...Locked ones, whose caller holds
-// it. mu() guards the map, refs, and each inode's parent, name, removed and links; the
-// hard-link tracker's claims are guarded by it too (link_tracker.h). Lock order: the
-// namespace lock (Filesystem), then Inode::size_mu, then mu(), then the descriptor lock
-// (private, a leaf but for the size store's), then the size store's lock. Fd() takes mu()
-// itself when it must reopen, so it is never called with mu() held.
+// it. mu() guards the map, refs, and each inode's names (parent, name, more_links) and
+// removed; the hard-link tracker's claims are guarded by it too (link_tracker.h). Lock
+// order: the namespace lock (Filesystem), then Inode::size_mu, then mu(), then the
+// descriptor lock (private, a leaf but for the size store's), then the size store's lock.
+// Fd() takes mu() itself when it must reopen, so it is never called with mu() held.
 #pragma once
 
 #include <sys/stat.h>
@@ -31,10 +31,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "scan/nested_mounts.h"
+#include "util/flat_ptr_set.h"
 #include "util/small_mutex.h"
 
 namespace dtkfs::fs {
@@ -88,14 +88,57 @@ struct SourceHandle {
   explicit operator bool() const { return data != nullptr; }
 };
 
-// A name of a non-directory inode: (directory inode, entry name).
+// A name of an inode: (directory inode, entry name).
 struct Link {
   Inode* parent;
   std::string name;
 };
 
+// One known name of an inode, seen in place (Inode::links()): valid while the table's mu()
+// is held and the inode's names do not change.
+struct LinkRef {
+  Inode* parent;
+  const std::string& name;
+};
+
+// An inode's known names in the order they became known (Inode::links()).
+class LinkRange {
+ public:
+  class iterator {
+   public:
+    LinkRef operator*() const;
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const iterator&) const = default;
+
+   private:
+    friend class LinkRange;
+    iterator(const Inode* inode, size_t i) : inode_(inode), i_(i) {}
+    const Inode* inode_;
+    size_t i_;
+  };
+  explicit LinkRange(const Inode& inode) : inode_(&inode) {}
+  iterator begin() const { return iterator(inode_, 0); }
+  iterator end() const;
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+
+ private:
+  const Inode* inode_;
+};
+
+// One per inode the kernel knows, by the million: what it costs is the daemon's memory per
+// entry (docs/benchmarks.md "Memory per entry", bench/entry_memory_bench.py: about 240 bytes
+// per walked entry). 152 bytes, a 160-byte malloc chunk, whose next size is 176: fields are
+// ordered so the small ones share words, and a field only some inodes need lives behind a
+// pointer made when first needed (children, more_links, the file handle, the kernel sizes'
+// ring). Beside it: a slot in the table's and in its directory's FlatPtrSet (8 bytes each,
+// 3/8 to 3/4 full), its file handle once its descriptor was evicted (a 32-byte chunk), its
+// name past 15 bytes (a heap string), and a file's second and later links (a 48-byte vector
+// element each, and the vector).
 struct Inode {
-  // Fields ordered so the small ones share words: one Inode per inode the kernel knows.
   dev_t dev = 0;
   ino_t ino = 0;
   uint64_t mnt_id = 0;  // directories: the source mount they are on (statx STATX_MNT_ID)
@@ -118,14 +161,18 @@ struct Inode {
   // handles do not work), so a new inode that took its number is not taken for it.
   SourceHandle handle;
   // --- guarded by InodeTable::mu() ---
-  uint64_t refs = 0;        // kernel lookups + pins from child dirs and links
-  Inode* parent = nullptr;  // directories: the one parent (null: root or removed)
-  std::string name;         // directories: name in parent
-  std::vector<Link> links;  // non-directories: the links we know of
+  uint64_t refs = 0;  // kernel lookups + pins from child dirs and links
+  // Its names (links()). The first is (parent, name): a directory's one parent and its name
+  // there (null: the root, or removed), a non-directory's first known link (null: none
+  // known). A non-directory's second and later links are in more_links, made at the second
+  // (most files have one name: one pointer, no vector element of their own).
+  Inode* parent = nullptr;
+  std::string name;
+  std::unique_ptr<std::vector<Link>> more_links;
   // Directories: the known inodes named inside it (a directory child once, a file once per
-  // link here; their names are theirs: name, links), so reconciling a directory finds them
+  // link here; their names are theirs: links()), so reconciling a directory finds them
   // without a table walk. Made at the first child (null for files and empty directories).
-  using Children = std::unordered_multiset<Inode*>;
+  using Children = FlatPtrSet<Inode>;
   std::unique_ptr<Children> children;
   // --- no lock (see KernelSizes) ---
   KernelSizes kernel_size;
@@ -134,7 +181,37 @@ struct Inode {
     std::lock_guard lock(size_mu);
     return accounted_size;
   }
+
+  // Its known names, (parent, name) pairs: a directory's one, a non-directory's links. The
+  // caller holds InodeTable::mu(); InodeTable changes them (AddLink, RemoveLink, MoveLink),
+  // keeping the references, the children indexes and the pins that go with them.
+  LinkRange links() const { return LinkRange(*this); }
+  size_t link_count() const {
+    return parent == nullptr ? 0 : 1 + (more_links ? more_links->size() : 0);
+  }
+  bool HasLink(const Inode& dir, std::string_view entry) const;
+
+ private:
+  friend class InodeTable;
+  // Storage of the names alone, for InodeTable.
+  void PushLink(Inode& dir, std::string_view entry);
+  // False when (dir, entry) is not one of its names.
+  bool EraseLink(const Inode& dir, std::string_view entry);
+  bool RenameLink(const Inode& dir, std::string_view entry, Inode& to_dir,
+                  std::string_view to_entry);
 };
+
+static_assert(sizeof(Inode) <= 152,
+              "a bigger Inode takes the next malloc size (176 bytes) "
+              "for every inode the kernel knows: see its comment");
+
+inline LinkRef LinkRange::iterator::operator*() const {
+  if (i_ == 0) return LinkRef{inode_->parent, inode_->name};
+  const Link& l = (*inode_->more_links)[i_ - 1];
+  return LinkRef{l.parent, l.name};
+}
+inline LinkRange::iterator LinkRange::end() const { return iterator(inode_, size()); }
+inline size_t LinkRange::size() const { return inode_->link_count(); }
 
 class InodeTable;
 
@@ -230,6 +307,13 @@ class InodeTable {
   // The inode for (dev, ino) if the table has it (opaque aliases never match).
   Inode* Find(dev_t dev, ino_t ino);
   Inode* FindLocked(dev_t dev, ino_t ino);
+  // How many inodes the table holds (the root not counted): those the kernel knows, pinned
+  // files and the directories their names keep; and how many it has freed since it was made.
+  struct Census {
+    size_t known = 0;
+    uint64_t freed = 0;
+  };
+  Census GetCensus();
   // Drops n references; an inode with none left is closed and freed, and lets go of its
   // parent or link directories in turn.
   void Forget(Inode& inode, uint64_t n);
@@ -249,7 +333,6 @@ class InodeTable {
   // Links of non-directories. AddLink/RemoveLink/MoveLink lock mu(); the ...Locked forms
   // expect it held. notify: tell the listener when a pinned file's names changed (false
   // while the tracker itself fills in names from the index's link table).
-  static bool HasLink(const Inode& file, const Inode& parent, std::string_view name);
   void AddLink(Inode& file, Inode& parent, const std::string& name);
   void AddLinkLocked(Inode& file, Inode& parent, const std::string& name, bool notify = true);
   void RemoveLink(Inode& file, Inode& parent, const std::string& name);
@@ -276,17 +359,13 @@ class InodeTable {
   static Key KeyOf(const Inode& i) { return Key{i.dev, i.ino, i.opaque ? i.mnt_id : 0}; }
   // The table is a set of inodes found by Key (transparent look-up): no key copy per entry.
   struct KeyHash {
-    using is_transparent = void;
     size_t operator()(const Key& k) const {
       return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 40) ^ (k.opaque_mnt << 20));
     }
     size_t operator()(const Inode* i) const { return (*this)(KeyOf(*i)); }
   };
   struct KeyEq {
-    using is_transparent = void;
-    bool operator()(const Inode* a, const Inode* b) const { return a == b; }
     bool operator()(const Key& k, const Inode* i) const { return k == KeyOf(*i); }
-    bool operator()(const Inode* i, const Key& k) const { return k == KeyOf(*i); }
   };
   // Inode::children upkeep, with mu() held.
   static void Adopt(Inode& parent, Inode& child) {
@@ -312,6 +391,8 @@ class InodeTable {
   int Reopen(Inode& inode);
   int ReopenByName(Inode& inode);
   int OpenByNames(Inode& inode, const std::vector<Link>& names);  // parents held
+  // Drops the names of inode, whose parents' references and children indexes it held.
+  void DropLinksLocked(Inode& inode);
   void ReleaseFd(Inode& inode);
   InodeFd LeaseLocked(Inode& inode);  // fd_mu_ held, inode.fd open
   friend class InodeFd;
@@ -319,8 +400,9 @@ class InodeTable {
   std::unique_ptr<Inode> root_;
   MountBoundaries mounts_;
   LinkListener* listener_ = nullptr;
-  std::mutex mu_;  // guards inodes_ and the Inode fields marked above
-  std::unordered_set<Inode*, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
+  std::mutex mu_;  // guards inodes_, freed_ and the Inode fields marked above
+  FlatPtrSet<Inode, KeyHash, KeyEq> inodes_;  // owned (deleted when forgotten)
+  uint64_t freed_ = 0;
 
   std::mutex fd_mu_;  // guards ring_, hand_, the stats and each inode's fd fields; after mu_
   std::vector<Inode*> ring_;  // inodes with an open descriptor (not the root)

@@ -90,7 +90,7 @@ void LinkTracker::ClaimLocked(Inode& inode, bool created, TableLinks& found) {
     claimed_.insert(FileKey{inode.dev, inode.ino});
     inode.accounted_size = found.size;
     for (Link& l : found.links)
-      if (!InodeTable::HasLink(inode, *l.parent, l.name))
+      if (!inode.HasLink(*l.parent, l.name))
         table_.AddLinkLocked(inode, *l.parent, l.name, /*notify=*/false);
   }
   ReleaseLocked(found);
@@ -192,7 +192,7 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     // below) it means nothing, in this index or the one written now.
     std::erase_if(claimed_, [&](const FileKey& k) {
       const Inode* inode = table_.FindLocked(k.dev, k.ino);
-      if (inode != nullptr && inode->links.size() >= 2) return false;
+      if (inode != nullptr && inode->link_count() >= 2) return false;
       return table == nullptr || !table->Contains(TableKey(k.dev, k.ino));
     });
     for (size_t i = 0; table != nullptr && i < table->size(); ++i)
@@ -210,7 +210,7 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     {
       std::lock_guard lock(table_.mu());
       const Inode* inode = table_.FindLocked(file.first, file.second);
-      if (inode != nullptr && inode->links.size() >= 2) continue;  // pinned: written below
+      if (inode != nullptr && inode->link_count() >= 2) continue;  // pinned: written below
     }
     LinkRecord r;
     r.key = TableKey(file.first, file.second);
@@ -235,7 +235,7 @@ LinkTracker::Captured LinkTracker::Capture(const IndexReader* base) {
     r.key = TableKey(inode->dev, inode->ino);
     r.size = inode->CountedSize();
     std::lock_guard lock(table_.mu());
-    for (const Link& l : inode->links)
+    for (LinkRef l : inode->links())
       if (auto dir = table_.DirPathLocked(*l.parent)) r.paths.push_back(path::Join(*dir, l.name));
     std::sort(r.paths.begin(), r.paths.end());
     if (r.paths.size() >= 2) out.records.push_back(std::move(r));

@@ -5,8 +5,8 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 
@@ -26,6 +26,22 @@ Existing StatName(const InodeFd& parent, const char* name) {
   Existing e;
   e.exists = ::fstatat(parent.get(), name, &e.st, AT_SYMLINK_NOFOLLOW) == 0;
   return e;
+}
+
+// The kernel forgets inodes in bursts when it sheds its cache, in batches of any size, and
+// malloc keeps the memory the freed inodes used. It is given back (malloc_trim, a pass over
+// malloc's free chunks) each time the inodes freed since the last time reach an eighth of
+// those still known, and at least kTrimEvery: a trim per many frees, and what a burst leaves
+// untrimmed is small beside what the inodes still known use.
+constexpr uint64_t kTrimEvery = 1024;
+
+void GiveBackFreed(InodeTable& table) {
+  static std::atomic<uint64_t> trimmed_at{0};
+  const InodeTable::Census census = table.GetCensus();
+  uint64_t last = trimmed_at.load();
+  if (census.freed - last >= std::max<uint64_t>(kTrimEvery, census.known / 8) &&
+      trimmed_at.compare_exchange_strong(last, census.freed))
+    ::malloc_trim(0);
 }
 
 // Replies to a call that created name in parent: looks it up (the kernel gets a reference)
@@ -73,20 +89,14 @@ void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   Filesystem& fs = Filesystem::From(req);
   fs.table().Forget(fs.Get(ino), nlookup);
   fuse_reply_none(req);
+  GiveBackFreed(fs.table());
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   Filesystem& fs = Filesystem::From(req);
   for (size_t i = 0; i < count; ++i) fs.table().Forget(fs.Get(forgets[i].ino), forgets[i].nlookup);
   fuse_reply_none(req);
-  // The kernel forgets in batches when it sheds its cache: give the freed inodes' memory
-  // back to the system (malloc keeps it otherwise), at most once a second.
-  static std::atomic<int64_t> last_trim{0};
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  int64_t last = last_trim.load();
-  if (count >= 256 && now > last && last_trim.compare_exchange_strong(last, now)) ::malloc_trim(0);
+  GiveBackFreed(fs.table());
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode) {

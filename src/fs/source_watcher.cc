@@ -424,9 +424,9 @@ bool SourceWatcher::ApplyNames(const std::string& dir, const std::set<std::strin
       std::lock_guard lock(fs_.table().mu());
       Inode* k = fs_.table().FindLocked(n.st.st_dev, n.st.st_ino);
       if (k != nullptr) {
-        const bool by_this_name = !k->is_dir && k->links.size() == 1 &&
-                                  k->links[0].parent->dev == self.dev &&
-                                  k->links[0].parent->ino == self.ino && k->links[0].name == name;
+        const bool by_this_name = !k->is_dir && k->link_count() == 1 &&
+                                  k->parent->dev == self.dev && k->parent->ino == self.ino &&
+                                  k->name == name;
         if (by_this_name) {
           k->refs++;
           n.known = k;

@@ -398,6 +398,9 @@ TEST_CASE("big trees: a rename of a 20,000-directory subtree is never seen half-
         reads++;
       }
     });
+  // The renames must overlap reads: on a loaded machine they could all be over before a
+  // reader ran once.
+  while (reads == 0) std::this_thread::yield();
   for (int round = 0; round < 3; ++round) {
     INFO("round " << round);
     REQUIRE(::rename((m + "/a/big").c_str(), (m + "/b/big").c_str()) == 0);

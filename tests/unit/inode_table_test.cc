@@ -83,7 +83,7 @@ TEST_CASE("inode table: a child keeps its parent; the last forget frees both", "
   REQUIRE(::stat((dir / "a/f").c_str(), &sf) == 0);
   table.Forget(*a, 1);  // the kernel forgets the directory; its child still names it
   CHECK(table.Find(sa.st_dev, sa.st_ino) == a);
-  CHECK(f->links.size() == 1);
+  CHECK(f->link_count() == 1);
   table.Forget(*f, 1);
   CHECK(table.Find(sf.st_dev, sf.st_ino) == nullptr);
   CHECK(table.Find(sa.st_dev, sa.st_ino) == nullptr);
@@ -101,16 +101,139 @@ TEST_CASE("inode table: a file with two known names is pinned until one goes", "
 
   Inode* f = LookUp(table, table.root(), "f");
   CHECK(LookUp(table, table.root(), "g") == f);
-  CHECK(f->links.size() == 2);
+  CHECK(f->link_count() == 2);
   CHECK(listener.pinned == 1);
   CHECK(listener.changed == 1);
   table.Forget(*f, 2);  // the kernel forgets it: the pin keeps every name known
   CHECK(table.Find(st.st_dev, st.st_ino) == f);
   table.MoveLink(*f, table.root(), "g", table.root(), "h");
-  CHECK(InodeTable::HasLink(*f, table.root(), "h"));
+  CHECK(f->HasLink(table.root(), "h"));
   CHECK(listener.changed == 2);
   table.RemoveLink(*f, table.root(), "h");  // one name left: unpinned, and nobody holds it
   CHECK(table.Find(st.st_dev, st.st_ino) == nullptr);
+}
+
+namespace {
+
+// A tree for the link tests: a file known by three names, "f" and "g" in the root and "h" in
+// the directory "a", looked up in that order (one kernel reference each).
+struct ThreeNames {
+  TempDir dir;
+  InodeTable table;
+  CountingListener listener;
+  Inode* a = nullptr;
+  Inode* file = nullptr;
+  struct stat st {};
+
+  static int Make(const TempDir& d) {
+    ::mkdir((d / "a").c_str(), 0755);
+    std::ofstream(d / "f") << "hello";
+    ::link((d / "f").c_str(), (d / "g").c_str());
+    ::link((d / "f").c_str(), (d / "a/h").c_str());
+    return OpenRoot(d.path());
+  }
+  ThreeNames() : table(Make(dir), dir.path()) {
+    table.SetLinkListener(&listener);
+    REQUIRE(::stat((dir / "f").c_str(), &st) == 0);
+    a = LookUp(table, table.root(), "a");
+    file = LookUp(table, table.root(), "f");
+  }
+  // The file's names as paths, in the order the table keeps them.
+  std::vector<std::string> Names() {
+    std::lock_guard lock(table.mu());
+    std::vector<std::string> out;
+    for (LinkRef l : file->links()) {
+      const std::string dir_path = *table.DirPathLocked(*l.parent);
+      out.push_back(dir_path.empty() ? l.name : dir_path + "/" + l.name);
+    }
+    return out;
+  }
+  // What the children index of d says is named inside it.
+  std::set<std::string> Children(Inode& d) {
+    std::set<std::string> out;
+    auto held = table.HoldChildren(d);
+    for (auto& [name, child] : held) out.insert(name);
+    std::lock_guard lock(table.mu());
+    for (auto& [name, child] : held) table.UnrefLocked(child, 1);
+    return out;
+  }
+  bool Known() { return table.Find(st.st_dev, st.st_ino) == file; }
+};
+
+}  // namespace
+
+TEST_CASE("inode table: a file gaining a second and a third name knows all three, pinned once",
+          "[fs][table]") {
+  ThreeNames t;
+  CHECK(t.file->link_count() == 1);
+  CHECK(t.Names() == std::vector<std::string>{"f"});
+  REQUIRE(LookUp(t.table, t.table.root(), "g") == t.file);
+  REQUIRE(LookUp(t.table, *t.a, "h") == t.file);
+  CHECK(t.Names() == std::vector<std::string>{"f", "g", "a/h"});
+  CHECK(t.listener.pinned == 1);   // at the second name only
+  CHECK(t.listener.changed == 2);  // the second and the third
+  CHECK(t.Children(t.table.root()) == std::set<std::string>{"a", "f", "g"});
+  CHECK(t.Children(*t.a) == std::set<std::string>{"h"});
+  t.table.Forget(*t.file, 3);  // the kernel forgets it: the pin keeps every name
+  CHECK(t.Known());
+  CHECK(t.Names() == std::vector<std::string>{"f", "g", "a/h"});
+}
+
+TEST_CASE("inode table: a hard-linked file that loses its first name keeps the others",
+          "[fs][table]") {
+  ThreeNames t;
+  LookUp(t.table, t.table.root(), "g");
+  LookUp(t.table, *t.a, "h");
+  t.table.Forget(*t.file, 3);
+  t.table.RemoveLink(*t.file, t.table.root(), "f");  // unlink of the first name known
+  REQUIRE(t.Known());                                // two names: still pinned
+  CHECK(t.Names() == std::vector<std::string>{"g", "a/h"});
+  CHECK_FALSE(t.file->HasLink(t.table.root(), "f"));
+  CHECK(t.Children(t.table.root()) == std::set<std::string>{"a", "g"});
+  CHECK(t.listener.changed == 3);
+  t.table.RemoveLink(*t.file, t.table.root(), "g");  // the first again: one name left
+  CHECK_FALSE(t.Known());  // unpinned, and the kernel had forgotten it: freed
+}
+
+TEST_CASE("inode table: renaming the first or a later name of a hard-linked file moves that name",
+          "[fs][table]") {
+  ThreeNames t;
+  LookUp(t.table, t.table.root(), "g");
+  LookUp(t.table, *t.a, "h");
+  t.table.Forget(*t.file, 3);
+  t.table.MoveLink(*t.file, t.table.root(), "f", *t.a, "f2");  // the first, to another dir
+  t.table.MoveLink(*t.file, *t.a, "h", t.table.root(), "h2");  // a later one
+  t.table.MoveLink(*t.file, t.table.root(), "g", t.table.root(), "g2");  // in place
+  CHECK(t.Names() == std::vector<std::string>{"a/f2", "g2", "h2"});
+  CHECK(t.Children(t.table.root()) == std::set<std::string>{"a", "g2", "h2"});
+  CHECK(t.Children(*t.a) == std::set<std::string>{"f2"});
+  CHECK(t.listener.pinned == 1);  // renames neither pin nor unpin
+  CHECK(t.listener.changed == 5);
+  REQUIRE(t.Known());
+  // The table's references follow the names: a directory with no names left in it is freed
+  // once the kernel forgets it too.
+  t.table.RemoveLink(*t.file, *t.a, "f2");
+  t.table.RemoveLink(*t.file, t.table.root(), "g2");
+  CHECK_FALSE(t.Known());
+  struct stat sa;
+  REQUIRE(::stat((t.dir / "a").c_str(), &sa) == 0);
+  t.table.Forget(*t.a, 1);
+  CHECK(t.table.Find(sa.st_dev, sa.st_ino) == nullptr);
+}
+
+TEST_CASE("inode table: a hard-linked file back to one name is unpinned, its name kept",
+          "[fs][table]") {
+  ThreeNames t;
+  LookUp(t.table, t.table.root(), "g");
+  t.table.RemoveLink(*t.file, t.table.root(), "f");  // the first goes: g is the only one
+  CHECK(t.Names() == std::vector<std::string>{"g"});
+  CHECK(t.Known());  // the kernel still holds it (two lookups)
+  // A name learnt again pins it again: the tracker is told once more.
+  LookUp(t.table, *t.a, "h");
+  CHECK(t.listener.pinned == 2);
+  t.table.RemoveLink(*t.file, *t.a, "h");
+  t.table.Forget(*t.file, 3);  // no pin: the kernel's forget frees it
+  CHECK_FALSE(t.Known());
 }
 
 TEST_CASE("link tracker: a hard-linked file met once knows every name from the index", "[fs]") {
@@ -139,9 +262,9 @@ TEST_CASE("link tracker: a hard-linked file met once knows every name from the i
   REQUIRE(fs.Lookup(*a, "f", &e) == 0);
   Inode& f = fs.Get(e.ino);
   // Both names, though only one was looked up, and the size the index counts for each.
-  REQUIRE(f.links.size() == 2);
+  REQUIRE(f.link_count() == 2);
   std::set<std::string> names;
-  for (const Link& l : f.links) names.insert(*fs.table().DirPath(*l.parent) + "/" + l.name);
+  for (LinkRef l : f.links()) names.insert(*fs.table().DirPath(*l.parent) + "/" + l.name);
   CHECK(names == std::set<std::string>{"a/f", "b/g"});
   CHECK(f.CountedSize() == 100);
 
