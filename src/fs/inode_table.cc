@@ -154,6 +154,27 @@ InodeTable::~InodeTable() {
   if (handle_mount_fd_ >= 0) ::close(handle_mount_fd_);
 }
 
+InodeFd InodeTable::NameFd(Inode& inode, std::string* name) {
+  Inode* parent = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    for (LinkRef l : inode.links()) {
+      parent = l.parent;
+      *name = l.name;
+      break;
+    }
+    if (parent != nullptr) parent->refs++;  // until the lease holds its own
+  }
+  if (parent == nullptr) {
+    InodeFd none;
+    none.err_ = ENOENT;
+    return none;
+  }
+  InodeFd dir = Fd(*parent);
+  Release(*parent);
+  return dir;
+}
+
 InodeFd InodeTable::Fd(Inode& inode) {
   if (&inode == root_.get()) {
     InodeFd out;

@@ -273,6 +273,11 @@ class InodeTable {
   // Descriptors (see the top of this file). Fd opens inode's descriptor if it was evicted;
   // the caller holds a reference on inode (a kernel lookup, Hold) and no lock of the table.
   InodeFd Fd(Inode& inode);
+  // The directory holding inode's first known name, leased, and that name: for what a
+  // descriptor of the inode itself cannot do (the xattrs of a symlink: an O_PATH descriptor
+  // refuses them, and its /proc/self/fd link leads to the link, not through it). Empty
+  // with ENOENT when the inode has no known name.
+  InodeFd NameFd(Inode& inode, std::string* name);
   // How many inode descriptors may stay open when idle (at least 4; default: half the
   // descriptor limit, at most 32768, see DefaultFdBudget).
   void SetFdBudget(size_t budget);

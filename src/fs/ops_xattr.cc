@@ -44,6 +44,45 @@ bool IsSymlink(int fd) {
   return ::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
+// Where an inode's xattrs are read and written. Most inodes: their own /proc/self/fd link,
+// which the *xattr calls follow to the inode. A symlink: its name in its directory, with the
+// l*xattr calls (an O_PATH descriptor refuses xattr calls, and following its /proc link
+// would reach the link's target); the name must still lead to this inode (ESTALE when it
+// was renamed beside the mount).
+struct XattrTarget {
+  InodeFd fd;  // the inode's, or its directory's for a symlink
+  std::string path;
+  bool symlink = false;
+  int error = 0;
+};
+
+XattrTarget TargetOf(Filesystem& fs, Inode& inode) {
+  XattrTarget t;
+  t.fd = fs.Fd(inode);
+  if (!t.fd) {
+    t.error = t.fd.error();
+    return t;
+  }
+  if (!IsSymlink(t.fd.get())) {
+    t.path = ProcPath(t.fd.get());
+    return t;
+  }
+  t.symlink = true;
+  std::string name;
+  t.fd = fs.table().NameFd(inode, &name);
+  if (!t.fd) {
+    t.error = t.fd.error();
+    return t;
+  }
+  t.path = ProcPath(t.fd.get()) + "/" + name;
+  struct stat st;
+  if (::lstat(t.path.c_str(), &st) != 0)
+    t.error = errno;
+  else if (st.st_dev != inode.dev || st.st_ino != inode.ino)
+    t.error = ESTALE;
+  return t;
+}
+
 }  // namespace
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -64,17 +103,16 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       if (err != 0) return ReplyErr(req, err);
       return ReplyValue(req, value, size);
     }
-    InodeFd fd = fs.Fd(inode);
-    if (!fd) return ReplyErr(req, fd.error());
-    if (IsSymlink(fd.get())) return ReplyErr(req, ENODATA);
-    std::string proc = ProcPath(fd.get());
+    XattrTarget t = TargetOf(fs, inode);
+    if (t.error != 0) return ReplyErr(req, t.error);
+    auto get = t.symlink ? ::lgetxattr : ::getxattr;
     if (size == 0) {
-      ssize_t len = ::getxattr(proc.c_str(), name, nullptr, 0);
+      ssize_t len = get(t.path.c_str(), name, nullptr, 0);
       if (len < 0) return ReplyErr(req, errno);
       return void(fuse_reply_xattr(req, static_cast<size_t>(len)));
     }
     std::string buf(size, '\0');
-    ssize_t len = ::getxattr(proc.c_str(), name, buf.data(), size);
+    ssize_t len = get(t.path.c_str(), name, buf.data(), size);
     if (len < 0) return ReplyErr(req, errno);
     fuse_reply_buf(req, buf.data(), static_cast<size_t>(len));
   });
@@ -84,18 +122,16 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
-    InodeFd fd = fs.Fd(inode);
-    if (!fd) return ReplyErr(req, fd.error());
+    XattrTarget t = TargetOf(fs, inode);
+    if (t.error != 0) return ReplyErr(req, t.error);
+    auto list = t.symlink ? ::llistxattr : ::listxattr;
     std::string names;
-    if (!IsSymlink(fd.get())) {
-      std::string proc = ProcPath(fd.get());
-      ssize_t len = ::listxattr(proc.c_str(), nullptr, 0);
-      if (len < 0) return ReplyErr(req, errno);
-      names.resize(static_cast<size_t>(len));
-      len = ::listxattr(proc.c_str(), names.data(), names.size());
-      if (len < 0) return ReplyErr(req, errno);
-      names.resize(static_cast<size_t>(len));
-    }
+    ssize_t len = list(t.path.c_str(), nullptr, 0);
+    if (len < 0) return ReplyErr(req, errno);
+    names.resize(static_cast<size_t>(len));
+    len = list(t.path.c_str(), names.data(), names.size());
+    if (len < 0) return ReplyErr(req, errno);
+    names.resize(static_cast<size_t>(len));
     if (fs.options().list_totals && inode.is_dir) {
       for (std::string_view n : {kTotalBytes, kTotalFiles, kTotalDirs}) {
         names.append(n);
@@ -116,10 +152,9 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
       return ReplyErr(req, ControlSet(fs, n, std::string_view(value, size)));
     Inode& inode = fs.Get(ino);
     if (RefuseOpaque(req, inode)) return;
-    InodeFd fd = fs.Fd(inode);
-    if (!fd) return ReplyErr(req, fd.error());
-    if (IsSymlink(fd.get())) return ReplyErr(req, EPERM);
-    int rc = ::setxattr(ProcPath(fd.get()).c_str(), name, value, size, flags);
+    XattrTarget t = TargetOf(fs, inode);
+    if (t.error != 0) return ReplyErr(req, t.error);
+    int rc = (t.symlink ? ::lsetxattr : ::setxattr)(t.path.c_str(), name, value, size, flags);
     ReplyErr(req, rc == 0 ? 0 : errno);
   });
 }
@@ -131,10 +166,9 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     if (IsSizeName(n) || (ino == FUSE_ROOT_ID && IsControlName(n))) return ReplyErr(req, EPERM);
     Inode& inode = fs.Get(ino);
     if (RefuseOpaque(req, inode)) return;
-    InodeFd fd = fs.Fd(inode);
-    if (!fd) return ReplyErr(req, fd.error());
-    if (IsSymlink(fd.get())) return ReplyErr(req, EPERM);
-    int rc = ::removexattr(ProcPath(fd.get()).c_str(), name);
+    XattrTarget t = TargetOf(fs, inode);
+    if (t.error != 0) return ReplyErr(req, t.error);
+    int rc = (t.symlink ? ::lremovexattr : ::removexattr)(t.path.c_str(), name);
     ReplyErr(req, rc == 0 ? 0 : errno);
   });
 }

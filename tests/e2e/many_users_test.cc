@@ -1,8 +1,11 @@
 // Many users, one daemon: a root daemon mounted with allow_other lets the source decide who
 // may do what. Each case runs the same commands as another user on a native directory and
 // through the mount, and expects the same outcome (src/fs/credentials.h).
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -239,5 +242,79 @@ TEST_CASE("reserved blocks hold for another user's writes through the mount", "[
   CHECK(through <= native + (1u << 20));
   CHECK(through + (1u << 20) >= native);
   REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("a symlink's own xattrs through the mount, as on the source", "[e2e]") {
+  START_SHARED(s);
+  WriteFileBytes(s.Src("target"), "t");
+  WriteFileBytes(s.Native("target"), "t");
+  fsys::create_symlink("target", s.Src("link"));
+  fsys::create_symlink("target", s.Native("link"));
+  s.Mount();
+  auto set = [](const std::string& p, const char* name) {
+    return ::lsetxattr(p.c_str(), name, "v", 1, 0) == 0 ? 0 : errno;
+  };
+  auto get = [](const std::string& p, const char* name) {
+    char buf[16];
+    const ssize_t n = ::lgetxattr(p.c_str(), name, buf, sizeof buf);
+    return n < 0 ? "errno " + std::to_string(errno) : std::string(buf, static_cast<size_t>(n));
+  };
+  // trusted.* on the link itself (root may); user.* is refused on symlinks by the kernel.
+  for (const char* name : {"trusted.dtkfs_test", "user.dtkfs_test"}) {
+    INFO(name);
+    CHECK(set(s.Mnt("link"), name) == set(s.Native("link"), name));
+    CHECK(get(s.Mnt("link"), name) == get(s.Native("link"), name));
+    CHECK(get(s.Src("link"), name) == get(s.Native("link"), name));
+  }
+  CHECK(get(s.Src("link"), "trusted.dtkfs_test") == "v");
+  CHECK(get(s.Src("target"), "trusted.dtkfs_test") != "v");  // not followed
+  char names[256];
+  const ssize_t n = ::llistxattr(s.Mnt("link").c_str(), names, sizeof names);
+  REQUIRE(n > 0);
+  CHECK(std::string(names, static_cast<size_t>(n)).find("trusted.dtkfs_test") != std::string::npos);
+  REQUIRE(::lremovexattr(s.Mnt("link").c_str(), "trusted.dtkfs_test") == 0);
+  CHECK(get(s.Src("link"), "trusted.dtkfs_test") == get(s.Src("target"), "trusted.dtkfs_test"));
+  // Another user may not: trusted.* needs CAP_SYS_ADMIN, which a caller's request lacks.
+  for (const std::string& link : {s.Native("link"), s.Mnt("link")})
+    CHECK(AsNobody({"setfattr", "-h", "-n", "trusted.x", "-v", "1", link}).status != 0);
+  CHECK(get(s.Src("link"), "trusted.x") == get(s.Native("link"), "trusted.x"));
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("record locks and flock hold between processes using the mount", "[e2e]") {
+  START_SHARED(s);
+  WriteFileBytes(s.Src("locked"), "0123456789");
+  REQUIRE(::chmod(s.Src("locked").c_str(), 0666) == 0);
+  s.Mount();
+  // The holder: this process. The contender: another user's process, which reports
+  // whether its non-blocking attempt was refused (exit 0) or got the lock (exit 1).
+  const std::string posix =
+      "import fcntl,sys\nf=open(sys.argv[1],'r+')\n"
+      "try:\n fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB,5,2)\nexcept OSError:\n sys.exit(0)\n"
+      "sys.exit(1)\n";
+  const std::string whole =
+      "import fcntl,sys\nf=open(sys.argv[1],'r+')\n"
+      "try:\n fcntl.flock(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\nexcept OSError:\n"
+      " sys.exit(0)\nsys.exit(1)\n";
+  const int fd = ::open(s.Mnt("locked").c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  lk.l_start = 4;
+  lk.l_len = 4;
+  REQUIRE(::fcntl(fd, F_SETLK, &lk) == 0);
+  CHECK(AsNobody({"/usr/bin/python3", "-c", posix, s.Mnt("locked")}).status == 0);
+  lk.l_type = F_UNLCK;
+  REQUIRE(::fcntl(fd, F_SETLK, &lk) == 0);
+  CHECK(AsNobody({"/usr/bin/python3", "-c", posix, s.Mnt("locked")}).status == 1);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  CHECK(AsNobody({"/usr/bin/python3", "-c", whole, s.Mnt("locked")}).status == 0);
+  CHECK(AsNobody({"/usr/bin/python3", "-c", whole, s.Src("locked")}).status == 0);  // reaches it
+  REQUIRE(::flock(fd, LOCK_UN) == 0);
+  CHECK(AsNobody({"/usr/bin/python3", "-c", whole, s.Mnt("locked")}).status == 1);
+  ::close(fd);
   REQUIRE(s.fx.Unmount().status == 0);
 }
