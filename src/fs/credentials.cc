@@ -226,6 +226,12 @@ bool ActAsCaller(fuse_req_t req) {
   if (!TheDaemon().acting) return true;
   const fuse_ctx* ctx = fuse_req_ctx(req);
   if (ctx == nullptr) return false;
+  return ActAsCaller(*ctx);
+}
+
+bool ActAsCaller(const fuse_ctx& caller) {
+  if (!TheDaemon().acting) return true;
+  const fuse_ctx* ctx = &caller;
   EnsureThreadKnown();
   // Most requests come from the caller before: compare before reading any groups.
   const Identity& now = t_state.now;
@@ -238,8 +244,10 @@ bool ActAsCaller(fuse_req_t req) {
 }
 
 void UseCallerUmask(fuse_req_t req) {
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  if (ctx == nullptr) return;
+  if (const fuse_ctx* ctx = fuse_req_ctx(req)) UseCallerUmask(ctx->umask);
+}
+
+void UseCallerUmask(mode_t umask) {
   thread_local bool own_fs = false;
   thread_local mode_t umask_now = 0;  // the daemon sets 0 before its threads start
   if (!own_fs) {
@@ -250,7 +258,7 @@ void UseCallerUmask(fuse_req_t req) {
     }
     own_fs = true;
   }
-  const mode_t mask = ctx->umask & 0777;
+  const mode_t mask = umask & 0777;
   if (mask != umask_now) {
     ::umask(mask);
     umask_now = mask;

@@ -43,10 +43,13 @@ void InitCredentials();
 // Makes the calling thread act as req's caller on the source (see above). False (logged)
 // when the kernel refused a step: the request must then fail, not run as the daemon.
 bool ActAsCaller(fuse_req_t req);
+// The same for a caller known by its ids (a request libfuse does not parse: tmpfile.h).
+bool ActAsCaller(const fuse_ctx& ctx);
 
 // Creations (mkdir, mknod, create): the caller's umask for the calling thread, which the
 // source applies unless the parent directory has a default ACL, as natively.
 void UseCallerUmask(fuse_req_t req);
+void UseCallerUmask(mode_t umask);
 
 struct Identity;  // credentials.cc
 

@@ -154,6 +154,25 @@ InodeTable::~InodeTable() {
   if (handle_mount_fd_ >= 0) ::close(handle_mount_fd_);
 }
 
+Inode* InodeTable::AddUnnamed(int fd, const struct stat& st) {
+  auto* inode = new Inode();
+  inode->fd = fd;
+  inode->dev = st.st_dev;
+  inode->ino = st.st_ino;
+  inode->accounted_size = static_cast<uint64_t>(st.st_size);
+  inode->refs = 1;
+  std::lock_guard lock(mu_);
+  // Its number is new (the source just made it), unless an evicted inode kept a removed
+  // file's number: that one is retired, as a lookup would.
+  if (Inode* old = inodes_.find(Key{st.st_dev, st.st_ino, 0}); old != nullptr && old->fd < 0)
+    RetireLocked(old);
+  inodes_.insert(inode);
+  std::lock_guard fd_lock(fd_mu_);
+  inode->unnamed = true;
+  InstallFdLocked(*inode);
+  return inode;
+}
+
 InodeFd InodeTable::NameFd(Inode& inode, std::string* name) {
   Inode* parent = nullptr;
   {
@@ -327,7 +346,7 @@ void InodeTable::EvictLocked(size_t keep) {
   for (size_t steps = 2 * ring_.size(); ring_.size() > keep && steps > 0; --steps) {
     if (hand_ >= ring_.size()) hand_ = 0;
     Inode* in = ring_[hand_];
-    if (in->fd_users == 0 && !in->fd_recent) {
+    if (in->fd_users == 0 && !in->fd_recent && !in->unnamed) {
       CloseFdLocked(*in);  // moves the last one into hand_'s slot
       fd_stats_.evicted++;
     } else {

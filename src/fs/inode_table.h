@@ -150,9 +150,12 @@ struct Inode {
   bool removed = false;  // directories: rmdir'ed or replaced
   // --- guarded by InodeTable's descriptor lock (fd_mu_) ---
   bool fd_recent = false;  // used since the clock hand last passed
-  int fd = -1;             // O_PATH, owned; -1 while evicted (InodeTable::Fd opens it again)
-  uint32_t fd_users = 0;   // InodeFds using fd: it is not closed while any is
-  uint32_t fd_slot = 0;    // its place in the table's ring of open descriptors
+  // An O_TMPFILE file (tmpfile.h): no name could open it again, so its descriptor is never
+  // evicted (it stays so once linked; the kernel forgets it in time).
+  bool unnamed = false;
+  int fd = -1;            // O_PATH, owned; -1 while evicted (InodeTable::Fd opens it again)
+  uint32_t fd_users = 0;  // InodeFds using fd: it is not closed while any is
+  uint32_t fd_slot = 0;   // its place in the table's ring of open descriptors
   // --- guarded by size_mu (accounting.h) ---
   SmallMutex size_mu;
   uint64_t accounted_size = 0;  // non-directories: st_size the store counts per link
@@ -278,6 +281,9 @@ class InodeTable {
   // refuses them, and its /proc/self/fd link leads to the link, not through it). Empty
   // with ENOENT when the inode has no known name.
   InodeFd NameFd(Inode& inode, std::string* name);
+  // A new file with no name (O_TMPFILE), from its O_PATH descriptor fd (owned from here),
+  // with one kernel reference. Its size counts nowhere until a link gives it a name.
+  Inode* AddUnnamed(int fd, const struct stat& st);
   // How many inode descriptors may stay open when idle (at least 4; default: half the
   // descriptor limit, at most 32768, see DefaultFdBudget).
   void SetFdBudget(size_t budget);

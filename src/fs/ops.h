@@ -56,6 +56,8 @@ void OpSetattr(fuse_req_t, fuse_ino_t, struct stat*, int, fuse_file_info*);
 void OpStatfs(fuse_req_t, fuse_ino_t);
 void OpAccess(fuse_req_t, fuse_ino_t, int);
 // ops_file.cc
+// The flags a source open uses for the kernel's fi->flags (sets fi->direct_io where wanted).
+int SourceFlags(fuse_file_info* fi);
 void OpCreate(fuse_req_t, fuse_ino_t, const char*, mode_t, fuse_file_info*);
 void OpOpen(fuse_req_t, fuse_ino_t, fuse_file_info*);
 void OpReadBuf(fuse_req_t, fuse_ino_t, size_t, off_t, fuse_file_info*);

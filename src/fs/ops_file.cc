@@ -15,6 +15,8 @@ namespace {
 
 int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
 
+}  // namespace
+
 // Source open flags: never follow a symlink by surprise, never leak into children, and
 // serve O_DIRECT as direct I/O on the FUSE side instead of failing on unaligned buffers.
 //
@@ -35,8 +37,6 @@ int SourceFlags(fuse_file_info* fi) {
   if ((fi->flags & O_DIRECT) || (fi->flags & O_ACCMODE) == O_WRONLY) fi->direct_io = 1;
   return flags | O_CLOEXEC;
 }
-
-}  // namespace
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode,
               fuse_file_info* fi) {

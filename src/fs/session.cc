@@ -4,6 +4,7 @@
 
 #include "env/map_guard.h"
 #include "fs/mount_options.h"
+#include "fs/tmpfile.h"
 
 namespace dtkfs::fs {
 
@@ -47,6 +48,9 @@ Result<std::unique_ptr<Session>> Session::Mount(Filesystem& fs, const std::strin
   session->handlers_ = true;
   if (fuse_session_mount(se, mountpoint.c_str()) != 0)
     return Status::InvalidArgument(fmt::format("mount {} failed (see above)", mountpoint));
+  // Requests are read by dtkfs's hooks, which answer O_TMPFILE's (fs/tmpfile.h).
+  if (fuse_session_custom_io(se, &RequestIo(), fuse_session_fd(se)) != 0)
+    return Status::InvalidArgument("libfuse refused dtkfs's request reader");
   return session;
 }
 

@@ -18,6 +18,7 @@
 
 namespace fsys = std::filesystem;
 using namespace dtkfs::testing;
+using dtkfs::Totals;
 
 namespace {
 
@@ -316,5 +317,48 @@ TEST_CASE("record locks and flock hold between processes using the mount", "[e2e
   REQUIRE(::flock(fd, LOCK_UN) == 0);
   CHECK(AsNobody({"/usr/bin/python3", "-c", whole, s.Mnt("locked")}).status == 1);
   ::close(fd);
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("O_TMPFILE: an unnamed file counts nowhere until linkat names it", "[e2e]") {
+  START_SHARED(s);
+  fsys::create_directories(s.Src("d"));
+  s.Mount();
+  Totals before;
+  REQUIRE(ReadTotals(s.Mnt("d"), &before));
+  const int fd = ::open(s.Mnt("d").c_str(), O_TMPFILE | O_RDWR, 0640);
+  INFO("errno " << errno);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, std::string(5000, 'x').data(), 5000) == 5000);
+  REQUIRE(s.fx.Differences() == "");  // nothing new to count
+  Totals t;
+  REQUIRE(ReadTotals(s.Mnt("d"), &t));
+  CHECK(t.bytes == before.bytes);
+  CHECK(t.files == before.files);
+  REQUIRE(::linkat(fd, "", AT_FDCWD, s.Mnt("d/named").c_str(), AT_EMPTY_PATH) == 0);
+  REQUIRE(ReadTotals(s.Mnt("d"), &t));
+  CHECK(t.bytes == before.bytes + 5000);
+  CHECK(t.files == before.files + 1);
+  REQUIRE(::write(fd, "more", 4) == 4);
+  REQUIRE(s.fx.Differences() == "");
+  ::close(fd);
+  CHECK(StatOf(s.Src("d/named")).st_size == 5004);
+  CHECK(ModeOf(s.Src("d/named")) == 0640);
+  // O_EXCL: never to be named, as natively.
+  for (const std::string& dir : {s.native, s.Mnt("d")}) {
+    INFO(dir);
+    const int excl = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_EXCL, 0600);
+    REQUIRE(excl >= 0);
+    CHECK(::linkat(excl, "", AT_FDCWD, (dir + "/excl").c_str(), AT_EMPTY_PATH) != 0);
+    ::close(excl);
+  }
+  // Another user's: theirs, in a directory they may write to.
+  auto r = AsNobody({"/usr/bin/python3", "-c",
+                     "import os,sys\nfd=os.open(sys.argv[1],os.O_TMPFILE|os.O_RDWR,0o600)\n"
+                     "os.write(fd,b'abc')\nprint(os.fstat(fd).st_uid)\n",
+                     s.fx.mnt()});
+  INFO(r.err);
+  CHECK(r.out == "65534\n");
+  REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }
