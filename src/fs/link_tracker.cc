@@ -111,6 +111,9 @@ int LinkTracker::AdoptLinksBelow(Inode& parent, const std::string& name) {
 }
 
 int LinkTracker::Adopt(const LinkRecord& record) {
+  // As the daemon: the recorded names may pass directories the caller of the operation that
+  // moves them (a rename of an ancestor) may not search, which natively does not matter.
+  AsDaemon as_daemon;
   const FileKey key = KeyOf(record.key);
   TableLinks found;
   int err = ResolveRecord(record, &found);

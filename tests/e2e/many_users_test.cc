@@ -362,3 +362,23 @@ TEST_CASE("O_TMPFILE: an unnamed file counts nowhere until linkat names it", "[e
   REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: another user renames a directory over hard links it cannot reach", "[e2e]") {
+  // Renaming a directory needs no access below it. dtkfs first follows the index's names
+  // of hard-linked files below it (LinkTracker::Adopt), which must not be done as the caller.
+  START_SHARED(s);
+  fsys::create_directories(s.Src("mine/private"));
+  WriteFileBytes(s.Src("mine/private/f"), std::string(300, 'f'));
+  REQUIRE(::link(s.Src("mine/private/f").c_str(), s.Src("other_name").c_str()) == 0);
+  REQUIRE(::chown(s.Src("mine").c_str(), kNobody, kNobody) == 0);
+  REQUIRE(::chmod(s.Src("mine/private").c_str(), 0700) == 0);
+  s.Mount();  // scans: the index records both names of f
+  auto mv = AsNobody({"mv", s.Mnt("mine"), s.Mnt("renamed")});
+  INFO(mv.err);
+  REQUIRE(mv.status == 0);
+  REQUIRE(s.fx.Differences() == "");
+  // f is followed under its new path: a write through its other name counts there too.
+  REQUIRE(Run({"sh", "-c", "printf 12345 >> '" + s.Mnt("other_name") + "'"}).status == 0);
+  REQUIRE(s.fx.Differences() == "");
+  REQUIRE(s.fx.Unmount().status == 0);
+}
