@@ -1284,26 +1284,32 @@ bool LockSeen(const std::string& held, const std::string& probe, bool posix) {
   }
   ::close(ready[1]);
   ::close(done[0]);
+  // No REQUIRE until the child is told to go: it would wait for the test process's end.
   char c = '0';
-  REQUIRE(::read(ready[0], &c, 1) == 1);
-  REQUIRE(c == '1');
+  const bool locked = ::read(ready[0], &c, 1) == 1 && c == '1';
   const int fd = ::open(probe.c_str(), O_RDWR | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  bool seen;
-  if (posix) {
-    struct flock lk {};
-    lk.l_type = F_WRLCK;
-    lk.l_whence = SEEK_SET;
-    REQUIRE(::fcntl(fd, F_GETLK, &lk) == 0);
-    seen = lk.l_type != F_UNLCK;
-  } else {
-    seen = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  bool asked = false, seen = false;
+  if (locked && fd >= 0) {
+    if (posix) {
+      struct flock lk {};
+      lk.l_type = F_WRLCK;
+      lk.l_whence = SEEK_SET;
+      asked = ::fcntl(fd, F_GETLK, &lk) == 0;
+      seen = lk.l_type != F_UNLCK;
+    } else {
+      asked = true;
+      seen = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    }
   }
-  ::close(fd);
+  if (fd >= 0) ::close(fd);
   ::close(done[1]);
   ::close(ready[0]);
   int status;
   ::waitpid(pid, &status, 0);
+  INFO("held " << held << ", asked about " << probe);
+  REQUIRE(locked);
+  REQUIRE(fd >= 0);
+  REQUIRE(asked);
   return seen;
 }
 
