@@ -4,7 +4,8 @@
 #   deps.sh          what building and packaging need (dpkg-dev: cpack -G DEB runs dpkg-shlibdeps)
 #   deps.sh test     and what the tests need (the kernel source tarball for the workload test;
 #                    ncdu and python3-prometheus-client read the export test's output, man-db
-#                    checks the man page, acl and e2fsprogs serve the many-users tests)
+#                    checks the man page, acl and e2fsprogs serve the many-users tests; sqlite3,
+#                    git and rsync run inside the mount in the real-programs test)
 #   deps.sh bench    and the peers the benchmarks compare with
 set -euo pipefail
 PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboost-filesystem-dev
@@ -12,7 +13,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboo
 case "${1:-build}" in
   build) ;;
   test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils acl
-                   e2fsprogs ncdu python3-prometheus-client man-db) ;;
+                   e2fsprogs ncdu python3-prometheus-client man-db sqlite3 rsync) ;;
   bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
                     hyperfine libcli11-dev libboost-program-options-dev) ;;
   *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;
