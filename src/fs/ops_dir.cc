@@ -241,7 +241,10 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Filesystem& fs = Filesystem::From(req);
     InodeFd self = fs.Fd(fs.Get(ino));
     if (!self) return ReplyErr(req, self.error());
-    int fd = fs.table().OpenAt(self.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    // Through /proc, not openat(self, "."): looking up "." takes search permission on the
+    // directory, and open(O_RDONLY) natively takes only read permission.
+    int fd = fs.table().OpenAt(AT_FDCWD, ProcPath(self.get()).c_str(),
+                               O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ReplyErr(req, errno);
     auto d = std::make_unique<DirHandle>();
     d->dp = ::fdopendir(fd);

@@ -843,29 +843,6 @@ bool IsSymlinkCall(const Call& c, const Outcome& native) {
 
 const std::vector<KnownDifference>& KnownDifferences() {
   static const std::vector<KnownDifference> known = {
-      {"O_TMPFILE",
-       "libfuse 3.14 has no tmpfile operation: the kernel answers EOPNOTSUPP (issue 12, 5)",
-       [](const Call& c, const Outcome&, const Outcome& m) {
-         return c.op == Op::kTmpfile && m.err == EOPNOTSUPP;
-       }},
-      {"symlink xattrs",
-       "ops_xattr.cc answers every xattr call on a symlink itself without asking the source: "
-       "get ENODATA, set and remove EPERM, list nothing, where the source keeps trusted.* and "
-       "security.* on symlinks (issue 12, 5)",
-       [](const Call& c, const Outcome& n, const Outcome& m) {
-         if (!IsSymlinkCall(c, n)) return false;
-         switch (c.op) {
-           case Op::kGetxattr:
-             return m.err == ENODATA;
-           case Op::kSetxattr:
-           case Op::kRemovexattr:
-             return m.err == EPERM;
-           case Op::kListxattr:
-             return m.ret == 0;
-           default:
-             return false;
-         }
-       }},
       {"chown -1 -1 of a setgid file",
        "chown(f, -1, -1) by a non-owner of a file with S_ISGID but not S_IXGRP: natively "
        "EPERM (the kernel asks to clear S_ISGID, a mode change only the owner may make); "
@@ -873,14 +850,6 @@ const std::vector<KnownDifference>& KnownDifferences() {
        [](const Call& c, const Outcome& n, const Outcome& m) {
          return (c.op == Op::kChown || c.op == Op::kLchown) && c.uid == static_cast<uid_t>(-1) &&
                 c.gid == static_cast<gid_t>(-1) && n.err == EPERM && m.ret == 0;
-       }},
-      {"open of a directory without search permission",
-       "OpOpendir reopens the directory as openat(fd, \".\"), a lookup that needs search (x) "
-       "permission on the directory itself; open(O_RDONLY) needs only read: EACCES through "
-       "the mount for a directory its caller may read but not search",
-       [](const Call& c, const Outcome& n, const Outcome& m) {
-         return c.op == Op::kOpen && n.ret == 0 && m.err == EACCES && !n.stats.empty() &&
-                n.stats[0].rfind("a: dir", 0) == 0;
        }},
   };
   return known;
@@ -1323,21 +1292,5 @@ TEST_CASE("flock between the mount and the source is one lock, as natively", "[e
   CHECK(LockSeen(fx.mnt() + "/f", fx.src() + "/f", false));
   CHECK(LockSeen(fx.src() + "/f", fx.mnt() + "/f", false));
   CHECK(LockSeen(fx.mnt() + "/f", fx.mnt() + "/f", false));
-  REQUIRE(fx.Unmount().status == 0);
-}
-
-// Known difference (issue 12, 5): dtkfs implements no getlk/setlk, so the kernel keeps POSIX
-// record locks of the mount to itself: a lock taken through the mount is not seen on the
-// source, nor one taken on the source through the mount. Between processes using the mount
-// they work. [!mayfail] until fixed: remove it then.
-TEST_CASE("POSIX record locks between the mount and the source are one lock, as natively",
-          "[e2e][!mayfail]") {
-  MountFixture fx;
-  DTKFS_REQUIRE_MOUNTABLE(fx);
-  WriteFileBytes(fx.src() + "/f", "locked");
-  REQUIRE(fx.Mount().status == 0);
-  CHECK(LockSeen(fx.mnt() + "/f", fx.mnt() + "/f", true));
-  CHECK(LockSeen(fx.mnt() + "/f", fx.src() + "/f", true));
-  CHECK(LockSeen(fx.src() + "/f", fx.mnt() + "/f", true));
   REQUIRE(fx.Unmount().status == 0);
 }
