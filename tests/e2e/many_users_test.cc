@@ -382,3 +382,22 @@ TEST_CASE("regression: another user renames a directory over hard links it canno
   REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: a directory its caller may read but not search lists through the mount",
+          "[e2e]") {
+  START_SHARED(s);
+  for (const std::string& dir : {s.fx.src(), s.native}) {
+    fsys::create_directories(dir + "/readonly");
+    WriteFileBytes(dir + "/readonly/inside", "x");
+    REQUIRE(::chmod((dir + "/readonly").c_str(), 0744) == 0);  // r for others, no x
+  }
+  s.Mount();
+  const std::string list = "import os,sys\nprint(sorted(os.listdir(sys.argv[1])))\n";
+  auto native = AsNobody({"/usr/bin/python3", "-c", list, s.Native("readonly")});
+  auto mounted = AsNobody({"/usr/bin/python3", "-c", list, s.Mnt("readonly")});
+  INFO(mounted.err);
+  REQUIRE(native.status == 0);
+  CHECK(mounted.status == 0);
+  CHECK(mounted.out == native.out);
+  REQUIRE(s.fx.Unmount().status == 0);
+}
