@@ -443,3 +443,40 @@ TEST_CASE(
   }
   REQUIRE(s.fx.Unmount().status == 0);
 }
+
+TEST_CASE("regression: appending to an append-only file through the mount was refused", "[e2e]") {
+  // dtkfs opens source files without O_APPEND; an append-only file (chattr +a) opens for
+  // writing only with it, so `>>` through the mount failed with EPERM where it works
+  // natively.
+  START_SHARED(s);
+  for (const std::string& dir : {s.fx.src(), s.native}) {
+    WriteFileBytes(dir + "/log", "one\n");
+    REQUIRE(::chmod((dir + "/log").c_str(), 0666) == 0);
+    if (Run({"chattr", "+a", dir + "/log"}).status != 0) {
+      WARN("not run: the filesystem here has no append-only files");
+      return;
+    }
+  }
+  s.Mount();
+  for (const std::string& dir : {s.native, s.fx.mnt()}) {
+    INFO(dir);
+    CHECK(ShAsNobody("printf 'two\\n' >> " + dir + "/log").status == 0);
+    CHECK(Run({"sh", "-c", "printf 'three\\n' >> " + dir + "/log"}).status == 0);
+    // Without O_APPEND, or truncating: refused, as natively.
+    CHECK(ShAsNobody("printf x 1<> " + dir + "/log").status != 0);
+    CHECK(ShAsNobody("printf x > " + dir + "/log").status != 0);
+    // pwrite on an fd opened with O_APPEND lands at the end.
+    auto r = AsNobody({"/usr/bin/python3", "-c",
+                       "import os,sys\nfd=os.open(sys.argv[1],os.O_RDWR|os.O_APPEND)\n"
+                       "os.pwrite(fd,b'four\\n',0)\n",
+                       dir + "/log"});
+    INFO(r.err);
+    CHECK(r.status == 0);
+  }
+  CHECK(ReadFileBytes(s.Src("log")) == "one\ntwo\nthree\nfour\n");
+  CHECK(ReadFileBytes(s.Native("log")) == ReadFileBytes(s.Src("log")));
+  REQUIRE(s.fx.Differences() == "");
+  for (const std::string& dir : {s.fx.src(), s.native})
+    REQUIRE(Run({"chattr", "-a", dir + "/log"}).status == 0);
+  REQUIRE(s.fx.Unmount().status == 0);
+}
