@@ -214,10 +214,15 @@ Identity IdentityOf(const fuse_ctx& ctx) {
   return Identity{ctx.uid, ctx.gid, Groups().Get(ctx.pid, ctx.uid, ctx.gid), false};
 }
 
+// A thread's first use: its credentials are not known to be the daemon's. libfuse starts a
+// new worker from a busy one, and a thread inherits its creator's credentials, those of
+// whichever caller that worker acted as. So every step is taken once, to the daemon.
 void EnsureThreadKnown() {
   if (t_state.known) return;
-  t_state.now = TheDaemon().self;
+  t_state.now = Identity{
+      static_cast<uid_t>(-1), static_cast<gid_t>(-1), {static_cast<gid_t>(-1)}, /*caps=*/false};
   t_state.known = true;
+  Become(TheDaemon().self);
 }
 
 }  // namespace
@@ -249,16 +254,21 @@ void UseCallerUmask(fuse_req_t req) {
 
 void UseCallerUmask(mode_t umask) {
   thread_local bool own_fs = false;
-  thread_local mode_t umask_now = 0;  // the daemon sets 0 before its threads start
+  thread_local mode_t umask_now = 0;  // meaningful once own_fs
+  const mode_t mask = umask & 0777;
   if (!own_fs) {
-    // The umask is per fs_struct, shared by all threads until one unshares its own.
+    // The umask is per fs_struct, shared by all threads until one unshares its own. The
+    // copy holds whatever umask its creator had (a worker started by a worker: that one's
+    // last caller's), so it is set the first time, whatever it is.
     if (::unshare(CLONE_FS) != 0) {
       log::Error("cannot give a worker thread its own umask ({})", errno);
       return;
     }
     own_fs = true;
+    ::umask(mask);
+    umask_now = mask;
+    return;
   }
-  const mode_t mask = umask & 0777;
   if (mask != umask_now) {
     ::umask(mask);
     umask_now = mask;

@@ -17,7 +17,8 @@
 //
 // The thread keeps acting as the last caller until the next request (switching costs up to
 // five system calls; most requests come from the caller before). AsDaemon is the way back,
-// for the daemon's own bookkeeping inside an operation.
+// for the daemon's own bookkeeping inside an operation. A thread's first request takes every
+// step once: libfuse starts new workers from busy ones, which pass on whom they acted as.
 //
 // When the daemon is not root, all of this is a no-op: it acts as itself for everyone, as
 // an unprivileged daemon must, and the kernel (default_permissions) checks the caller.

@@ -20,11 +20,11 @@ int FdOf(fuse_file_info* fi) { return static_cast<int>(fi->fh); }
 // Source open flags: never follow a symlink by surprise, never leak into children, and
 // serve O_DIRECT as direct I/O on the FUSE side instead of failing on unaligned buffers.
 //
-// O_APPEND never reaches the source fd: the kernel already turned each append into a write
-// at the end it knows, and it alone knows what else the caller asked for (writeback of
-// mmap'ed pages, pwritev2 with RWF_NOAPPEND, fcntl clearing O_APPEND). An appending source
-// fd would put all of those at the end of the file (WriteAt below says how appends still
-// reach the true end when the file grew beside the mount).
+// O_APPEND never reaches the source fd (but for an append-only file: OpenSource below): the kernel
+// already turned each append into a write at the end it knows, and it alone knows what else the
+// caller asked for (writeback of mmap'ed pages, pwritev2 with RWF_NOAPPEND, fcntl clearing
+// O_APPEND). An appending source fd would put all of those at the end of the file (WriteAt below
+// says how appends still reach the true end when the file grew beside the mount).
 //
 // Write-only opens (tar, cp, compilers, git objects) also get direct I/O on the FUSE side:
 // each write(2) is then one WRITE request. Through the page cache, an unaligned write
@@ -36,6 +36,19 @@ int SourceFlags(fuse_file_info* fi) {
   int flags = fi->flags & ~(O_NOFOLLOW | O_DIRECT | O_APPEND);
   if ((fi->flags & O_DIRECT) || (fi->flags & O_ACCMODE) == O_WRONLY) fi->direct_io = 1;
   return flags | O_CLOEXEC;
+}
+
+// Opens name below dir with the flags SourceFlags gives. An append-only file (chattr +a) opens
+// for writing only with O_APPEND (EPERM without it): when the caller asked for O_APPEND, the
+// open is tried again with it. Every write to such a file lands at its end anyway, as
+// natively (where fcntl cannot clear O_APPEND on it and pwrite appends).
+int OpenSource(InodeTable& table, int dir, const char* name, fuse_file_info* fi, int extra = 0,
+               mode_t mode = 0) {
+  const int flags = SourceFlags(fi) | extra;
+  int fd = table.OpenAt(dir, name, flags, mode);
+  if (fd < 0 && errno == EPERM && (fi->flags & O_APPEND) && (fi->flags & O_ACCMODE) != O_RDONLY)
+    fd = table.OpenAt(dir, name, flags | O_APPEND, mode);
+  return fd;
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode,
@@ -52,7 +65,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     UseCallerUmask(req);
     // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
     // there beside the mount, following it could create a file outside the source.
-    const int fd = fs.table().OpenAt(dir.get(), name, SourceFlags(fi) | O_CREAT | O_NOFOLLOW, mode);
+    const int fd = OpenSource(fs.table(), dir.get(), name, fi, O_CREAT | O_NOFOLLOW, mode);
     if (fd < 0) return ReplyErr(req, errno);
     fuse_entry_param e;
     bool created = false;
@@ -89,7 +102,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     {
       InodeFd self = fs.Fd(inode);
       if (!self) return ReplyErr(req, self.error());
-      fd = fs.table().OpenAt(AT_FDCWD, ProcPath(self.get()).c_str(), SourceFlags(fi));
+      fd = OpenSource(fs.table(), AT_FDCWD, ProcPath(self.get()).c_str(), fi);
     }
     if (fd < 0) return ReplyErr(req, errno);
     if (fi->flags & O_TRUNC) {

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -399,5 +400,102 @@ TEST_CASE("regression: a directory its caller may read but not search lists thro
   REQUIRE(native.status == 0);
   CHECK(mounted.status == 0);
   CHECK(mounted.out == native.out);
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE(
+    "regression: a worker started while another acted as a user ran root's requests as that user",
+    "[e2e]") {
+  // libfuse starts a new worker from a busy one, and a thread inherits its creator's
+  // credentials: a worker started by one acting as nobody began as nobody while dtkfs took
+  // it for the daemon, so root's next requests on it made files owned by nobody (or failed).
+  // nobody's blocked flock requests hold workers, so that new ones start from workers that
+  // have just acted as nobody; then root creates files.
+  START_SHARED(s);
+  WriteFileBytes(s.Src("lock"), "");
+  REQUIRE(::chmod(s.Src("lock").c_str(), 0666) == 0);
+  auto m = s.fx.Mount({"-o", "allow_other,threads=16"});
+  INFO(m.err);
+  REQUIRE(m.status == 0);
+  const int fd = ::open(s.Mnt("lock").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  const std::string lock = s.Mnt("lock");
+  std::vector<pid_t> waiting;
+  for (int i = 0; i < 6; ++i) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::execlp("setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+               "umask 077; stat \"$1\" >/dev/null; flock -x \"$1\" true", "sh", lock.c_str(),
+               nullptr);
+      ::_exit(127);
+    }
+    waiting.push_back(pid);
+    ::usleep(300 * 1000);
+  }
+  const mode_t old_umask = ::umask(0);
+  std::vector<std::string> made;
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "root" + std::to_string(i);
+    const int f = ::open(s.Mnt(name).c_str(), O_CREAT | O_WRONLY, 0666);
+    if (f >= 0) ::close(f);
+    made.push_back(name);
+  }
+  REQUIRE(::mkdir(s.Mnt("rootdir").c_str(), 0777) == 0);
+  made.push_back("rootdir");
+  ::umask(old_umask);
+  REQUIRE(::flock(fd, LOCK_UN) == 0);  // let nobody's requests go before any REQUIRE
+  ::close(fd);
+  for (pid_t pid : waiting) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(status == 0);
+  }
+  for (const std::string& name : made) {
+    INFO(name);
+    struct stat st;
+    REQUIRE(::lstat(s.Src(name).c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+    CHECK(st.st_gid == 0);
+    CHECK((st.st_mode & 0777) == (S_ISDIR(st.st_mode) ? 0777u : 0666u));
+  }
+  REQUIRE(s.fx.Unmount().status == 0);
+}
+
+TEST_CASE("regression: appending to an append-only file through the mount was refused", "[e2e]") {
+  // dtkfs opens source files without O_APPEND; an append-only file (chattr +a) opens for
+  // writing only with it, so `>>` through the mount failed with EPERM where it works
+  // natively.
+  START_SHARED(s);
+  for (const std::string& dir : {s.fx.src(), s.native}) {
+    WriteFileBytes(dir + "/log", "one\n");
+    REQUIRE(::chmod((dir + "/log").c_str(), 0666) == 0);
+    if (Run({"chattr", "+a", dir + "/log"}).status != 0) {
+      WARN("not run: the filesystem here has no append-only files");
+      return;
+    }
+  }
+  s.Mount();
+  for (const std::string& dir : {s.native, s.fx.mnt()}) {
+    INFO(dir);
+    CHECK(ShAsNobody("printf 'two\\n' >> " + dir + "/log").status == 0);
+    CHECK(Run({"sh", "-c", "printf 'three\\n' >> " + dir + "/log"}).status == 0);
+    // Without O_APPEND, or truncating: refused, as natively.
+    CHECK(ShAsNobody("printf x 1<> " + dir + "/log").status != 0);
+    CHECK(ShAsNobody("printf x > " + dir + "/log").status != 0);
+    // pwrite on an fd opened with O_APPEND lands at the end.
+    auto r = AsNobody({"/usr/bin/python3", "-c",
+                       "import os,sys\nfd=os.open(sys.argv[1],os.O_RDWR|os.O_APPEND)\n"
+                       "os.pwrite(fd,b'four\\n',0)\n",
+                       dir + "/log"});
+    INFO(r.err);
+    CHECK(r.status == 0);
+  }
+  CHECK(ReadFileBytes(s.Src("log")) == "one\ntwo\nthree\nfour\n");
+  CHECK(ReadFileBytes(s.Native("log")) == ReadFileBytes(s.Src("log")));
+  REQUIRE(s.fx.Differences() == "");
+  for (const std::string& dir : {s.fx.src(), s.native})
+    REQUIRE(Run({"chattr", "-a", dir + "/log"}).status == 0);
   REQUIRE(s.fx.Unmount().status == 0);
 }
