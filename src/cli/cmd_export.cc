@@ -183,13 +183,9 @@ int RunExport(const ExportArgs& args) {
     return kExitError;
   }
   Env& env = Env::Default();
-  auto target = Resolve(env, args.path, args.index);
+  auto target = ResolveDirectory(env, args.path, args.index);
   if (!target.ok()) {
     PrintError(target.status().message());
-    return kExitError;
-  }
-  if (!target->is_directory) {
-    PrintError(fmt::format("{}: not a directory", args.path));
     return kExitError;
   }
   const std::string from = ChooseSource(env, args, *target);

@@ -12,13 +12,9 @@ namespace dtkfs::cli {
 
 int RunTop(const TopArgs& args) {
   Env& env = Env::Default();
-  auto target = Resolve(env, args.path, args.index);
+  auto target = ResolveDirectory(env, args.path, args.index);
   if (!target.ok()) {
     PrintError(target.status().message());
-    return kExitError;
-  }
-  if (!target->is_directory) {
-    PrintError(fmt::format("{}: not a directory", args.path));
     return kExitError;
   }
   auto below = target->source->ListBelow(target->relative, args.depth);

@@ -177,4 +177,11 @@ Result<Target> Resolve(Env& env, const std::string& p, const std::string& index_
   return t;
 }
 
+Result<Target> ResolveDirectory(Env& env, const std::string& path, const std::string& index_path) {
+  auto target = Resolve(env, path, index_path);
+  if (target.ok() && !target->is_directory)
+    return Status::InvalidArgument(fmt::format("{}: not a directory", path));
+  return target;
+}
+
 }  // namespace dtkfs::cli

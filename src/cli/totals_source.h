@@ -61,5 +61,8 @@ struct Target {
 
 // index_path empty: find the index of the source containing path (or the mount it is on).
 Result<Target> Resolve(Env& env, const std::string& path, const std::string& index_path);
+// Resolve for commands that take a directory only (top, export): "PATH: not a directory"
+// otherwise.
+Result<Target> ResolveDirectory(Env& env, const std::string& path, const std::string& index_path);
 
 }  // namespace dtkfs::cli

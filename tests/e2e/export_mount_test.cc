@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/files.h"
+#include "support/label_text.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
 
@@ -98,20 +99,6 @@ std::vector<std::vector<std::string>> ReadWith(const std::string& mode, const st
     rows.push_back(fields);
   }
   return rows;
-}
-
-// The label text rule of docs/export.md read backwards: `\xHH` is byte HH.
-std::string DecodeLabel(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text.compare(i, 2, "\\x") == 0 && i + 4 <= text.size()) {
-      out += static_cast<char>(std::stoi(text.substr(i + 2, 2), nullptr, 16));
-      i += 3;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
 }
 
 void MakeFile(const std::string& path, size_t size) {
@@ -197,7 +184,7 @@ size_t CheckPrometheus(const std::string& file, const std::string& prefix,
   bool timestamp = false;
   for (const auto& row : ReadWith("prometheus", file)) {
     REQUIRE(row.size() == 3);
-    const std::string label = DecodeLabel(FromHex(row[1]));
+    const std::string label = dtkfs::testing::DecodeLabelText(FromHex(row[1]));
     if (row[0] == "dtkfs_export_timestamp_seconds") {
       CHECK(label == prefix);
       CHECK(std::stod(row[2]) > 1e9);

@@ -18,6 +18,7 @@
 #include "store/compactor.h"
 #include "store/size_store.h"
 #include "support/files.h"
+#include "support/scanned_index.h"
 #include "support/temp_dir.h"
 
 using namespace dtkfs;
@@ -37,14 +38,9 @@ struct Mounted {
   Mounted() {
     std::filesystem::create_directories(src + "/a/b");
     WriteFileBytes(src + "/a/b/f", std::string(1234, 'f'));
-    const IndexTarget target{src, dir / "index"};
-    auto scan = ScanTree(src, "", ScanOptions{});
-    REQUIRE(scan.ok());
-    REQUIRE(InstallScan(Env::Default(), target, *scan, 1).ok());
-    auto base = IndexReader::Open(Env::Default(), target.index);
-    REQUIRE(base.ok());
-    store = std::make_unique<SizeStore>(*base);
-    compactor = std::make_unique<Compactor>(*store, Env::Default(), target.index, src);
+    const std::string index = dir / "index";
+    store = std::make_unique<SizeStore>(dtkfs::testing::ScanIndex(src, index));
+    compactor = std::make_unique<Compactor>(*store, Env::Default(), index, src);
     const int root_fd = ::open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     REQUIRE(root_fd >= 0);
     fs = std::make_unique<Filesystem>(root_fd, src, *store, *compactor, Options{});

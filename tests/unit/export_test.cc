@@ -15,6 +15,7 @@
 #include "cli/text_sink.h"
 #include "cli/totals_source.h"
 #include "index/index_builder.h"
+#include "support/label_text.h"
 #include "support/temp_dir.h"
 #include "support/test_seed.h"
 
@@ -35,20 +36,6 @@ struct Collected {
     };
   }
 };
-
-// PathLabelText's rule read backwards: `\xHH` is byte HH, anything else is itself.
-std::string DecodeLabelText(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text.compare(i, 2, "\\x") == 0 && i + 4 <= text.size()) {
-      out += static_cast<char>(std::stoi(text.substr(i + 2, 2), nullptr, 16));
-      i += 3;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
 
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
@@ -177,7 +164,7 @@ TEST_CASE("prometheus: path labels are valid UTF-8 and decode back to the bytes"
     const std::string text = PathLabelText(name);
     INFO("round " << round);
     CHECK(IsValidUtf8(text));
-    CHECK(DecodeLabelText(text) == name);
+    CHECK(dtkfs::testing::DecodeLabelText(text) == name);
   }
 }
 

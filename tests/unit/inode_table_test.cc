@@ -12,10 +12,12 @@
 #include "index/index_lifecycle.h"
 #include "index/index_reader.h"
 #include "store/compactor.h"
+#include "support/scanned_index.h"
 #include "support/temp_dir.h"
 
 using namespace dtkfs;
 using namespace dtkfs::fs;
+using dtkfs::testing::ScanIndex;
 using dtkfs::testing::TempDir;
 
 namespace {
@@ -244,16 +246,12 @@ TEST_CASE("link tracker: a hard-linked file met once knows every name from the i
   ::mkdir((src + "/b").c_str(), 0755);
   std::ofstream(src + "/a/f") << std::string(100, 'x');
   REQUIRE(::link((src + "/a/f").c_str(), (src + "/b/g").c_str()) == 0);
-  const IndexTarget target{src, dir / "index"};
-  auto scan = ScanTree(src, "", ScanOptions{});
-  REQUIRE(scan.ok());
-  REQUIRE(InstallScan(Env::Default(), target, *scan, 1).ok());
-  auto base = IndexReader::Open(Env::Default(), target.index);
-  REQUIRE(base.ok());
-  REQUIRE((*base)->links().size() == 1);
+  const std::string index = dir / "index";
+  auto base = ScanIndex(src, index);
+  REQUIRE(base->links().size() == 1);
 
-  SizeStore store(*base);
-  Compactor compactor(store, Env::Default(), target.index, src);
+  SizeStore store(base);
+  Compactor compactor(store, Env::Default(), index, src);
   Filesystem fs(OpenRoot(src), src, store, compactor, Options{});
   Inode* a = nullptr;
   fuse_entry_param e;
@@ -270,7 +268,7 @@ TEST_CASE("link tracker: a hard-linked file met once knows every name from the i
 
   // The freeze writes the same table back: the claimed file, now pinned.
   Compactor::Frozen frozen = fs.FreezeForCompaction();
-  CHECK(frozen.link_table == std::string((*base)->links().bytes()));
+  CHECK(frozen.link_table == std::string(base->links().bytes()));
 }
 
 namespace {

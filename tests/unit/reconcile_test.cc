@@ -15,6 +15,7 @@
 #include "index/index_reader.h"
 #include "support/files.h"
 #include "support/reference_walk.h"
+#include "support/scanned_index.h"
 #include "support/temp_dir.h"
 #include "support/test_seed.h"
 
@@ -29,13 +30,7 @@ struct Fixture {
   std::unique_ptr<SizeStore> store;
 
   void Index() {
-    const IndexTarget target{src, dir / "index"};
-    auto scan = ScanTree(src, "", ScanOptions{});
-    REQUIRE(scan.ok());
-    REQUIRE(InstallScan(Env::Default(), target, *scan, 1).ok());
-    auto base = IndexReader::Open(Env::Default(), target.index);
-    REQUIRE(base.ok());
-    store = std::make_unique<SizeStore>(*base);
+    store = std::make_unique<SizeStore>(dtkfs::testing::ScanIndex(src, dir / "index"));
   }
   std::map<std::string, Totals> StoreView() const {
     std::map<std::string, Totals> out;
