@@ -136,13 +136,19 @@ void MakeSource(const std::string& src) {
   MakeFile(src + "/other/gone-soon", 77);
 }
 
-TEST_CASE("cli: scan then du prints the reference walk's bytes", "[cli]") {
-  TempDir t;
+// MakeSource's tree made under t/src and scanned: its index.
+std::string ScanNewSource(const TempDir& t, Cli& dtkfs) {
   const std::string src = t / "src";
   MakeDir(src);
   MakeSource(src);
+  return dtkfs.Scan(src);
+}
+
+TEST_CASE("cli: scan then du prints the reference walk's bytes", "[cli]") {
+  TempDir t;
+  const std::string src = t / "src";
   Cli dtkfs;
-  const std::string index = dtkfs.Scan(src);
+  const std::string index = ScanNewSource(t, dtkfs);
   const auto ref = ReferenceWalk(src);
 
   SECTION("du of directories") {
@@ -568,10 +574,8 @@ TEST_CASE("regression: export --output to a full character device exits 2 and re
           "[cli]") {
   TempDir t;
   const std::string src = t / "src";
-  MakeDir(src);
-  MakeSource(src);
   Cli dtkfs;
-  const std::string index = dtkfs.Scan(src);
+  const std::string index = ScanNewSource(t, dtkfs);
   const std::string dev = t / "dev";
   MakeDir(dev);
   if (::mknod((dev + "/full").c_str(), S_IFCHR | 0666, makedev(1, 7)) != 0 ||
@@ -599,10 +603,8 @@ TEST_CASE("regression: export --output naming a symbolic link refuses and keeps 
           "[cli]") {
   TempDir t;
   const std::string src = t / "src";
-  MakeDir(src);
-  MakeSource(src);
   Cli dtkfs;
-  const std::string index = dtkfs.Scan(src);
+  const std::string index = ScanNewSource(t, dtkfs);
   WriteFileBytes(t / "target", "kept");
   REQUIRE(::symlink("target", (t / "link").c_str()) == 0);
   REQUIRE(::symlink("nowhere", (t / "dangling").c_str()) == 0);
@@ -664,10 +666,8 @@ TEST_CASE("regression: concurrent exports to one --output all succeed and leave 
 TEST_CASE("regression: export --output naming the index it reads is refused", "[cli]") {
   TempDir t;
   const std::string src = t / "src";
-  MakeDir(src);
-  MakeSource(src);
   Cli dtkfs;
-  const std::string index = dtkfs.Scan(src);
+  const std::string index = ScanNewSource(t, dtkfs);
   const std::string before = ReadFileBytes(index);
   Run r = dtkfs({"export", "--format", "ncdu", "--index", index, "--output", index, src});
   CHECK(r.code == 2);
