@@ -42,7 +42,9 @@ Daemon& TheDaemon() {
 }
 
 struct ThreadState {
-  bool known = false;  // false: still the daemon's identity, as the thread started
+  // false: not set yet. The thread acts as whoever the thread that started it acted as then
+  // (libfuse starts workers from workers): now says nothing until Become set every part.
+  bool known = false;
   Identity now;
 };
 thread_local ThreadState t_state;
@@ -63,23 +65,25 @@ bool SetCaps(bool effective) {
 // then none again for a non-root caller. False (logged) when the kernel refused a step.
 bool Become(const Identity& target) {
   Identity& now = t_state.now;
-  if (now == target) return true;
+  // A thread not set yet takes every step: it may be acting as anyone.
+  const bool all = !t_state.known;
+  if (!all && now == target) return true;
   bool ok = true;
-  if (!now.caps) {
+  if (all || !now.caps) {
     ok = SetCaps(true);
     now.caps = ok;
   }
-  if (ok && now.groups != target.groups) {
+  if (ok && (all || now.groups != target.groups)) {
     // The raw system call: glibc's setgroups changes every thread of the process.
     ok = ::syscall(SYS_setgroups, target.groups.size(), target.groups.data()) == 0;
     if (ok) now.groups = target.groups;
   }
-  if (ok && now.gid != target.gid) {
+  if (ok && (all || now.gid != target.gid)) {
     ::syscall(SYS_setfsgid, target.gid);
     ok = static_cast<gid_t>(::syscall(SYS_setfsgid, -1)) == target.gid;
     if (ok) now.gid = target.gid;
   }
-  if (ok && now.uid != target.uid) {
+  if (ok && (all || now.uid != target.uid)) {
     ::syscall(SYS_setfsuid, target.uid);
     ok = static_cast<uid_t>(::syscall(SYS_setfsuid, -1)) == target.uid;
     if (ok) now.uid = target.uid;
@@ -88,6 +92,7 @@ bool Become(const Identity& target) {
     ok = SetCaps(false);
     now.caps = !ok;
   }
+  t_state.known = ok;  // a step refused: unknown again, every step next time
   if (!ok) log::Error("cannot act as uid {} gid {}: {}", target.uid, target.gid, errno);
   return ok;
 }
@@ -214,22 +219,15 @@ Identity IdentityOf(const fuse_ctx& ctx) {
   return Identity{ctx.uid, ctx.gid, Groups().Get(ctx.pid, ctx.uid, ctx.gid), false};
 }
 
-void EnsureThreadKnown() {
-  if (t_state.known) return;
-  t_state.now = TheDaemon().self;
-  t_state.known = true;
-}
-
 }  // namespace
 
 bool ActAsCaller(fuse_req_t req) {
   if (!TheDaemon().acting) return true;
   const fuse_ctx* ctx = fuse_req_ctx(req);
   if (ctx == nullptr) return false;
-  EnsureThreadKnown();
   // Most requests come from the caller before: compare before reading any groups.
   const Identity& now = t_state.now;
-  if (ctx->uid != 0 && now.uid == ctx->uid && now.gid == ctx->gid && !now.caps) {
+  if (t_state.known && ctx->uid != 0 && now.uid == ctx->uid && now.gid == ctx->gid && !now.caps) {
     std::vector<gid_t> groups = Groups().Get(ctx->pid, ctx->uid, ctx->gid);
     if (groups == now.groups) return true;
     return Become(Identity{ctx->uid, ctx->gid, std::move(groups), false});
@@ -240,8 +238,15 @@ bool ActAsCaller(fuse_req_t req) {
 void UseCallerUmask(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   if (ctx == nullptr) return;
+  UseUmask(ctx->umask);
+}
+
+void UseUmask(mode_t caller_umask) {
   thread_local bool own_fs = false;
-  thread_local mode_t umask_now = 0;  // the daemon sets 0 before its threads start
+  // Not known yet: a thread starts with the umask of the thread that started it (a worker
+  // that acted for another caller), not the 0 the daemon set before its threads started.
+  constexpr mode_t kUnknown = ~mode_t{0};
+  thread_local mode_t umask_now = kUnknown;
   if (!own_fs) {
     // The umask is per fs_struct, shared by all threads until one unshares its own.
     if (::unshare(CLONE_FS) != 0) {
@@ -250,7 +255,7 @@ void UseCallerUmask(fuse_req_t req) {
     }
     own_fs = true;
   }
-  const mode_t mask = ctx->umask & 0777;
+  const mode_t mask = caller_umask & 0777;
   if (mask != umask_now) {
     ::umask(mask);
     umask_now = mask;
@@ -259,10 +264,10 @@ void UseCallerUmask(fuse_req_t req) {
 
 AsDaemon::AsDaemon() {
   if (!TheDaemon().acting) return;
-  EnsureThreadKnown();
   const Identity& now = t_state.now;
-  if (now == TheDaemon().self) return;
-  saved_ = std::make_unique<Identity>(now);
+  if (t_state.known && now == TheDaemon().self) return;
+  // A thread not set yet (acting as whoever started it) stays the daemon afterwards.
+  if (t_state.known) saved_ = std::make_unique<Identity>(now);
   Become(TheDaemon().self);
 }
 

@@ -19,6 +19,10 @@
 // five system calls; most requests come from the caller before). AsDaemon is the way back,
 // for the daemon's own bookkeeping inside an operation.
 //
+// A thread's identity and umask are unknown until they were first set here: libfuse starts a
+// worker from a worker in the middle of its request, and a new thread has the credentials and
+// the umask of the one that made it (another caller's), not the daemon's.
+//
 // When the daemon is not root, all of this is a no-op: it acts as itself for everyone, as
 // an unprivileged daemon must, and the kernel (default_permissions) checks the caller.
 //
@@ -47,6 +51,8 @@ bool ActAsCaller(fuse_req_t req);
 // Creations (mkdir, mknod, create): the caller's umask for the calling thread, which the
 // source applies unless the parent directory has a default ACL, as natively.
 void UseCallerUmask(fuse_req_t req);
+// The same with the umask given: mask for the calling thread's creations from now on.
+void UseUmask(mode_t mask);
 
 struct Identity;  // credentials.cc
 
