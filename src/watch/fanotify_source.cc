@@ -18,6 +18,7 @@
 
 #include "util/log.h"
 #include "watch/events.h"
+#include "watch/fanotify_events.h"
 
 namespace dtkfs::watch {
 namespace {
@@ -55,28 +56,29 @@ class FanotifySource final : public EventSource {
         return Status::FromErrno(errno, "read", "fanotify");
       }
       if (n == 0) return Status::Ok();
-      const auto* meta = reinterpret_cast<const struct fanotify_event_metadata*>(buf);
-      ssize_t left = n;
-      for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
-        ++batch->events;
-        if (meta->mask & FAN_Q_OVERFLOW) {
-          batch->overflow = true;
-          continue;
-        }
-        if (meta->pid == self) continue;  // the mount's own syscalls
-        const bool is_dir = (meta->mask & FAN_ONDIR) != 0;
-        if (is_dir && (meta->mask & (FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO)))
-          outside_.clear();  // a directory moved: an outside answer may be wrong now
-        Parse(meta, is_dir, &resolved, batch);
-      }
+      ForEachFanotifyEvent(
+          buf, static_cast<size_t>(n),
+          [&](const struct fanotify_event_metadata& meta, const char* event) {
+            ++batch->events;
+            if (meta.mask & FAN_Q_OVERFLOW) {
+              batch->overflow = true;
+              return;
+            }
+            if (meta.pid == self) return;  // the mount's own syscalls
+            const bool is_dir = (meta.mask & FAN_ONDIR) != 0;
+            // A directory moved: an outside answer may be wrong now.
+            if (is_dir && (meta.mask & (FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO)))
+              outside_.clear();
+            Parse(meta, event, is_dir, &resolved, batch);
+          });
     }
   }
 
  private:
-  void Parse(const struct fanotify_event_metadata* meta, bool is_dir,
+  void Parse(const struct fanotify_event_metadata& meta, const char* event, bool is_dir,
              std::unordered_map<std::string, std::optional<std::string>>* resolved, Batch* batch) {
-    const char* p = reinterpret_cast<const char*>(meta) + meta->metadata_len;
-    const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
+    const char* p = event + meta.metadata_len;
+    const char* end = event + meta.event_len;
     bool named = false;
     bool inside = false;  // a name in the tree came with it
     const struct fanotify_event_info_fid* target = nullptr;
@@ -100,7 +102,7 @@ class FanotifySource final : public EventSource {
             it = resolved->emplace(key, Resolve(key, fid->fsid, handle)).first;
           const bool new_dir = is_dir && (type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME ||
                                           (type == FAN_EVENT_INFO_TYPE_DFID_NAME &&
-                                           (meta->mask & (FAN_MOVED_TO | FAN_CREATE))));
+                                           (meta.mask & (FAN_MOVED_TO | FAN_CREATE))));
           if (it->second) {
             batch->changes.push_back(Change{*it->second, name, is_dir, new_dir});
             inside = true;
@@ -114,7 +116,7 @@ class FanotifySource final : public EventSource {
     // been replaced while it held the file open; a write reaches every name). Once per file
     // and read.
     if (target == nullptr || is_dir) return;
-    const bool contents = (meta->mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB)) != 0;
+    const bool contents = (meta.mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB)) != 0;
     if (named && (!contents || !inside)) return;  // outside the tree: not ours
     const auto* handle = reinterpret_cast<const struct file_handle*>(target->handle);
     std::string key = FsidKey(target->fsid);
