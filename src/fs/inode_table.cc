@@ -486,8 +486,10 @@ Inode* InodeTable::FindOrCreateLocked(int fd, const struct stat& st, const DirMo
     InstallFdLocked(*inode);
   }
   if (inode->is_dir) {
+    if (inode == &parent) return inode;  // never its own parent (no path would end)
     if (inode->parent != &parent || inode->name != name || inode->removed) {
       // New, or renamed beside the mount: the kernel's view is the truth for its path.
+      BreakCycleLocked(*inode, parent);
       if (inode->parent != nullptr) {
         Disown(*inode->parent, *inode);
         UnrefLocked(inode->parent, 1);
@@ -592,8 +594,20 @@ std::optional<std::string> InodeTable::DirPathLocked(Inode& dir) {
   return p;
 }
 
+void InodeTable::BreakCycleLocked(Inode& dir, Inode& new_parent) {
+  for (Inode* d = &new_parent; d != nullptr && d != root_.get(); d = d->parent) {
+    if (d->parent != &dir) continue;
+    Disown(dir, *d);
+    d->parent = nullptr;   // its path is unknown until a lookup finds it again
+    UnrefLocked(&dir, 1);  // the reference d held on its parent
+    return;
+  }
+}
+
 void InodeTable::MoveDir(Inode& dir, Inode& new_parent, const std::string& new_name) {
   std::lock_guard lock(mu_);
+  if (&dir == &new_parent) return;
+  BreakCycleLocked(dir, new_parent);
   new_parent.refs++;
   if (dir.parent != nullptr) {
     Disown(*dir.parent, dir);

@@ -328,6 +328,11 @@ class InodeTable {
   // Drops n references; an inode with none left is closed and freed, and lets go of its
   // parent or link directories in turn.
   void Forget(Inode& inode, uint64_t n);
+  // Before dir moves under new_parent: where the table still has new_parent below dir (the
+  // two swapped beside the mount, the watcher not yet heard from), the link of dir's child
+  // on that chain is dropped, so no directory's path loops (DirPath would never end); that
+  // child's path is unknown until a lookup finds it again. Caller holds mu().
+  void BreakCycleLocked(Inode& dir, Inode& new_parent);
   void UnrefLocked(Inode* inode, uint64_t n);
   // Opens the directory at path (relative to the root) component by component, without
   // following symlinks or entering an alias; returns its inode with one temporary reference,

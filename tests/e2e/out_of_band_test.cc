@@ -745,3 +745,30 @@ TEST_CASE("regression: past inotify's watch limit the status no longer says the 
              Catch::Contains(std::to_string(unwatched) + " directories are not watched"));
   REQUIRE(fx.Unmount().status == 0);
 }
+
+// Bug (found reading the code): a directory and its child swapped beside a mount that does
+// not watch, then the old parent looked up inside the old child (a shell whose working
+// directory is the child): the table made each the other's parent, and the next path of
+// either (a size query) looped forever holding the table's lock, which hung the mount.
+TEST_CASE("regression: a parent and child swapped beside an unwatched mount do not hang it",
+          "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  fsys::create_directories(fx.src() + "/a/b");
+  WriteFileBytes(fx.src() + "/a/b/f", std::string(100, 'f'));
+  WriteFileBytes(fx.src() + "/a/g", std::string(10, 'g'));
+  REQUIRE(fx.Mount({"-o", "watch=off"}).status == 0);
+  const std::string script =
+      "(cd '" + fx.mnt() + "/a/b' && sleep 1; ls a; " +
+      "getfattr --absolute-names -n user.total_bytes . a; exit 0) & sleep 0.3; " + "mv '" +
+      fx.src() + "/a/b' '" + fx.src() + "/b' && mv '" + fx.src() + "/a' '" + fx.src() +
+      "/b/a'; wait";
+  auto r = Run({"timeout", "-s", "KILL", "20", "sh", "-c", script});
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);  // 137: killed, the mount hung
+  auto v = Run({DtkfsBinary(), "verify", fx.mnt()});
+  INFO(v.err);
+  REQUIRE(v.status == 0);
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+}
