@@ -10,6 +10,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -109,8 +110,13 @@ class GroupCache {
     }
     // A caller dtkfs cannot see (another pid namespace, or gone): no supplementary groups,
     // the side that can only refuse.
-    std::vector<gid_t> groups = Read(pid).value_or(std::vector<gid_t>{});
-    if (pid > 0) {
+    std::optional<std::vector<gid_t>> read;
+    {
+      AsDaemon as_daemon;  // the thread may still act as its last caller: /proc may hide pids
+      read = Read(pid);
+    }
+    std::vector<gid_t> groups = read.value_or(std::vector<gid_t>{});
+    if (read) {
       std::lock_guard lock(mu_);
       if (entries_.size() >= kMaxEntries) entries_.clear();
       entries_[pid] = Entry{uid, gid, groups, now};
@@ -248,11 +254,12 @@ bool ActAsCaller(const fuse_ctx& caller) {
   return Become(IdentityOf(*ctx));
 }
 
-void UseCallerUmask(fuse_req_t req) {
-  if (const fuse_ctx* ctx = fuse_req_ctx(req)) UseCallerUmask(ctx->umask);
+bool UseCallerUmask(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return ctx != nullptr && UseCallerUmask(ctx->umask);
 }
 
-void UseCallerUmask(mode_t umask) {
+bool UseCallerUmask(mode_t umask) {
   thread_local bool own_fs = false;
   thread_local mode_t umask_now = 0;  // meaningful once own_fs
   const mode_t mask = umask & 0777;
@@ -262,17 +269,18 @@ void UseCallerUmask(mode_t umask) {
     // last caller's), so it is set the first time, whatever it is.
     if (::unshare(CLONE_FS) != 0) {
       log::Error("cannot give a worker thread its own umask ({})", errno);
-      return;
+      return false;  // the creation fails rather than use another umask
     }
     own_fs = true;
     ::umask(mask);
     umask_now = mask;
-    return;
+    return true;
   }
   if (mask != umask_now) {
     ::umask(mask);
     umask_now = mask;
   }
+  return true;
 }
 
 AsDaemon::AsDaemon() {
@@ -285,7 +293,10 @@ AsDaemon::AsDaemon() {
 }
 
 AsDaemon::~AsDaemon() {
-  if (saved_) Become(*saved_);
+  // The rest of the request must not run as the daemon: a thread that cannot act as its
+  // caller again (the kernel refused a step it allowed a moment ago) stops the daemon, which
+  // a crash loses nothing to, rather than create or write with the daemon's rights.
+  if (saved_ && !Become(*saved_)) std::abort();
 }
 
 }  // namespace dtkfs::fs

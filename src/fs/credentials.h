@@ -49,8 +49,9 @@ bool ActAsCaller(const fuse_ctx& ctx);
 
 // Creations (mkdir, mknod, create): the caller's umask for the calling thread, which the
 // source applies unless the parent directory has a default ACL, as natively.
-void UseCallerUmask(fuse_req_t req);
-void UseCallerUmask(mode_t umask);
+// False (logged) when the thread cannot have its own umask: the creation must then fail.
+bool UseCallerUmask(fuse_req_t req);
+bool UseCallerUmask(mode_t umask);
 
 struct Identity;  // credentials.cc
 

@@ -95,7 +95,8 @@ class Filesystem final : public Compactor::Freezer {
   std::optional<Totals> DirTotals(Inode& dir);
   // Held by an operation, under the exclusive namespace lock, while it changes directory
   // paths in the table and the store after its system call (rename, rmdir, the watcher's
-  // reconcile): DirTotals does not mix the paths before it with the store after it.
+  // reconcile): DirTotals does not mix the paths before it with the store after it. It must
+  // end before the lock is let go, so that one change is published at a time.
   class NamespaceChange {
    public:
     explicit NamespaceChange(Filesystem& fs) : seq_(fs.ns_seq_) {

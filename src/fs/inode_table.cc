@@ -164,8 +164,14 @@ Inode* InodeTable::AddUnnamed(int fd, const struct stat& st) {
   std::lock_guard lock(mu_);
   // Its number is new (the source just made it), unless an evicted inode kept a removed
   // file's number: that one is retired, as a lookup would.
-  if (Inode* old = inodes_.find(Key{st.st_dev, st.st_ino, 0}); old != nullptr && old->fd < 0)
-    RetireLocked(old);
+  if (Inode* old = inodes_.find(Key{st.st_dev, st.st_ino, 0})) {
+    bool evicted;
+    {
+      std::lock_guard fd_lock(fd_mu_);
+      evicted = old->fd < 0;
+    }
+    if (evicted) RetireLocked(old);
+  }
   inodes_.insert(inode);
   std::lock_guard fd_lock(fd_mu_);
   inode->unnamed = true;
@@ -173,11 +179,13 @@ Inode* InodeTable::AddUnnamed(int fd, const struct stat& st) {
   return inode;
 }
 
-InodeFd InodeTable::NameFd(Inode& inode, std::string* name) {
+InodeFd InodeTable::NameFd(Inode& inode, size_t i, std::string* name) {
   Inode* parent = nullptr;
   {
     std::lock_guard lock(mu_);
+    size_t n = 0;
     for (LinkRef l : inode.links()) {
+      if (n++ != i) continue;
       parent = l.parent;
       *name = l.name;
       break;
@@ -598,8 +606,11 @@ void InodeTable::BreakCycleLocked(Inode& dir, Inode& new_parent) {
   for (Inode* d = &new_parent; d != nullptr && d != root_.get(); d = d->parent) {
     if (d->parent != &dir) continue;
     Disown(dir, *d);
-    d->parent = nullptr;   // its path is unknown until a lookup finds it again
-    UnrefLocked(&dir, 1);  // the reference d held on its parent
+    d->parent = nullptr;  // its path is unknown until a lookup finds it again
+    // The reference d held on its parent, given back without freeing dir: the caller is
+    // about to make it a child (and holds, takes or gives back with UnrefLocked(dir, 0) its
+    // own reference).
+    dir.refs--;
     return;
   }
 }

@@ -276,11 +276,11 @@ class InodeTable {
   // Descriptors (see the top of this file). Fd opens inode's descriptor if it was evicted;
   // the caller holds a reference on inode (a kernel lookup, Hold) and no lock of the table.
   InodeFd Fd(Inode& inode);
-  // The directory holding inode's first known name, leased, and that name: for what a
-  // descriptor of the inode itself cannot do (the xattrs of a symlink: an O_PATH descriptor
-  // refuses them, and its /proc/self/fd link leads to the link, not through it). Empty
-  // with ENOENT when the inode has no known name.
-  InodeFd NameFd(Inode& inode, std::string* name);
+  // The directory holding inode's known name number i (0: the first), leased, and that
+  // name: for what a descriptor of the inode itself cannot do (the xattrs of a symlink: an
+  // O_PATH descriptor refuses them, and its /proc/self/fd link leads to the link, not
+  // through it). Empty with ENOENT when the inode has no name number i.
+  InodeFd NameFd(Inode& inode, size_t i, std::string* name);
   // A new file with no name (O_TMPFILE), from its O_PATH descriptor fd (owned from here),
   // with one kernel reference. Its size counts nowhere until a link gives it a name.
   Inode* AddUnnamed(int fd, const struct stat& st);

@@ -107,7 +107,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    UseCallerUmask(req);
+    if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
     if (::mkdirat(dir.get(), name, mode) != 0) return ReplyErr(req, errno);
     fuse_entry_param e;
     int err = fs.Lookup(parent, name, &e);
@@ -182,7 +182,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
-    UseCallerUmask(req);
+    if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
     if (::mknodat(dir.get(), name, mode, rdev) != 0) return ReplyErr(req, errno);
     ReplyNewEntry(req, fs, parent, name);
   });

@@ -62,7 +62,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     auto ns = fs.LockNamespace();
     struct stat old;
     const bool existed = ::fstatat(dir.get(), name, &old, AT_SYMLINK_NOFOLLOW) == 0;
-    UseCallerUmask(req);
+    if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
     // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
     // there beside the mount, following it could create a file outside the source.
     const int fd = OpenSource(fs.table(), dir.get(), name, fi, O_CREAT | O_NOFOLLOW, mode);

@@ -7,6 +7,8 @@
 #include <linux/fs.h>
 #include <stdio.h>
 
+#include <optional>
+
 #include "fs/ops.h"
 #include "util/log.h"
 #include "util/path.h"
@@ -93,7 +95,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
     }
     if (::renameat2(from.dir_fd.get(), name, to.dir_fd.get(), newname, flags) != 0)
       return ReplyErr(req, errno);
-    Filesystem::NamespaceChange change(fs);
+    // Ends before the namespace lock does: one change published at a time.
+    std::optional<Filesystem::NamespaceChange> change(std::in_place, fs);
     // Renaming one link of a file onto another link of it changes nothing.
     const bool same_inode = from.exists && to.exists && from.st.st_dev == to.st.st_dev &&
                             from.st.st_ino == to.st.st_ino;
@@ -126,6 +129,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
         log::Warning("rename {} to {}: a parent directory is no longer in the tree", name, newname);
       }
     }
+    change.reset();
     ns.unlock();
     ReplyOk(req);
   });

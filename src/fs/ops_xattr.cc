@@ -68,19 +68,26 @@ XattrTarget TargetOf(Filesystem& fs, Inode& inode) {
     return t;
   }
   t.symlink = true;
-  std::string name;
-  t.fd = fs.table().NameFd(inode, &name);
-  if (!t.fd) {
-    t.error = t.fd.error();
-    return t;
+  // Each known name in turn, as the caller: the kernel reached the link through one the
+  // caller may search, which need not be the first (a symlink with several names).
+  for (size_t i = 0;; ++i) {
+    std::string name;
+    t.fd = fs.table().NameFd(inode, i, &name);
+    if (!t.fd) {
+      if (i == 0 || t.fd.error() != ENOENT) t.error = t.fd.error();
+      return t;
+    }
+    t.path = ProcPath(t.fd.get()) + "/" + name;
+    struct stat st;
+    if (::lstat(t.path.c_str(), &st) != 0) {
+      t.error = errno;
+    } else if (st.st_dev != inode.dev || st.st_ino != inode.ino) {
+      t.error = ESTALE;
+    } else {
+      t.error = 0;
+      return t;
+    }
   }
-  t.path = ProcPath(t.fd.get()) + "/" + name;
-  struct stat st;
-  if (::lstat(t.path.c_str(), &st) != 0)
-    t.error = errno;
-  else if (st.st_dev != inode.dev || st.st_ino != inode.ino)
-    t.error = ESTALE;
-  return t;
 }
 
 }  // namespace

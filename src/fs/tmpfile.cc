@@ -67,18 +67,22 @@ int MakeTmpfile(Filesystem& fs, int dev_fd, const fuse_in_header& in, const fuse
   fuse_file_info fi{};
   fi.flags = static_cast<int>(arg.flags);
   const int flags = (SourceFlags(&fi) & ~(O_CREAT | O_TRUNC)) | O_TMPFILE;
-  UseCallerUmask(arg.umask);
-  const int fd = ::openat(dir.get(), ".", flags, arg.mode & 07777);
-  if (fd < 0) return errno;
+  if (!UseCallerUmask(arg.umask)) return EPERM;
+  // Closed on every way out until the table and the reply own them (bad_alloc included).
+  struct Owned {
+    int fd = -1;
+    ~Owned() {
+      if (fd >= 0) ::close(fd);
+    }
+  } file, path;
+  file.fd = ::openat(dir.get(), ".", flags, arg.mode & 07777);
+  if (file.fd < 0) return errno;
   struct stat st;
-  const int path_fd = ::openat(AT_FDCWD, ProcPath(fd).c_str(), O_PATH | O_CLOEXEC);
-  if (path_fd < 0 || ::fstat(path_fd, &st) != 0) {
-    const int err = errno;
-    if (path_fd >= 0) ::close(path_fd);
-    ::close(fd);
-    return err;
-  }
-  Inode* inode = fs.table().AddUnnamed(path_fd, st);
+  path.fd = ::openat(AT_FDCWD, ProcPath(file.fd).c_str(), O_PATH | O_CLOEXEC);
+  if (path.fd < 0 || ::fstat(path.fd, &st) != 0) return errno;
+  Inode* inode = fs.table().AddUnnamed(path.fd, st);
+  path.fd = -1;  // the table's
+  const int fd = file.fd;
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(st.st_size));
   struct {
     fuse_entry_out entry;
@@ -92,9 +96,12 @@ int MakeTmpfile(Filesystem& fs, int dev_fd, const fuse_in_header& in, const fuse
   FillAttr(st, &out.entry.attr);
   out.open.fh = static_cast<uint64_t>(fd);
   if (fi.direct_io) out.open.open_flags |= FOPEN_DIRECT_IO;
-  if (!WriteReply(dev_fd, in.unique, 0, &out, sizeof out)) {
-    // Not taken (the caller was interrupted): the kernel holds neither the entry nor the file.
-    ::close(fd);
+  if (WriteReply(dev_fd, in.unique, 0, &out, sizeof out)) {
+    file.fd = -1;  // the kernel's now, given back with RELEASE
+  } else {
+    // Not taken (the connection was aborted): the kernel holds neither the entry nor the
+    // file. (A FUSE_INTERRUPT of this request reaches libfuse, which never saw the request:
+    // it answers EAGAIN to it until the kernel gives up, as for any request already done.)
     fs.table().Forget(*inode, 1);
   }
   return 0;

@@ -499,3 +499,29 @@ TEST_CASE("regression: appending to an append-only file through the mount was re
     REQUIRE(Run({"chattr", "-a", dir + "/log"}).status == 0);
   REQUIRE(s.fx.Unmount().status == 0);
 }
+
+// Bug (differential seed 2927812859): a symlink's xattrs were reached through its first
+// known name only; as a caller who may not search that name's directory, llistxattr
+// through another name answered EACCES where the source answers.
+TEST_CASE("regression: a symlink's xattrs through a name the caller may reach", "[e2e]") {
+  START_SHARED(s);
+  for (const std::string& dir : {s.fx.src(), s.native}) {
+    fsys::create_directories(dir + "/closed");
+    fsys::create_symlink("target", dir + "/closed/link");
+    REQUIRE(::link((dir + "/closed/link").c_str(), (dir + "/open_link").c_str()) == 0);
+    REQUIRE(::chmod((dir + "/closed").c_str(), 0700) == 0);
+  }
+  s.Mount();
+  // The table learns the closed name first (root's lookup), then nobody's.
+  struct stat st;
+  REQUIRE(::lstat(s.Mnt("closed/link").c_str(), &st) == 0);
+  const std::string list =
+      "import os,sys\nprint(os.listxattr(sys.argv[1],follow_symlinks=False))\n";
+  auto native = AsNobody({"/usr/bin/python3", "-c", list, s.Native("open_link")});
+  auto mounted = AsNobody({"/usr/bin/python3", "-c", list, s.Mnt("open_link")});
+  INFO(mounted.err);
+  REQUIRE(native.status == 0);
+  CHECK(mounted.status == 0);
+  CHECK(mounted.out == native.out);
+  REQUIRE(s.fx.Unmount().status == 0);
+}

@@ -472,3 +472,34 @@ TEST_CASE("regression: a new file or directory that took an evicted inode's numb
     }
   }
 }
+
+// Bug (review): a directory the kernel had forgotten, held only by the child that a swap
+// beside the mount made its parent, was freed when its lookup under that child broke the
+// cycle (BreakCycleLocked gave back the child's reference), then used (ASan:
+// heap-use-after-free). And before that, the cycle itself: each the other's parent, so
+// DirPath never ended.
+TEST_CASE(
+    "regression: a directory looked up under its own stale child is neither freed nor "
+    "looped",
+    "[fs][table]") {
+  TempDir dir;
+  ::mkdir((dir / "P").c_str(), 0755);
+  InodeTable table(OpenRoot(dir.path()), dir.path());
+  Inode* p = LookUp(table, table.root(), "P");  // the kernel knows P
+  ::mkdir((dir / "X").c_str(), 0755);
+  REQUIRE(::rename((dir / "P").c_str(), (dir / "X/P").c_str()) == 0);  // beside the mount
+  int err = 0;
+  Inode* resolved = table.ResolveDir("X/P", &err);  // a recorded hard-link path: X is met
+  REQUIRE(resolved == p);
+  table.Release(*resolved);
+  CHECK(table.DirPath(*p) == std::optional<std::string>("X/P"));
+  REQUIRE(::rename((dir / "X/P").c_str(), (dir / "P").c_str()) == 0);
+  REQUIRE(::rename((dir / "X").c_str(), (dir / "P/X").c_str()) == 0);
+  Inode* x = LookUp(table, *p, "X");         // X under P, whose table parent is still X
+  CHECK(table.DirPath(*x) == std::nullopt);  // P's path is unknown until P is looked up again
+  Inode* again = LookUp(table, table.root(), "P");
+  REQUIRE(again == p);
+  CHECK(table.DirPath(*x) == std::optional<std::string>("P/X"));
+  table.Forget(*x, 1);
+  table.Forget(*p, 2);
+}
