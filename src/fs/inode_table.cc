@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "fs/credentials.h"
 
@@ -458,6 +459,32 @@ DirMount InodeTable::MountOf(uint64_t mnt_id, const Inode& parent) {
 
 bool InodeTable::IsFileAlias(uint64_t mnt_id, const Inode& parent) {
   return mnt_id != parent.mnt_id && mounts_.IsAlias(mnt_id);
+}
+
+HeldInode& HeldInode::operator=(HeldInode&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    table_ = std::exchange(o.table_, nullptr);
+    inode_ = std::exchange(o.inode_, nullptr);
+  }
+  return *this;
+}
+
+void HeldInode::Reset() {
+  if (inode_ != nullptr) table_->Release(*inode_);
+  table_ = nullptr;
+  inode_ = nullptr;
+}
+
+HeldInode InodeTable::FindHeld(dev_t dev, ino_t ino) {
+  HeldInode held;
+  std::lock_guard lock(mu_);
+  if (Inode* inode = FindLocked(dev, ino)) {
+    inode->refs++;
+    held.table_ = this;
+    held.inode_ = inode;
+  }
+  return held;
 }
 
 Inode* InodeTable::Find(dev_t dev, ino_t ino) {

@@ -245,6 +245,28 @@ class InodeFd {
   int err_ = 0;
 };
 
+// A table inode found by (dev, ino), with a temporary reference: a FORGET meanwhile (of it,
+// or of the child whose reference kept it) cannot free it while this lives. Move-only.
+// Ending it takes the table's lock: never while holding it or an inode's size_mu.
+class HeldInode {
+ public:
+  HeldInode() = default;
+  HeldInode(HeldInode&& o) noexcept { *this = std::move(o); }
+  HeldInode& operator=(HeldInode&& o) noexcept;
+  HeldInode(const HeldInode&) = delete;
+  HeldInode& operator=(const HeldInode&) = delete;
+  ~HeldInode() { Reset(); }
+
+  Inode* get() const { return inode_; }
+  explicit operator bool() const { return inode_ != nullptr; }
+  void Reset();
+
+ private:
+  friend class InodeTable;
+  InodeTable* table_ = nullptr;
+  Inode* inode_ = nullptr;
+};
+
 // Where a directory met at lookup stands: its mount, and whether it is an opaque alias.
 struct DirMount {
   uint64_t mnt_id = 0;
@@ -317,6 +339,8 @@ class InodeTable {
                             const char* name, bool* created);
   // The inode for (dev, ino) if the table has it (opaque aliases never match).
   Inode* Find(dev_t dev, ino_t ino);
+  // The same, held (HeldInode): for operations that use it after the table's lock.
+  HeldInode FindHeld(dev_t dev, ino_t ino);
   Inode* FindLocked(dev_t dev, ino_t ino);
   // How many inodes the table holds (the root not counted): those the kernel knows, pinned
   // files and the directories their names keep; and how many it has freed since it was made.

@@ -131,8 +131,8 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
       Filesystem::NamespaceChange change(fs);
       fs.accounting().RemoveDir(parent, name);
       if (old.exists)
-        if (Inode* gone = fs.table().Find(old.st.st_dev, old.st.st_ino))
-          fs.table().DetachDir(*gone);
+        if (HeldInode gone = fs.table().FindHeld(old.st.st_dev, old.st.st_ino))
+          fs.table().DetachDir(*gone.get());
     }
     ns.unlock();
     ReplyOk(req);
@@ -150,9 +150,9 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     if (::unlinkat(dir.get(), name, 0) != 0) return ReplyErr(req, errno);
     if (old.exists) {
       uint64_t size = static_cast<uint64_t>(old.st.st_size);
-      if (Inode* inode = fs.table().Find(old.st.st_dev, old.st.st_ino)) {
-        size = inode->CountedSize();
-        fs.table().RemoveLink(*inode, parent, name);
+      if (HeldInode inode = fs.table().FindHeld(old.st.st_dev, old.st.st_ino)) {
+        size = inode.get()->CountedSize();
+        fs.table().RemoveLink(*inode.get(), parent, name);
       }
       fs.accounting().ApplyDelta(parent, Delta{-static_cast<int64_t>(size), -1, 0});
     }

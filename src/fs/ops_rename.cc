@@ -22,13 +22,15 @@ struct Side {
   InodeFd dir_fd;  // dir's descriptor (Filesystem::Fd)
   bool exists = false;
   struct stat st {};
-  Inode* inode = nullptr;  // the inode if the kernel knows it
+  HeldInode held;          // the inode if the table knows it, held while the rename runs
+  Inode* inode = nullptr;  // held.get()
   bool is_dir() const { return exists && S_ISDIR(st.st_mode); }
 };
 
 void Probe(Filesystem& fs, Side& s) {
   s.exists = ::fstatat(s.dir_fd.get(), s.name, &s.st, AT_SYMLINK_NOFOLLOW) == 0;
-  if (s.exists) s.inode = fs.table().Find(s.st.st_dev, s.st.st_ino);
+  s.held = s.exists ? fs.table().FindHeld(s.st.st_dev, s.st.st_ino) : HeldInode();
+  s.inode = s.held.get();
 }
 
 // The size the store counts for a non-directory at s.

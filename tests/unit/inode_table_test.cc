@@ -503,3 +503,24 @@ TEST_CASE(
   table.Forget(*x, 1);
   table.Forget(*p, 2);
 }
+
+// Found by review: rename, unlink and rmdir used an inode found by (dev, ino) after the
+// table's lock without a reference; a directory the kernel had forgotten, kept only by a
+// child, was freed when a FORGET of that child came meanwhile. FindHeld keeps it.
+TEST_CASE("inode table: an inode found held outlives the forget of what kept it", "[fs][table]") {
+  TempDir dir;
+  ::mkdir((dir / "a").c_str(), 0755);
+  ::mkdir((dir / "a/b").c_str(), 0755);
+  InodeTable table(OpenRoot(dir.path()), dir.path());
+  Inode* a = LookUp(table, table.root(), "a");
+  Inode* b = LookUp(table, *a, "b");
+  const dev_t dev = a->dev;
+  const ino_t ino = a->ino;
+  table.Forget(*a, 1);  // the kernel forgets a; b's parent reference keeps it
+  HeldInode held = table.FindHeld(dev, ino);
+  REQUIRE(held.get() == a);
+  table.Forget(*b, 1);  // b goes, and its reference on a with it
+  CHECK(table.DirPath(*held.get()) == std::optional<std::string>("a"));
+  held.Reset();  // a goes now
+  CHECK_FALSE(table.FindHeld(dev, ino));
+}
