@@ -318,6 +318,7 @@ TEST_CASE("record locks and flock hold between processes using the mount", "[e2e
   REQUIRE(::flock(fd, LOCK_UN) == 0);
   CHECK(AsNobody({"/usr/bin/python3", "-c", whole, s.Mnt("locked")}).status == 1);
   ::close(fd);
+  REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }
 
@@ -400,6 +401,7 @@ TEST_CASE("regression: a directory its caller may read but not search lists thro
   REQUIRE(native.status == 0);
   CHECK(mounted.status == 0);
   CHECK(mounted.out == native.out);
+  REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }
 
@@ -523,5 +525,6 @@ TEST_CASE("regression: a symlink's xattrs through a name the caller may reach", 
   REQUIRE(native.status == 0);
   CHECK(mounted.status == 0);
   CHECK(mounted.out == native.out);
+  REQUIRE(s.fx.Differences() == "");
   REQUIRE(s.fx.Unmount().status == 0);
 }

@@ -480,10 +480,8 @@ TEST_CASE("cli: errors exit 2 with a message naming the path", "[cli]") {
 TEST_CASE("cli: export from the index: ncdu adds up, prometheus is bounded", "[cli]") {
   TempDir t;
   const std::string src = t / "src";
-  MakeDir(src);
-  MakeSource(src);
   Cli dtkfs;
-  dtkfs.Scan(src);
+  ScanNewSource(t, dtkfs);
   const auto ref = ReferenceWalk(src);
 
   Run r = dtkfs({"export", "--format", "ncdu", src + "/sub"});
@@ -509,10 +507,8 @@ TEST_CASE("cli: export from the index: ncdu adds up, prometheus is bounded", "[c
 TEST_CASE("cli: export refuses bad arguments and leaves no partial output", "[cli]") {
   TempDir t;
   const std::string src = t / "src";
-  MakeDir(src);
-  MakeSource(src);
   Cli dtkfs;
-  dtkfs.Scan(src);
+  ScanNewSource(t, dtkfs);
   const std::string out = t / "out";
   MakeDir(out);
 
