@@ -242,8 +242,7 @@ Result<ReconcileReport> Accounting::Reconcile(const std::string& root, const std
   // their names).
   auto wants_size = [this](const struct stat& st) {
     if (st.st_nlink > 1) return true;
-    Inode* k = table_.Find(st.st_dev, st.st_ino);
-    return k != nullptr && !k->is_dir;
+    return table_.KnowsFile(st.st_dev, st.st_ino);
   };
   auto report = dtkfs::Reconcile(store_, root, dir, listing, rescan, wants_size);
   // Subtrees scanned whole count their files at the scan's sizes: files the mount knows in

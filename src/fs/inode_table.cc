@@ -476,6 +476,12 @@ void HeldInode::Reset() {
   inode_ = nullptr;
 }
 
+bool InodeTable::KnowsFile(dev_t dev, ino_t ino) {
+  std::lock_guard lock(mu_);
+  const Inode* inode = FindLocked(dev, ino);
+  return inode != nullptr && !inode->is_dir;
+}
+
 HeldInode InodeTable::FindHeld(dev_t dev, ino_t ino) {
   HeldInode held;
   std::lock_guard lock(mu_);

@@ -341,6 +341,8 @@ class InodeTable {
   Inode* Find(dev_t dev, ino_t ino);
   // The same, held (HeldInode): for operations that use it after the table's lock.
   HeldInode FindHeld(dev_t dev, ino_t ino);
+  // True when the table knows a non-directory (dev, ino), read under its lock.
+  bool KnowsFile(dev_t dev, ino_t ino);
   Inode* FindLocked(dev_t dev, ino_t ino);
   // How many inodes the table holds (the root not counted): those the kernel knows, pinned
   // files and the directories their names keep; and how many it has freed since it was made.
