@@ -368,6 +368,9 @@ class TimedEnv final : public Env {
     return base_.CreateDirs(dir, mode);
   }
   bool FileExists(const std::string& path) override { return base_.FileExists(path); }
+  dtkfs::Result<std::vector<std::string>> ListDirectory(const std::string& dir) override {
+    return base_.ListDirectory(dir);
+  }
   dtkfs::Result<std::unique_ptr<dtkfs::FileLock>> LockFile(const std::string& path) override {
     return base_.LockFile(path);
   }

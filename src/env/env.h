@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -83,6 +84,8 @@ class Env {
   // mkdir -p with mode for directories it creates.
   virtual Status CreateDirs(const std::string& dir, mode_t mode) = 0;
   virtual bool FileExists(const std::string& path) = 0;
+  // The names in dir (not "." or ".."), in no particular order (the journal's files).
+  virtual Result<std::vector<std::string>> ListDirectory(const std::string& dir) = 0;
   // Takes an exclusive flock on path (created with mode 0600 if absent; never follows a
   // symlink; must be a regular file of this user); Busy if held, any other failure says what
   // failed.

@@ -1,4 +1,5 @@
 // The POSIX Env: thin wrappers, each turning errno into a Status once.
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
@@ -329,6 +330,21 @@ class PosixEnv final : public Env {
   bool FileExists(const std::string& path) override {
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;
+  }
+
+  Result<std::vector<std::string>> ListDirectory(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return Status::FromErrno(errno, "list", dir);
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (name != "." && name != "..") names.emplace_back(name);
+    }
+    const int err = errno;
+    ::closedir(d);
+    if (err != 0) return Status::FromErrno(err, "list", dir);
+    return names;
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {

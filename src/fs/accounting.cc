@@ -18,6 +18,61 @@ Accounting::Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& n
                        size_t compact_threshold)
     : table_(table), store_(store), ns_mu_(ns_mu), compact_threshold_(compact_threshold) {}
 
+namespace {
+
+int JournalErrno(const Status& s) {
+  if (s.ok()) return 0;
+  log::Error("{}", s.message());
+  return s.errno_value() != 0 ? s.errno_value() : EIO;
+}
+
+}  // namespace
+
+int Accounting::MarkDirty(Inode& dir) {
+  if (journal_ == nullptr) return 0;
+  return JournalErrno(
+      journal_->MarkDirty(DirKey{dir.dev, dir.ino}, [&] { return table_.DirPath(dir); }));
+}
+
+int Accounting::MarkDirtyPath(const std::string& dir) {
+  if (journal_ == nullptr) return 0;
+  return JournalErrno(journal_->MarkDirtyPath(dir));
+}
+
+int Accounting::MarkLinksLocked(Inode& file) {
+  if (journal_ == nullptr) return 0;
+  std::vector<Inode*> parents;
+  {
+    std::lock_guard lock(table_.mu());
+    for (LinkRef l : file.links()) parents.push_back(l.parent);
+  }
+  for (Inode* p : parents)
+    if (int err = MarkDirty(*p); err != 0) return err;
+  return 0;
+}
+
+int Accounting::WillChangeEntries(Inode& dir) { return MarkDirty(dir); }
+
+int Accounting::WillChangeSize(Inode& file, bool ns_held) {
+  if (journal_ == nullptr || file.is_dir) return 0;
+  std::shared_lock<std::shared_mutex> ns(ns_mu_, std::defer_lock);
+  if (!ns_held) ns.lock();
+  return MarkLinksLocked(file);
+}
+
+int Accounting::WillPlaceDir(Inode& parent, const std::string& name) {
+  if (journal_ == nullptr) return 0;
+  auto p = table_.DirPath(parent);
+  if (!p) return 0;
+  const std::string path = path::Join(*p, name);
+  if (!store_.Persisted(path)) return 0;
+  return JournalErrno(journal_->MarkReplaced(path));
+}
+
+void Accounting::MadeDir(const Inode& dir) {
+  if (journal_ != nullptr) journal_->Cover(DirKey{dir.dev, dir.ino});
+}
+
 void Accounting::Account(Inode& inode, int fd, bool ns_held) {
   if (inode.is_dir) return;
   std::shared_lock<std::shared_mutex> ns(ns_mu_, std::defer_lock);
@@ -65,6 +120,9 @@ void Accounting::AccountSizeLocked(Inode& inode, const struct stat& st) {
 void Accounting::AccountToLocked(Inode& inode, uint64_t size) {
   const int64_t delta = static_cast<int64_t>(size) - static_cast<int64_t>(inode.accounted_size);
   if (delta == 0) return;
+  // Marked already by WillChangeSize for an operation through the mount; a change found
+  // beside it (the watcher) is marked here, before the store hears of it.
+  MarkLinksLocked(inode);
   inode.accounted_size = size;
   std::vector<Inode*> parents;
   {
@@ -92,6 +150,7 @@ void Accounting::ApplyDeltaAt(const std::string& dir_path, const Delta& delta) {
 
 void Accounting::ApplyOutOfBand(const std::string& dir, const Delta& delta) {
   if (delta.empty()) return;
+  MarkDirtyPath(dir);
   ReportStoreError(store_.AddDelta(dir, delta));
   MaybeRequestCompaction();
 }
@@ -100,6 +159,7 @@ void Accounting::ApplyDelta(Inode& dir, const Delta& delta) {
   if (delta.empty()) return;
   auto p = table_.DirPath(dir);
   if (!p) return;  // the directory is gone; nothing below it is counted any more
+  MarkDirty(dir);  // done before the syscall by the operation; a no-op then
   ApplyDeltaAt(*p, delta);
 }
 
@@ -244,7 +304,16 @@ Result<ReconcileReport> Accounting::Reconcile(const std::string& root, const std
     if (st.st_nlink > 1) return true;
     return table_.KnowsFile(st.st_dev, st.st_ino);
   };
-  auto report = dtkfs::Reconcile(store_, root, dir, listing, rescan, wants_size);
+  // Found beside the mount: dir is marked before the store hears of a change in it (a crash
+  // before the mark leaves it to the verification that follows every mount from an index).
+  auto mark = [&]() -> Status {
+    if (journal_ == nullptr) return Status::Ok();
+    DTKFS_RETURN_IF_ERROR(journal_->MarkDirtyPath(dir));
+    for (const std::string& name : rescan)
+      DTKFS_RETURN_IF_ERROR(journal_->MarkReplaced(path::Join(dir, name)));
+    return Status::Ok();
+  };
+  auto report = dtkfs::Reconcile(store_, root, dir, listing, rescan, wants_size, mark);
   // Subtrees scanned whole count their files at the scan's sizes: files the mount knows in
   // them (a known directory moved here) are counted at those sizes from now on, and their
   // names outside the subtree follow.

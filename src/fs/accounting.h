@@ -30,6 +30,7 @@
 #include "fs/inode_table.h"
 #include "scan/scanner.h"
 #include "store/compaction_thread.h"
+#include "store/journal.h"
 #include "store/reconcile.h"
 #include "store/size_store.h"
 #include "store/suspect_totals.h"
@@ -61,6 +62,25 @@ class Accounting {
 
   Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
              size_t compact_threshold);
+
+  // --- the journal (store/journal.h): called before a change reaches the source ---
+  // Each returns 0, or the errno to fail the operation with (the journal could neither
+  // record the change nor record that it broke). With no journal they do nothing.
+  // A change will reach the entries directly inside dir (caller holds the namespace lock).
+  int WillChangeEntries(Inode& dir);
+  // file's size will change: every known link's directory (takes the namespace lock shared
+  // unless ns_held).
+  int WillChangeSize(Inode& file, bool ns_held = false);
+  // A directory will appear at parent/name (mkdir, rename, exchange): if the persisted state
+  // may hold another directory there, recovery must scan it whole (caller holds the
+  // namespace lock exclusively).
+  int WillPlaceDir(Inode& parent, const std::string& name);
+  // dir was just made through the mount: changes inside it need no mark of their own in
+  // this generation.
+  void MadeDir(const Inode& dir);
+  // Before serving; journal outlives the accounting's use of it. Null: no journal.
+  void SetJournal(Journal* journal) { journal_ = journal; }
+  Journal* journal() const { return journal_; }
 
   // --- files ---
   // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd
@@ -133,11 +153,17 @@ class Accounting {
   void CountScanned(Inode& d, const ReconcileReport& report, KernelStale* stale);
   void ApplyDeltaAt(const std::string& dir_path, const Delta& delta);
   void MaybeRequestCompaction();
+  // Marks dir (caller holds the namespace lock); the errno to fail with, or 0.
+  int MarkDirty(Inode& dir);
+  int MarkDirtyPath(const std::string& dir);
+  // Marks every known link's directory of file (caller holds the namespace lock).
+  int MarkLinksLocked(Inode& file);
 
   InodeTable& table_;
   SizeStore& store_;
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
+  Journal* journal_ = nullptr;
   std::atomic<CompactionWaker*> waker_{nullptr};
   std::atomic<LinkFollower*> follower_{nullptr};
   std::atomic<EntriesListener*> entries_listener_{nullptr};

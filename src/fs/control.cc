@@ -81,6 +81,20 @@ static std::string WatcherStatus(Filesystem& fs) {
       r.verify_corrected);
 }
 
+static std::string JournalStatus(Filesystem& fs) {
+  std::string journal = "off (a crash means a rescan)";
+  if (const Journal* j = fs.journal()) {
+    const Journal::Stats s = j->GetStats();
+    journal = fmt::format("generation {}, {} records, {} syncs, {} directories this generation",
+                          s.generation, s.records, s.syncs, s.marked);
+    if (!s.broken.empty())
+      journal += fmt::format("; broken ({}), a crash now means a rescan", s.broken);
+  }
+  const std::string& recovery = fs.recovery_summary();
+  return fmt::format("journal: {}\nrecovery: {}\n", EscapeStatusValue(journal),
+                     EscapeStatusValue(recovery.empty() ? "none" : recovery));
+}
+
 int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
   if (name == kControlVerify) return ENODATA;
   if (name == kControlCompact) {
@@ -105,6 +119,7 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
               : ExactOrUnwatched(fs));
   *value += WatcherStatus(fs);
+  *value += JournalStatus(fs);
   const InodeTable::FdStats fds = fs.table().GetFdStats();
   *value += fmt::format(
       "inodes: {}\ndescriptors: {}\ndescriptor_budget: {}\ndescriptors_evicted: {}\n"

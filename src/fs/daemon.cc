@@ -23,8 +23,11 @@
 #include "index/index_reader.h"
 #include "store/compaction_thread.h"
 #include "store/compactor.h"
+#include "store/journal.h"
+#include "store/recovery.h"
 #include "store/size_store.h"
 #include "util/fd_limit.h"
+#include "util/kill_point.h"
 #include "util/log.h"
 #include "util/option_ranges.h"
 #include "util/path.h"
@@ -82,25 +85,59 @@ Result<std::unique_ptr<FileLock>> LockTheIndex(Env& env, const IndexTarget& targ
 }
 
 // Before serving: INDEX.last-exit says "running" (at its full size, so the exit result fits
-// on a full disk), and INDEX.dirty says the overlay may hold changes the index lacks, so a
-// crash makes the next mount rescan instead of trusting a stale index.
-Status WriteStartMarkers(Env& env, const std::string& index) {
+// on a full disk, and the journal can say in place that it broke). Without a journal,
+// INDEX.dirty says the overlay may hold changes the index lacks, so a crash makes the next
+// mount rescan instead of trusting a stale index; with one, the journal says where to look.
+Status WriteStartMarkers(Env& env, const std::string& index, bool journal) {
   DTKFS_RETURN_IF_ERROR(StartExitStatus(env, index));
+  if (journal) return Status::Ok();
   return WriteMarker(env, DirtyMarkerPath(index), "mounted\n");
+}
+
+// After a crash: the journal's marked directories are reconciled into a store over base.
+// When hard links were made that the index's link table does not hold, the link table
+// cannot be rebuilt from the marked directories alone: the index is rebuilt by a scan
+// instead (*rescanned), which also retires the journal.
+Result<std::unique_ptr<SizeStore>> Recover(Env& env, const IndexTarget& target,
+                                           std::shared_ptr<const IndexReader> base,
+                                           const JournalSet& journals, const ScanOptions& options,
+                                           std::string* summary, bool* rescanned) {
+  auto store = std::make_unique<SizeStore>(std::move(base));
+  auto report = RecoverFromJournal(*store, target.source, journals);
+  if (!report.ok()) return report.status().WithContext("recovery");
+  *summary = report->Summary();
+  if (!report->links_unknown) {
+    log::Info("{}", *summary);
+    return store;
+  }
+  log::Info("{}; hard links made since the index was written need every name: scanning {}",
+            *summary, target.source);
+  auto built = BuildIndex(env, target, options);
+  if (!built.ok()) return built.status();
+  auto reader = IndexReader::Open(env, target.index);
+  if (!reader.ok()) return reader.status();
+  *summary += "; then rescanned (hard links)";
+  *rescanned = true;
+  return std::make_unique<SizeStore>(std::move(reader).value());
 }
 
 // After the final compaction: INDEX.dirty goes only when the index is exact; changes the
 // store could not apply leave numbers the daemon knows are off, so the marker stays, saying
 // why. INDEX.last-exit gets the result for `dtkfs umount`.
+// journal_broken: why the journal could not be written ("" if it could); with a failed final
+// compaction the next mount must then rescan, and the "journal:" line says so.
 void WriteExitMarkers(Env& env, const std::string& index, const Status& final_status,
-                      const std::optional<std::string>& suspect) {
+                      const std::optional<std::string>& suspect,
+                      const std::string& journal_broken) {
   std::string exit_text;
   if (final_status.ok()) {
     exit_text = "ok\n";
     if (!suspect) env.Remove(DirtyMarkerPath(index)).PermitUnchecked();
   } else {
     exit_text = "error: " + final_status.message() + "\n";
-    log::Error("final compaction failed: {}; the next mount rescans", final_status.message());
+    if (!journal_broken.empty()) exit_text += "journal: " + journal_broken + "\n";
+    log::Error("final compaction failed: {}; the next mount {}", final_status.message(),
+               journal_broken.empty() ? "recovers from the journal" : "rescans");
   }
   if (suspect) {
     MarkSuspect(env, index, *suspect).PermitUnchecked();
@@ -164,16 +201,49 @@ int RunMount(MountArgs args) {
   bool scanned = false;
   auto base = LoadOrScan(env, *target, scan_options, &scanned);
   if (!base.ok()) return fail(base.status());
-  if (Status s = WriteStartMarkers(env, target->index); !s.ok()) return fail(s);
+  // The journal files a crashed daemon left (none after a scan: it removes them).
+  const uint64_t covered = (*base)->journal_generation();
+  auto journals = ReadJournals(env, target->index, covered);
+  if (!journals.ok())
+    return fail(journals.status().WithContext(fmt::format(
+        "cannot read the journal beside {}; `dtkfs scan` rebuilds the index", target->index)));
+  if (Status s = WriteStartMarkers(env, target->index, options->journal); !s.ok()) return fail(s);
 
   int root_fd = ::open(source->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return fail(Status::FromErrno(errno, "open", *source));
-  SizeStore store(std::move(base).value());
+  std::unique_ptr<SizeStore> store_owner;
+  std::string recovery;
+  if (!journals->pending.empty()) {
+    auto recovered = Recover(env, *target, std::move(base).value(), *journals, scan_options,
+                             &recovery, &scanned);
+    if (!recovered.ok()) return fail(recovered.status());
+    store_owner = std::move(recovered).value();
+  } else {
+    store_owner = std::make_unique<SizeStore>(std::move(base).value());
+    for (const std::string& file : journals->obsolete) env.Remove(file).PermitUnchecked();
+  }
+  SizeStore& store = *store_owner;
   Compactor compactor(store, env, target->index, *source);
   Options fs_options = options->fs;
   fs_options.index_path = target->index;
   Filesystem filesystem(root_fd, *source, store, compactor, fs_options);
   compactor.SetFreezer(&filesystem);
+  std::optional<Journal> journal;
+  if (options->journal) {
+    journal.emplace(env, target->index, std::max(covered, journals->last_generation) + 1);
+    journal->NoteExisting(journals->last_generation);
+    filesystem.SetJournal(&*journal);
+  }
+  if (!recovery.empty()) {
+    filesystem.SetRecoverySummary(recovery);
+    // The recovered totals in a new index, which covers the journal and retires it.
+    if (Status s = compactor.CompactNow(); !s.ok())
+      log::Error("{}: the recovered totals are served; a later compaction writes them",
+                 s.message());
+    else if (!journal)
+      RemoveJournals(env, target->index).PermitUnchecked();  // no journal to retire it
+    DTKFS_KILL_POINT("recovery.after-compact");
+  }
   SourceWatcher watcher(filesystem, std::move(events).value());
   watcher.WatchTree();
 
@@ -219,7 +289,8 @@ int RunMount(MountArgs args) {
   if (final_status.ok() && !suspect)
     log::Info("unmounted {}; index {} is up to date (generation {})", *mnt, target->index,
               compactor.GetReport().generation);
-  WriteExitMarkers(env, target->index, final_status, suspect);
+  WriteExitMarkers(env, target->index, final_status, suspect,
+                   journal ? journal->GetStats().broken : std::string());
   if (final_status.ok() && !suspect && links_incomplete) {
     // The totals are exact, but the next mount needs every name of every hard-linked file.
     log::Warning(

@@ -119,15 +119,60 @@ void Filesystem::SyncWithSource() {
   if (SourceWatcher* w = watcher_.load()) w->Sync();
 }
 
+Filesystem::SizeChange::SizeChange(Filesystem& fs) : fs_(fs.journal_ ? &fs : nullptr) {
+  if (fs_ == nullptr) return;
+  std::unique_lock lock(fs_->gate_mu_);
+  fs_->gate_cv_.wait(lock, [&] { return !fs_->gate_closed_; });
+  ++fs_->gate_inflight_;
+}
+
+Filesystem::SizeChange::~SizeChange() {
+  if (fs_ == nullptr) return;
+  std::lock_guard lock(fs_->gate_mu_);
+  if (--fs_->gate_inflight_ == 0 && fs_->gate_closed_) fs_->gate_cv_.notify_all();
+}
+
 Compactor::Frozen Filesystem::FreezeForCompaction() {
+  if (journal_ != nullptr) {
+    // New size changes wait; those in flight (marked in this generation) finish in it.
+    std::unique_lock gate(gate_mu_);
+    gate_closed_ = true;
+    gate_cv_.wait(gate, [&] { return gate_inflight_ == 0; });
+  }
   std::unique_lock ns(ns_mu_);  // no namespace change or size accounting in flight
   Compactor::Frozen out;
   out.snap = store_.Freeze();
+  if (journal_ != nullptr) {
+    out.journal_generation = journal_->Advance();
+    const uint64_t covered = out.snap.base ? out.snap.base->journal_generation() : 0;
+    out.journal_pending = journal_->HasFilesAfter(covered);
+  }
   LinkTracker::Captured links = links_.Capture(out.snap.base.get());
   ns.unlock();
+  if (journal_ != nullptr) {
+    std::lock_guard gate(gate_mu_);
+    gate_closed_ = false;
+    gate_cv_.notify_all();
+  }
   // The index is immutable: its records are decoded without holding up the mount.
   out.link_table = LinkTracker::Encode(std::move(links), out.snap.base.get());
   return out;
+}
+
+void Filesystem::SetJournal(Journal* journal) {
+  journal_ = journal;
+  // Whoever's request writes a batch, the journal's files are the daemon's.
+  if (journal != nullptr)
+    journal->SetIoWrapper([](const std::function<Status()>& f) {
+      AsDaemon as_daemon;
+      return f();
+    });
+  accounting_.SetJournal(journal);
+}
+
+void Filesystem::Published(const Compactor::Frozen& frozen) {
+  if (journal_ != nullptr && frozen.journal_generation)
+    journal_->Retire(*frozen.journal_generation);
 }
 
 }  // namespace dtkfs::fs

@@ -14,6 +14,7 @@
 // one parent, so a directory's path (the size store's key) follows from the inode table.
 //
 // Locks, in order (never take an earlier one while holding a later one):
+//   gate_mu_        SizeChange's gate: taken alone, before everything below.
 //   ns_mu_          shared_mutex. Exclusive: operations that change the namespace (create,
 //                   mknod, mkdir, symlink, link, unlink, rmdir, rename) and the compaction
 //                   freeze, held across their syscall and store update, so the store never
@@ -33,8 +34,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -44,6 +47,7 @@
 #include "fs/inode_table.h"
 #include "fs/link_tracker.h"
 #include "store/compactor.h"
+#include "store/journal.h"
 #include "store/size_store.h"
 
 namespace dtkfs::fs {
@@ -118,8 +122,34 @@ class Filesystem final : public Compactor::Freezer {
   // size now.
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
-  // same moment (no namespace change or size accounting in between).
+  // same moment (no namespace change or size accounting in between), and the end of the
+  // journal's generation. Size changes of open files in flight finish first and new ones
+  // wait (SizeChange), so each lands in the generation of its journal mark.
   Compactor::Frozen FreezeForCompaction() override;
+  // Retires the journal generations the new index covers.
+  void Published(const Compactor::Frozen& frozen) override;
+
+  // The write-intent journal (store/journal.h); null when the mount runs without one. Set
+  // before serving.
+  void SetJournal(Journal* journal);
+  Journal* journal() const { return journal_; }
+  // What recovery did at this mount ("" when there was nothing to recover), for status.
+  void SetRecoverySummary(std::string summary) { recovery_ = std::move(summary); }
+  const std::string& recovery_summary() const { return recovery_; }
+
+  // Held by an operation that changes an open file's size (write, truncate, fallocate,
+  // copy_file_range, an O_TRUNC open) from before its journal mark until its store update.
+  // Namespace operations need none: they hold the namespace lock, which the freeze takes.
+  class SizeChange {
+   public:
+    explicit SizeChange(Filesystem& fs);
+    ~SizeChange();
+    SizeChange(const SizeChange&) = delete;
+    SizeChange& operator=(const SizeChange&) = delete;
+
+   private:
+    Filesystem* fs_;  // null: no journal, nothing held
+  };
   // The watcher of changes beside the mount (null: none, or stopped).
   void SetWatcher(SourceWatcher* watcher) { watcher_.store(watcher); }
   SourceWatcher* watcher() { return watcher_.load(); }
@@ -144,6 +174,13 @@ class Filesystem final : public Compactor::Freezer {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::atomic<SourceWatcher*> watcher_{nullptr};
+  Journal* journal_ = nullptr;
+  std::string recovery_;
+  // The size-change gate (SizeChange): the freeze closes it and waits for in-flight ones.
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool gate_closed_ = false;
+  uint64_t gate_inflight_ = 0;
   std::shared_mutex ns_mu_;
   std::atomic<uint64_t> ns_seq_{0};  // odd while a NamespaceChange is in progress
   InodeTable table_;

@@ -26,12 +26,13 @@ struct RawOptions {
   char* attr_timeout = nullptr;
   char* watch = nullptr;
   char* verify = nullptr;
+  char* journal = nullptr;
   int list_totals = 0;
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
     for (char* s : {index, compact_interval, compact_threshold, threads, fd_budget, entry_timeout,
-                    attr_timeout, watch, verify})
+                    attr_timeout, watch, verify, journal})
       std::free(s);
   }
 };
@@ -72,6 +73,8 @@ const Spec kSpecs[] = {
      "how changes beside the mount are seen (default auto)"},
     {DTKFS_OPT("verify=%s", verify), "on|off",
      "verify every directory after a mount from an index (default on)"},
+    {DTKFS_OPT("journal=%s", journal), "on|off",
+     "write-intent journal: after a crash, reconcile only what changed (default on)"},
     {{"list_totals", offsetof(RawOptions, list_totals), 1},
      "",
      "listxattr lists the user.total_* names"},
@@ -172,6 +175,21 @@ std::string MountOptionsHelp() {
   return out;
 }
 
+namespace {
+
+// An on|off option (nullptr: not given, out keeps its default).
+Status OnOff(std::string_view name, const char* value, bool* out) {
+  if (value == nullptr) return Status::Ok();
+  const std::string_view v = value;
+  if (v != "on" && v != "off")
+    return Status::InvalidArgument(
+        fmt::format("-o {}: bad value '{}': on or off", name, std::string(v)));
+  *out = v == "on";
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values) {
   MountOptions out;
   out.threads = std::max(2u, std::thread::hardware_concurrency());
@@ -230,13 +248,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       return Status::InvalidArgument(fmt::format(
           "-o watch: bad value '{}': one of auto, fanotify, inotify, off", std::string(w)));
   }
-  if (raw.verify != nullptr) {
-    const std::string_view v = raw.verify;
-    if (v != "on" && v != "off")
-      return Status::InvalidArgument(
-          fmt::format("-o verify: bad value '{}': on or off", std::string(v)));
-    out.verify = v == "on";
-  }
+  DTKFS_RETURN_IF_ERROR(OnOff("verify", raw.verify, &out.verify));
+  DTKFS_RETURN_IF_ERROR(OnOff("journal", raw.journal, &out.journal));
 
   // What is left is libfuse's (argv[0] is ours).
   for (int i = 1; i < args.argc; ++i) out.fuse.emplace_back(args.argv[i]);

@@ -74,6 +74,8 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
         return ReplyErr(req, errno);
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
+      Filesystem::SizeChange change(fs);
+      if (int err = fs.accounting().WillChangeSize(inode); err != 0) return ReplyErr(req, err);
       int rc = fd >= 0 ? ::ftruncate(fd, attr->st_size) : ::truncate(proc.c_str(), attr->st_size);
       if (rc != 0) return ReplyErr(req, errno);
       fs.accounting().Account(inode, fd);

@@ -108,9 +108,13 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
+    int err = fs.accounting().WillChangeEntries(parent);
+    if (err == 0) err = fs.accounting().WillPlaceDir(parent, name);
+    if (err != 0) return ReplyErr(req, err);
     if (::mkdirat(dir.get(), name, mode) != 0) return ReplyErr(req, errno);
     fuse_entry_param e;
-    int err = fs.Lookup(parent, name, &e);
+    err = fs.Lookup(parent, name, &e);
+    if (err == 0) fs.accounting().MadeDir(fs.Get(e.ino));
     fs.accounting().MakeDir(parent, name);
     ns.unlock();
     if (err != 0) return ReplyErr(req, err);
@@ -126,6 +130,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     Existing old = StatName(dir, name);
+    if (int err = fs.accounting().WillChangeEntries(parent); err != 0) return ReplyErr(req, err);
     if (::unlinkat(dir.get(), name, AT_REMOVEDIR) != 0) return ReplyErr(req, errno);
     {
       Filesystem::NamespaceChange change(fs);
@@ -147,6 +152,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent_id, const char* name) {
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     Existing old = StatName(dir, name);
+    if (int err = fs.accounting().WillChangeEntries(parent); err != 0) return ReplyErr(req, err);
     if (::unlinkat(dir.get(), name, 0) != 0) return ReplyErr(req, errno);
     if (old.exists) {
       uint64_t size = static_cast<uint64_t>(old.st.st_size);
@@ -169,6 +175,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent_id, const c
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
+    if (int err = fs.accounting().WillChangeEntries(parent); err != 0) return ReplyErr(req, err);
     if (::symlinkat(target, dir.get(), name) != 0) return ReplyErr(req, errno);
     ReplyNewEntry(req, fs, parent, name);
   });
@@ -183,6 +190,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mode
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
     if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
+    if (int err = fs.accounting().WillChangeEntries(parent); err != 0) return ReplyErr(req, err);
     if (::mknodat(dir.get(), name, mode, rdev) != 0) return ReplyErr(req, errno);
     ReplyNewEntry(req, fs, parent, name);
   });
@@ -199,6 +207,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_id, const char* na
     InodeFd dir = fs.Fd(parent);
     if (!dir) return ReplyErr(req, dir.error());
     auto ns = fs.LockNamespace();
+    if (int err = fs.accounting().WillChangeEntries(parent); err != 0) return ReplyErr(req, err);
     if (::linkat(file.get(), "", dir.get(), name, AT_EMPTY_PATH) != 0) {
       // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: go through /proc.
       if (errno != ENOENT && errno != EPERM) return ReplyErr(req, errno);

@@ -63,6 +63,12 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent_id, const char* name, mode_t mod
     struct stat old;
     const bool existed = ::fstatat(dir.get(), name, &old, AT_SYMLINK_NOFOLLOW) == 0;
     if (!UseCallerUmask(req)) return ReplyErr(req, EPERM);
+    int journal_err = fs.accounting().WillChangeEntries(parent);
+    // O_TRUNC of an existing file changes the size every one of its known names counts.
+    if (journal_err == 0 && existed && (fi->flags & O_TRUNC))
+      if (HeldInode known = fs.table().FindHeld(old.st_dev, old.st_ino))
+        journal_err = fs.accounting().WillChangeSize(*known.get(), /*ns_held=*/true);
+    if (journal_err != 0) return ReplyErr(req, journal_err);
     // O_NOFOLLOW: the kernel asks to create a name it thinks absent; if a symlink appeared
     // there beside the mount, following it could create a file outside the source.
     const int fd = OpenSource(fs.table(), dir.get(), name, fi, O_CREAT | O_NOFOLLOW, mode);
@@ -98,6 +104,11 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
     Inode& inode = fs.Get(ino);
+    std::optional<Filesystem::SizeChange> change;
+    if (fi->flags & O_TRUNC) {
+      change.emplace(fs);
+      if (int err = fs.accounting().WillChangeSize(inode); err != 0) return ReplyErr(req, err);
+    }
     int fd;
     {
       InodeFd self = fs.Fd(inode);
@@ -176,6 +187,8 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse
     // the mount between any look at the size and the write.
     const bool append = !fi->writepage && (fi->flags & O_APPEND) &&
                         inode.kernel_size.IsEnd(static_cast<uint64_t>(off));
+    Filesystem::SizeChange change(fs);
+    if (int err = fs.accounting().WillChangeSize(inode); err != 0) return ReplyErr(req, err);
     const ssize_t n = append ? WriteAtEnd(fd, in) : WriteAt(fd, in, off);
     // Always measured, never inferred from off + n: a write inside the counted size still
     // grows a file that shrank beside the mount; a failed write may have grown it too.
@@ -209,6 +222,12 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                  fuse_file_info* fi) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
+    std::optional<Filesystem::SizeChange> change;
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+      change.emplace(fs);
+      if (int err = fs.accounting().WillChangeSize(fs.Get(ino)); err != 0)
+        return ReplyErr(req, err);
+    }
     const int rc = ::fallocate(FdOf(fi), mode, off, len);
     const int err = rc == 0 ? 0 : errno;
     // Also after a failure: a fallocate that runs out of space may have grown the file.
@@ -225,6 +244,9 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
                      int flags) {
   Safely(req, [&] {
     Filesystem& fs = Filesystem::From(req);
+    Filesystem::SizeChange change(fs);
+    if (int err = fs.accounting().WillChangeSize(fs.Get(ino_out)); err != 0)
+      return ReplyErr(req, err);
     loff_t in = off_in, out = off_out;
     ssize_t n =
         ::copy_file_range(FdOf(fi_in), &in, FdOf(fi_out), &out, len, static_cast<unsigned>(flags));

@@ -95,6 +95,15 @@ void OpRename(fuse_req_t req, fuse_ino_t parent_id, const char* name, fuse_ino_t
       Probe(fs, from);
       Probe(fs, to);
     }
+    // Before the rename: both directories' entries change, and a directory arriving where
+    // the persisted state may hold another is to be scanned whole after a crash.
+    int journal_err = fs.accounting().WillChangeEntries(from.dir);
+    if (journal_err == 0) journal_err = fs.accounting().WillChangeEntries(to.dir);
+    if (journal_err == 0 && from.is_dir())
+      journal_err = fs.accounting().WillPlaceDir(to.dir, newname);
+    if (journal_err == 0 && (flags & RENAME_EXCHANGE) && to.is_dir())
+      journal_err = fs.accounting().WillPlaceDir(from.dir, name);
+    if (journal_err != 0) return ReplyErr(req, journal_err);
     if (::renameat2(from.dir_fd.get(), name, to.dir_fd.get(), newname, flags) != 0)
       return ReplyErr(req, errno);
     // Ends before the namespace lock does: one change published at a time.

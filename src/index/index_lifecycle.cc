@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "env/install_file.h"
 #include "index/index_builder.h"
 #include "index/index_files.h"
 #include "index/index_location.h"
 #include "util/log.h"
+#include "util/path.h"
 
 namespace dtkfs {
 
@@ -50,6 +52,9 @@ Result<BuildReport> BuildIndex(Env& env, const IndexTarget& target, const ScanOp
     if (old.ok()) generation = (*old)->generation() + 1;
   }
   DTKFS_RETURN_IF_ERROR(InstallScan(env, target, *scan, generation));
+  // The scan is exact: what a journal says of older indexes is not needed.
+  if (Status s = RemoveJournals(env, target.index); !s.ok())
+    log::Warning("cannot remove old journal files: {}", s.message());
   BuildReport report;
   report.scan = std::move(scan).value();
   report.generation = generation;
@@ -73,6 +78,12 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarge
               ? "the last daemon saw hard links made beside it whose other names it had not "
                 "found, so the index's link table may miss them"
               : "the last daemon did not shut down cleanly, so the index may be stale";
+  } else if (auto broken = ReadJournalBroken(env, target.index); !broken.ok()) {
+    return broken.status();
+  } else if (*broken) {
+    why = fmt::format(
+        "the last daemon did not shut down cleanly and its journal could not be written ({})",
+        **broken);
   } else if (!env.FileExists(target.index)) {
     why = "no index yet";
   } else {
@@ -131,8 +142,37 @@ Result<std::optional<std::string>> ReadDirtyMarker(Env& env, const std::string& 
   return std::optional<std::string>(text->substr(0, text->find('\n')));
 }
 
+Status RemoveJournals(Env& env, const std::string& index) {
+  const std::string dir(path::Parent(index).empty() ? "." : path::Parent(index));
+  auto names = env.ListDirectory(dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names)
+    if (JournalGeneration(path::Basename(index), name))
+      DTKFS_RETURN_IF_ERROR(env.Remove(path::Join(dir, name)));
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> ReadJournalBroken(Env& env, const std::string& index) {
+  auto text = env.ReadFileToString(ExitStatusPath(index), kExitStatusSize);
+  if (text.status().code() == Status::Code::kNotFound) return std::optional<std::string>();
+  // Unreadable (a link or file planted there): whether the journal held is unknown.
+  if (!text.ok()) return std::optional<std::string>(text.status().message());
+  // A line "journal: why", written while running or after a failed final compaction.
+  constexpr std::string_view kJournal = "journal: ";
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(kJournal, 0) == 0)
+      return std::optional<std::string>(line.substr(kJournal.size()));
+  return std::optional<std::string>();
+}
+
 Status MarkSuspect(Env& env, const std::string& index, const std::string& why) {
-  return Overwrite(env, DirtyMarkerPath(index), "suspect: " + why + "\n");
+  const std::string text = "suspect: " + why + "\n";
+  // In place when it is there (no new blocks on a full disk); a daemon with a journal has
+  // none, and installs one.
+  if (!env.FileExists(DirtyMarkerPath(index)))
+    return WriteMarker(env, DirtyMarkerPath(index), text);
+  return Overwrite(env, DirtyMarkerPath(index), text);
 }
 
 }  // namespace dtkfs

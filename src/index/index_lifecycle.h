@@ -62,7 +62,15 @@ Status StartExitStatus(Env& env, const std::string& index);
 Status WriteExitStatus(Env& env, const std::string& index, const std::string& text);
 // Why the last daemon left INDEX.dirty (its first line), or nullopt if there is none.
 Result<std::optional<std::string>> ReadDirtyMarker(Env& env, const std::string& index);
-// Overwrites INDEX.dirty in place (its block exists: no space needed) with "suspect: why".
+// Removes every journal file beside index (INDEX.journal.N, store/journal.h): a scan made
+// the index exact, so nothing they say is needed.
+Status RemoveJournals(Env& env, const std::string& index);
+// Why the journal of the last daemon broke, if INDEX.last-exit has a "journal: why" line
+// (written in place while that daemon ran, or at its exit after a failed final compaction;
+// store/journal.h), or why INDEX.last-exit cannot be read: the next mount must rescan.
+Result<std::optional<std::string>> ReadJournalBroken(Env& env, const std::string& index);
+// Writes INDEX.dirty with "suspect: why": in place when it exists (no space needed), else
+// installed.
 Status MarkSuspect(Env& env, const std::string& index, const std::string& why);
 
 }  // namespace dtkfs

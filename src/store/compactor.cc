@@ -1,7 +1,10 @@
 #include "store/compactor.h"
 
+#include <algorithm>
+
 #include "index/index_builder.h"
 #include "index/index_reader.h"
+#include "util/kill_point.h"
 
 namespace dtkfs {
 
@@ -51,23 +54,30 @@ Status Compactor::RunOnce(uint64_t* entries) {
     if (frozen.snap.base) frozen.link_table = std::string(frozen.snap.base->links().bytes());
   }
   const SizeStore::Snapshot& snap = frozen.snap;
+  DTKFS_KILL_POINT("compact.after-freeze");
   {
     std::lock_guard lock(mu_);
     report_.generation = snap.base ? snap.base->generation() : 0;
   }
   // Nothing changed, and the index file is still what is mapped and still there (renamed or
   // deleted by hand, it is written again even with no change).
+  const uint64_t base_journal = snap.base ? snap.base->journal_generation() : 0;
+  const bool journal_behind = frozen.journal_pending && frozen.journal_generation &&
+                              *frozen.journal_generation > base_journal;
   if (snap.frozen.empty() && !snap.links_changed && snap.base && !snap.base->mapping_detached() &&
-      env_.FileExists(index_path_))
+      env_.FileExists(index_path_) && !journal_behind) {
     return Status::Ok();
+  }
   if (!source_root_.empty()) DTKFS_RETURN_IF_ERROR(env_.SyncFilesystem(source_root_));
 
   const Levels levels = snap.levels();
   IndexMeta meta;
   meta.generation = (snap.base ? snap.base->generation() : 0) + 1;
-  meta.journal_generation = snap.base ? snap.base->journal_generation() : 0;
+  meta.journal_generation = std::max(base_journal, frozen.journal_generation.value_or(0));
   if (snap.base) meta.source_root = std::string(snap.base->source_root());
   meta.link_table = std::move(frozen.link_table);
+  DTKFS_KILL_POINT("compact.before-tmp");
+  kill_point::Scope steps("compact");
   Status s = WriteIndex(env_, index_path_, meta, [&](const EntryEmitter& emit) {
     Status st;
     MergedRange(levels, std::string_view(), std::nullopt, [&](std::string_view p, const Totals& t) {
@@ -85,6 +95,8 @@ Status Compactor::RunOnce(uint64_t* entries) {
     report_.generation = (*reader)->generation();
   }
   store_.Publish(std::move(reader).value(), snap);
+  DTKFS_KILL_POINT("compact.after-publish");
+  if (freezer_) freezer_->Published(frozen);
   return Status::Ok();
 }
 

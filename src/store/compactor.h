@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "env/env.h"
@@ -47,6 +48,12 @@ class Compactor {
   struct Frozen {
     SizeStore::Snapshot snap;
     std::string link_table;
+    // The journal generation the freeze ended (store/journal.h): the new index covers it.
+    // nullopt: no journal; the index keeps its base's.
+    std::optional<uint64_t> journal_generation;
+    // Journal files of generations the base does not cover exist: the index must be written
+    // (and the journal retired) even when no total changed.
+    bool journal_pending = false;
   };
   // What freezes a run's input. The default is SizeStore::Freeze with the base's link table
   // carried forward unchanged; the mount (fs::Filesystem) also captures its live link table
@@ -55,6 +62,9 @@ class Compactor {
    public:
     virtual ~Freezer() = default;
     virtual Frozen FreezeForCompaction() = 0;
+    // The index holding frozen is durable and served: the journal generations it covers
+    // may go.
+    virtual void Published(const Frozen& frozen) {}
   };
   // Call before the first run; freezer must outlive the compactor's runs.
   void SetFreezer(Freezer* freezer) { freezer_ = freezer; }

@@ -18,13 +18,21 @@ Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std
 Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std::string_view dir,
                                   const Result<DirListing>& listing,
                                   const std::set<std::string>& rescan,
-                                  const std::function<bool(const struct stat&)>& wants_size) {
+                                  const std::function<bool(const struct stat&)>& wants_size,
+                                  const std::function<Status()>& before_change) {
   ReconcileReport report;
+  bool announced = false;
+  auto announce = [&]() -> Status {
+    if (announced || !before_change) return Status::Ok();
+    announced = true;
+    return before_change();
+  };
   const auto stored = store.Lookup(dir);
   if (!stored) return Status::NotFound(fmt::format("reconcile {}: not in the size store", dir));
   if (!listing.ok()) {
     if (listing.status().code() != Status::Code::kNotFound) return listing.status();
     if (path::IsRoot(dir)) return listing.status();  // the source itself is gone: say so
+    DTKFS_RETURN_IF_ERROR(announce());
     DTKFS_RETURN_IF_ERROR(store.RemoveDir(dir));
     report.gone = true;
     return report;
@@ -50,6 +58,7 @@ Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std
     if (on_source.count(name) != 0 && stored_subdirs.count(name) != 0) replaced.insert(name);
   for (const auto& [name, t] : stored_subdirs) {
     if (on_source.count(name) != 0 && replaced.count(name) == 0) continue;
+    DTKFS_RETURN_IF_ERROR(announce());
     DTKFS_RETURN_IF_ERROR(store.RemoveDir(path::Join(dir, name)));
     ++report.dirs_removed;
   }
@@ -66,6 +75,7 @@ Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std
         continue;  // gone (or no directory) again meanwhile: its own event says so
       return scan.status();
     }
+    DTKFS_RETURN_IF_ERROR(announce());
     DTKFS_RETURN_IF_ERROR(store.AddSubtree(sub, scan->dirs));
     ++report.dirs_added;
     report.added.push_back(sub);
@@ -74,7 +84,10 @@ Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std
 
   report.own = Delta{static_cast<int64_t>(listing->bytes) - own.bytes,
                      static_cast<int64_t>(listing->files) - own.files, 0};
-  if (!report.own.empty()) DTKFS_RETURN_IF_ERROR(store.AddDelta(dir, report.own));
+  if (!report.own.empty()) {
+    DTKFS_RETURN_IF_ERROR(announce());
+    DTKFS_RETURN_IF_ERROR(store.AddDelta(dir, report.own));
+  }
   return report;
 }
 

@@ -45,9 +45,12 @@ Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std
 // rescan: names of subdirectories to scan again whole even when the store has them (a
 // directory moved over one of the same name).
 // wants_size: files whose size the scans of new subtrees should report (ScanOptions).
+// before_change: called once before the first change to the store (the mount's journal
+// mark); its failure stops the reconcile with nothing changed.
 Result<ReconcileReport> Reconcile(SizeStore& store, const std::string& root, std::string_view dir,
                                   const Result<DirListing>& listing,
                                   const std::set<std::string>& rescan = {},
-                                  const std::function<bool(const struct stat&)>& wants_size = {});
+                                  const std::function<bool(const struct stat&)>& wants_size = {},
+                                  const std::function<Status()>& before_change = {});
 
 }  // namespace dtkfs

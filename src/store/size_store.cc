@@ -108,6 +108,11 @@ Status SizeStore::ApplyToChainLocked(std::string_view dir, const Delta& delta,
   return underflow;
 }
 
+bool SizeStore::Persisted(std::string_view dir) const {
+  std::shared_lock lock(mu_);
+  return PersistedLocked(dir);
+}
+
 std::optional<Totals> SizeStore::Lookup(std::string_view dir) const {
   std::shared_lock lock(mu_);
   return LookupLocked(dir);

@@ -47,6 +47,9 @@ class SizeStore {
   void SetRenameMapThreshold(size_t entries);
 
   std::optional<Totals> Lookup(std::string_view dir) const;
+  // Whether dir is live in the levels under the active overlay (the index, frozen overlays,
+  // rename maps): what a crash now would leave for recovery to start from may hold it.
+  bool Persisted(std::string_view dir) const;
 
   // A non-directory entry directly inside dir changed (created, removed, resized): applies
   // delta to dir and every ancestor. NotFound if dir is unknown.

@@ -39,6 +39,9 @@ class ForwardingEnv : public Env {
     return base_.CreateDirs(dir, mode);
   }
   bool FileExists(const std::string& path) override { return base_.FileExists(path); }
+  Result<std::vector<std::string>> ListDirectory(const std::string& dir) override {
+    return base_.ListDirectory(dir);
+  }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     return base_.LockFile(path);
   }

@@ -24,6 +24,7 @@ extern char** environ;
 namespace dtkfs::testing {
 
 std::string DtkfsBinary() { return DTKFS_BINARY; }
+std::string KillableBinary() { return DTKFS_KILLABLE_BINARY; }
 
 CommandResult Run(const std::vector<std::string>& argv) {
   CommandResult r;
@@ -86,7 +87,7 @@ CommandResult MountFixture::MountUnder(const std::vector<std::string>& launcher,
                                        const std::vector<std::string>& extra) {
   std::vector<std::string> argv = launcher;
   for (const std::string& a :
-       {DtkfsBinary(), std::string("mount"), src(), mnt(), std::string("--index"), index()})
+       {binary_, std::string("mount"), src(), mnt(), std::string("--index"), index()})
     argv.push_back(a);
   argv.insert(argv.end(), extra.begin(), extra.end());
   return Run(argv);
@@ -137,7 +138,7 @@ bool WaitForExit(pid_t pid, int timeout_s) {
   return ready == 1;
 }
 
-CommandResult MountFixture::Unmount() { return Run({DtkfsBinary(), "umount", mnt()}); }
+CommandResult MountFixture::Unmount() { return Run({binary_, "umount", mnt()}); }
 
 bool ReadTotals(const std::string& p, Totals* out) {
   for (auto [name, field] :

@@ -28,6 +28,8 @@ struct CommandResult {
 CommandResult Run(const std::vector<std::string>& argv);
 // The dtkfs binary under test.
 std::string DtkfsBinary();
+// The same with kill points that act (util/kill_point.h): DTKFS_KILL_AT kills it.
+std::string KillableBinary();
 
 class MountFixture {
  public:
@@ -48,6 +50,8 @@ class MountFixture {
                            const std::vector<std::string>& extra = {});
   // dtkfs umount MNT.
   CommandResult Unmount();
+  // Mounts with binary from now on (KillableBinary for the crash tests).
+  void UseBinary(std::string binary) { binary_ = std::move(binary); }
   bool mounted() const;
 
   // The daemon's pid, from its control channel (-1 if it does not answer).
@@ -65,6 +69,7 @@ class MountFixture {
 
  private:
   TempDir dir_;
+  std::string binary_ = DtkfsBinary();
   bool available_ = false;
 };
 

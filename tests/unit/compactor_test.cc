@@ -603,7 +603,10 @@ TEST_CASE("compaction carries the link table forward, or writes the freezer's", 
     int freezes = 0;
     Compactor::Frozen FreezeForCompaction() override {
       ++freezes;
-      return Compactor::Frozen{store->Freeze(), EncodeLinkTable(*live)};
+      Compactor::Frozen out;
+      out.snap = store->Freeze();
+      out.link_table = EncodeLinkTable(*live);
+      return out;
     }
   } freezer;
   freezer.store = s.store.get();
