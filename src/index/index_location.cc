@@ -251,8 +251,13 @@ Result<std::string> PrepareIndexPath(Env& env, const std::string& canonical_sour
   DTKFS_RETURN_IF_ERROR(CheckIndexPlace(parent, canonical_source, canonical_mountpoint));
   // The part that exists is checked before anything is created in it (mkdir would follow a
   // link swapped in by whoever owns a directory on the way); what dtkfs creates is its own.
-  DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(DeepestExisting(parent).string()));
+  const fs::path existing = DeepestExisting(parent);
+  DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(existing.string()));
   DTKFS_RETURN_IF_ERROR(env.CreateDirs(parent.string(), 0700));
+  // A new directory's name is durable only once its parent is synced: without this a power
+  // cut after a successful scan could lose the new index directory, index and all.
+  for (fs::path d = parent; d != existing && d.has_parent_path(); d = d.parent_path())
+    DTKFS_RETURN_IF_ERROR(env.SyncDir(d.parent_path().string()));
   DTKFS_RETURN_IF_ERROR(CheckIndexDirectory(parent.string()));
   DTKFS_RETURN_IF_ERROR(CheckExistingIndex(env, index));
   return index;

@@ -30,6 +30,7 @@ class FaultFile final : public WritableFile {
 }  // namespace
 
 Status FaultEnv::Step(const std::string& what) {
+  std::lock_guard l(mu_);
   const int n = step_++;
   log_.push_back(what);
   if (fail_step_ >= 0 && (n == fail_step_ || (crash_ && n > fail_step_)))

@@ -5,11 +5,13 @@
 // Every mutating call (create, reopen, write, sync, close, rename, remove, syncdir, syncfs)
 // is a numbered step. fail_at(n, err) makes step n fail with err; crash_at(n) makes step n and
 // every later one fail, like a process that died there (nothing it did after that happens,
-// not even cleanup).
+// not even cleanup). Thread-safe, as env.h promises for every Env (steps from several threads
+// are numbered in the order they take the lock).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,20 +25,34 @@ class FaultEnv final : public ForwardingEnv {
   explicit FaultEnv(Env& base = Env::Default()) : ForwardingEnv(base) {}
 
   void fail_at(int step, int err) {
+    std::lock_guard l(mu_);
     fail_step_ = step;
     fail_errno_ = err;
     crash_ = false;
   }
   void crash_at(int step) {
+    std::lock_guard l(mu_);
     fail_step_ = step;
     fail_errno_ = EIO;
     crash_ = true;
   }
-  void clear() { fail_step_ = -1; }
-  int steps() const { return step_; }
-  void reset_steps() { step_ = 0; }
+  void clear() {
+    std::lock_guard l(mu_);
+    fail_step_ = -1;
+  }
+  int steps() const {
+    std::lock_guard l(mu_);
+    return step_;
+  }
+  void reset_steps() {
+    std::lock_guard l(mu_);
+    step_ = 0;
+  }
   // The names of the steps taken so far ("create x.tmp", "sync x.tmp", ...).
-  const std::vector<std::string>& log() const { return log_; }
+  std::vector<std::string> log() const {
+    std::lock_guard l(mu_);
+    return log_;
+  }
 
   Status Step(const std::string& what);  // counts one step; returns the injected failure
 
@@ -49,6 +65,7 @@ class FaultEnv final : public ForwardingEnv {
   Status SyncFilesystem(const std::string& path) override;
 
  private:
+  mutable std::mutex mu_;  // guards the fields below
   int step_ = 0;
   int fail_step_ = -1;
   int fail_errno_ = 0;
