@@ -59,8 +59,11 @@ class Accounting {
     virtual void FollowLinks(dev_t dev, ino_t ino) = 0;
   };
 
+  // tracking false (-o track_sizes=off): every change below is ignored, the store stays as
+  // it is (and no fstat is made after writes).
   Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
-             size_t compact_threshold);
+             size_t compact_threshold, bool tracking = true);
+  bool tracking() const { return tracking_; }
 
   // --- files ---
   // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd
@@ -138,6 +141,7 @@ class Accounting {
   SizeStore& store_;
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
+  const bool tracking_;
   std::atomic<CompactionWaker*> waker_{nullptr};
   std::atomic<LinkFollower*> follower_{nullptr};
   std::atomic<EntriesListener*> entries_listener_{nullptr};

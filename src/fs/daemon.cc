@@ -1,6 +1,8 @@
 // The mount daemon, step by step (RunMount): read the options, check the paths, take the
 // source's and the index's locks, load or build the index, leave the start markers, mount,
 // serve (with the compaction thread), unmount, compact a last time, leave the exit markers.
+// With -o track_sizes=off: no index read, no watcher, no compaction; the index is marked
+// dirty for the next mount, which rescans.
 #include "fs/daemon.h"
 
 #include <fcntl.h>
@@ -84,9 +86,10 @@ Result<std::unique_ptr<FileLock>> LockTheIndex(Env& env, const IndexTarget& targ
 // Before serving: INDEX.last-exit says "running" (at its full size, so the exit result fits
 // on a full disk), and INDEX.dirty says the overlay may hold changes the index lacks, so a
 // crash makes the next mount rescan instead of trusting a stale index.
-Status WriteStartMarkers(Env& env, const std::string& index) {
+Status WriteStartMarkers(Env& env, const std::string& index, bool tracking) {
   DTKFS_RETURN_IF_ERROR(StartExitStatus(env, index));
-  return WriteMarker(env, DirtyMarkerPath(index), "mounted\n");
+  return WriteMarker(env, DirtyMarkerPath(index),
+                     tracking ? "mounted\n" : std::string(kUntrackedMarker) + "\n");
 }
 
 // After the final compaction: INDEX.dirty goes only when the index is exact; changes the
@@ -148,8 +151,11 @@ int RunMount(MountArgs args) {
   // daemon creates takes it from the process.
   ::umask(0);
   InitCredentials();  // as root: every request reaches the source as its caller
+  const bool tracking = options->fs.track_sizes;
   // Watching starts before the index is read or built: changes made meanwhile are queued.
-  auto events = OpenEventSource(options->watch, *source);
+  auto events =
+      tracking ? OpenEventSource(options->watch, *source)
+               : Result<std::unique_ptr<watch::EventSource>>(std::unique_ptr<watch::EventSource>());
   if (!events.ok()) {
     if (options->watch != WatchMode::kAuto)
       return fail(events.status().WithContext("cannot watch the source"));
@@ -162,9 +168,10 @@ int RunMount(MountArgs args) {
   ScanOptions scan_options;
   scan_options.on_progress = args.on_scan_progress;
   bool scanned = false;
-  auto base = LoadOrScan(env, *target, scan_options, &scanned);
+  auto base = tracking ? LoadOrScan(env, *target, scan_options, &scanned)
+                       : Result<std::shared_ptr<const IndexReader>>(nullptr);
   if (!base.ok()) return fail(base.status());
-  if (Status s = WriteStartMarkers(env, target->index); !s.ok()) return fail(s);
+  if (Status s = WriteStartMarkers(env, target->index, tracking); !s.ok()) return fail(s);
 
   int root_fd = ::open(source->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return fail(Status::FromErrno(errno, "open", *source));
@@ -175,23 +182,35 @@ int RunMount(MountArgs args) {
   Filesystem filesystem(root_fd, *source, store, compactor, fs_options);
   compactor.SetFreezer(&filesystem);
   SourceWatcher watcher(filesystem, std::move(events).value());
-  watcher.WatchTree();
+  if (tracking) watcher.WatchTree();
 
   auto session = Session::Mount(filesystem, *source, *mnt, options->fuse);
   if (!session.ok()) {
-    env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    if (tracking) env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
     WriteExitStatus(env, target->index, "error: " + session.status().message() + "\n")
         .PermitUnchecked();
     return fail(session.status());
   }
-  log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
-            store.GetStats().generation);
+  if (tracking)
+    log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
+              store.GetStats().generation);
+  else
+    log::Info("mounted {} on {} with track_sizes=off: nothing is counted; the next mount rescans",
+              *source, *mnt);
   if (!args.foreground) {
     log::UseSyslog();
     (*session)->Daemonize();
   }
 
   int rc;
+  if (!tracking) {
+    rc = (*session)->Serve(options->threads);
+    (*session)->Unmount();
+    // INDEX.dirty stays (kUntrackedMarker): the source changed without being counted.
+    if (Status s = WriteExitStatus(env, target->index, "ok\n"); !s.ok())
+      log::Error("{}: `dtkfs umount` will not know the result", s.message());
+    return rc == 0 ? 0 : 2;
+  }
   bool links_incomplete = false;
   {
     CompactionThread compaction(store, compactor, options->compact_interval,

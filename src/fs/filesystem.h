@@ -51,7 +51,11 @@ namespace dtkfs::fs {
 struct Options {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
-  bool list_totals = false;           // listxattr shows user.total_* on directories
+  bool list_totals = false;  // listxattr shows user.total_* on directories
+  // false (-o track_sizes=off): a plain passthrough that counts nothing (for measuring what
+  // counting costs). The size names answer ENODATA, the store stays empty, nothing watches
+  // the source, and the index is left marked dirty, so the next mount rescans.
+  bool track_sizes = true;
   size_t compact_threshold = 200000;  // active overlay entries that trigger a compaction
   size_t fd_budget = 0;               // inode descriptors kept open (0: InodeTable's default)
   std::string index_path;             // shown by the control channel

@@ -26,12 +26,13 @@ struct RawOptions {
   char* attr_timeout = nullptr;
   char* watch = nullptr;
   char* verify = nullptr;
+  char* track_sizes = nullptr;
   int list_totals = 0;
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
     for (char* s : {index, compact_interval, compact_threshold, threads, fd_budget, entry_timeout,
-                    attr_timeout, watch, verify})
+                    attr_timeout, watch, verify, track_sizes})
       std::free(s);
   }
 };
@@ -72,6 +73,8 @@ const Spec kSpecs[] = {
      "how changes beside the mount are seen (default auto)"},
     {DTKFS_OPT("verify=%s", verify), "on|off",
      "verify every directory after a mount from an index (default on)"},
+    {DTKFS_OPT("track_sizes=%s", track_sizes), "on|off",
+     "count sizes (default on); off: a plain passthrough whose size names answer ENODATA"},
     {{"list_totals", offsetof(RawOptions, list_totals), 1},
      "",
      "listxattr lists the user.total_* names"},
@@ -236,6 +239,13 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       return Status::InvalidArgument(
           fmt::format("-o verify: bad value '{}': on or off", std::string(v)));
     out.verify = v == "on";
+  }
+  if (raw.track_sizes != nullptr) {
+    const std::string_view v = raw.track_sizes;
+    if (v != "on" && v != "off")
+      return Status::InvalidArgument(
+          fmt::format("-o track_sizes: bad value '{}': on or off", std::string(v)));
+    out.fs.track_sizes = v == "on";
   }
 
   // What is left is libfuse's (argv[0] is ours).

@@ -8,7 +8,7 @@
 //
 // dtkfs's own options (README "Mount options"): index=PATH, compact_interval=S,
 // compact_threshold=N, threads=N, fd_budget=N, entry_timeout=S, attr_timeout=S, list_totals,
-// watch=auto|fanotify|inotify|off, verify=on|off. Every number
+// watch=auto|fanotify|inotify|off, verify=on|off, track_sizes=on|off. Every number
 // is range-checked (util/option_ranges.h). fstab's and mount(8)'s own words (defaults, auto,
 // noauto, nofail, _netdev, user, users, x-*, comment=) are dropped; everything else goes to
 // libfuse, which refuses what it does not know. allow_other brings default_permissions with it (the

@@ -80,6 +80,17 @@ TEST_CASE("mount options: watch= and verify= choose how the source is watched", 
   for (const std::string& arg : chosen->fuse) CHECK(arg.find("watch") == std::string::npos);
 }
 
+TEST_CASE("mount options: track_sizes= turns size accounting off", "[fs]") {
+  CHECK(ParseMountOptions({})->fs.track_sizes);
+  CHECK_FALSE(ParseMountOptions({"track_sizes=off"})->fs.track_sizes);
+  CHECK(ParseMountOptions({"track_sizes=off,track_sizes=on"})->fs.track_sizes);
+  for (const char* bad : {"track_sizes=", "track_sizes=no", "track_sizes=OFF"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseMountOptions({bad}).ok());
+  }
+  CHECK(ParseMountOptions({"track_sizes=off"})->fuse.empty());
+}
+
 TEST_CASE("regression: options mount(8) adds for a helper are accepted, not passed to libfuse",
           "[fs]") {
   // What `mount -a` hands mount.dtkfs for `defaults,user,nofail,_netdev,x-systemd.automount`
@@ -107,6 +118,7 @@ TEST_CASE("mount options: the help lists every row of the table with its range",
                            "attr_timeout=S",
                            "watch=auto|fanotify|inotify|off",
                            "verify=on|off",
+                           "track_sizes=on|off",
                            "list_totals",
                            "allow_other",
                            "default_permissions",
