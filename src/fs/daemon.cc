@@ -179,6 +179,8 @@ int RunMount(MountArgs args) {
   Compactor compactor(store, env, target->index, *source);
   Options fs_options = options->fs;
   fs_options.index_path = target->index;
+  // fanotify marks whole filesystems: every change to the source reaches the watcher.
+  ChooseKernelCaching(*options, *events && !(*events)->WatchesDirectories(), &fs_options);
   Filesystem filesystem(root_fd, *source, store, compactor, fs_options);
   compactor.SetFreezer(&filesystem);
   SourceWatcher watcher(filesystem, std::move(events).value());

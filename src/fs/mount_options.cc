@@ -65,9 +65,10 @@ const Spec kSpecs[] = {
     {DTKFS_OPT("fd_budget=%s", fd_budget), "N",
      "source descriptors kept open (default: half of RLIMIT_NOFILE, at most 32768)",
      &ranges::kFdBudget},
-    {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S", "kernel name cache (default 1)",
-     &ranges::kEntryTimeout},
-    {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S", "kernel attribute cache (default 1)",
+    {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S",
+     "kernel name cache (default 3600 when watched with fanotify, else 1)", &ranges::kEntryTimeout},
+    {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S",
+     "kernel attribute cache (default 3600 when watched with fanotify, else 1)",
      &ranges::kAttrTimeout},
     {DTKFS_OPT("watch=%s", watch), "auto|fanotify|inotify|off",
      "how changes beside the mount are seen (default auto)"},
@@ -175,6 +176,13 @@ std::string MountOptionsHelp() {
   return out;
 }
 
+void ChooseKernelCaching(const MountOptions& options, bool whole_source_watched, Options* fs) {
+  fs->kernel_keeps = whole_source_watched;
+  const double timeout = whole_source_watched ? kWatchedCacheTimeout : 1.0;
+  if (!options.entry_timeout_given) fs->entry_timeout = timeout;
+  if (!options.attr_timeout_given) fs->attr_timeout = timeout;
+}
+
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values) {
   MountOptions out;
   out.threads = std::max(2u, std::thread::hardware_concurrency());
@@ -216,6 +224,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       Number("entry_timeout", raw.entry_timeout, ranges::kEntryTimeout, &out.fs.entry_timeout));
   DTKFS_RETURN_IF_ERROR(
       Number("attr_timeout", raw.attr_timeout, ranges::kAttrTimeout, &out.fs.attr_timeout));
+  out.entry_timeout_given = raw.entry_timeout != nullptr;
+  out.attr_timeout_given = raw.attr_timeout != nullptr;
   out.fs.compact_threshold = static_cast<size_t>(threshold);
   out.threads = static_cast<unsigned>(threads);
   out.fs.list_totals = raw.list_totals != 0;

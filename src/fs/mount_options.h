@@ -40,8 +40,20 @@ struct MountOptions {
   unsigned threads = 0;
   WatchMode watch = WatchMode::kAuto;
   bool verify = true;  // verify every directory in the background after a mount from an index
+  // -o entry_timeout= / attr_timeout= given (else the daemon chooses, daemon.cc).
+  bool entry_timeout_given = false;
+  bool attr_timeout_given = false;
   std::vector<std::string> fuse;  // for libfuse: "-o" "a,b,..." arguments
 };
+
+// What the kernel may cache (Options::kernel_keeps, entry and attribute timeouts), once it is
+// known whether every change to the source reaches the daemon (fanotify: filesystem marks,
+// no per-directory limit), where each event invalidates what the kernel caches of it. Then
+// the kernel keeps names, attributes, pages and listings (timeouts kWatchedCacheTimeout);
+// otherwise (inotify may run out of watches, or nothing watches) a change beside the mount
+// shows through it within a second. Timeouts given with -o win.
+inline constexpr double kWatchedCacheTimeout = 3600;
+void ChooseKernelCaching(const MountOptions& options, bool whole_source_watched, Options* fs);
 
 // o_values: the -o arguments in order (each may hold several comma-separated options).
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values);

@@ -80,6 +80,31 @@ TEST_CASE("mount options: watch= and verify= choose how the source is watched", 
   for (const std::string& arg : chosen->fuse) CHECK(arg.find("watch") == std::string::npos);
 }
 
+TEST_CASE("the kernel keeps its caches long only when every change beside the mount is seen",
+          "[fs]") {
+  auto defaults = ParseMountOptions({});
+  REQUIRE(defaults.ok());
+  Options fs = defaults->fs;
+  ChooseKernelCaching(*defaults, /*whole_source_watched=*/true, &fs);
+  CHECK(fs.kernel_keeps);
+  CHECK(fs.entry_timeout == kWatchedCacheTimeout);
+  CHECK(fs.attr_timeout == kWatchedCacheTimeout);
+  fs = defaults->fs;
+  ChooseKernelCaching(*defaults, /*whole_source_watched=*/false, &fs);
+  CHECK_FALSE(fs.kernel_keeps);
+  CHECK(fs.entry_timeout == 1.0);
+  CHECK(fs.attr_timeout == 1.0);
+  // Given timeouts win either way.
+  auto given = ParseMountOptions({"entry_timeout=0,attr_timeout=7"});
+  REQUIRE(given.ok());
+  for (bool watched : {true, false}) {
+    fs = given->fs;
+    ChooseKernelCaching(*given, watched, &fs);
+    CHECK(fs.entry_timeout == 0.0);
+    CHECK(fs.attr_timeout == 7.0);
+  }
+}
+
 TEST_CASE("mount options: track_sizes= turns size accounting off", "[fs]") {
   CHECK(ParseMountOptions({})->fs.track_sizes);
   CHECK_FALSE(ParseMountOptions({"track_sizes=off"})->fs.track_sizes);
