@@ -90,6 +90,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
         }
   if (created_out != nullptr) *created_out = created && !counted_known;
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
+  e->attr_timeout = AttrTimeout(e->attr);
   e->ino = IdOf(*inode);
   return 0;
 }

@@ -68,6 +68,14 @@ struct Options {
   std::string index_path;             // shown by the control channel
 };
 
+// How long the kernel may keep st: attr_timeout, but at most 1 s for a file with setuid or
+// setgid, which the source clears on another user's write (as that user) without the kernel
+// seeing it (README, "Many users").
+inline double AttrTimeoutFor(const Options& options, const struct stat& st) {
+  const bool setid = S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
+  return setid && options.attr_timeout > 1.0 ? 1.0 : options.attr_timeout;
+}
+
 class SourceWatcher;
 
 class Filesystem final : public Compactor::Freezer {
@@ -92,6 +100,7 @@ class Filesystem final : public Compactor::Freezer {
   LinkTracker& links() { return links_; }
   Accounting& accounting() { return accounting_; }
   const Options& options() const { return options_; }
+  double AttrTimeout(const struct stat& st) const { return AttrTimeoutFor(options_, st); }
   SizeStore& store() { return store_; }
   Compactor& compactor() { return compactor_; }
   const std::string& source_root() const { return source_root_; }

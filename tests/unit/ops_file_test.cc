@@ -1,4 +1,5 @@
-// Open-file decisions that need no mount: when the kernel may skip FLUSH at close.
+// Decisions that need no mount: when the kernel may skip FLUSH at close, and how long it may
+// keep a file's attributes.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
@@ -38,4 +39,22 @@ TEST_CASE("FLUSH is skipped for read-only opens, and write-only ones where close
   REQUIRE(proc >= 0);
   CHECK_FALSE(FlushUseless(proc, O_WRONLY));
   ::close(proc);
+}
+
+TEST_CASE("a setuid or setgid file's attributes are kept 1 s at most, whatever attr_timeout",
+          "[fs]") {
+  Options options;
+  options.attr_timeout = 3600;
+  struct stat st {};
+  st.st_mode = S_IFREG | 0755;
+  CHECK(AttrTimeoutFor(options, st) == 3600);
+  st.st_mode = S_IFREG | S_ISUID | 0755;
+  CHECK(AttrTimeoutFor(options, st) == 1.0);
+  st.st_mode = S_IFREG | S_ISGID | 0755;
+  CHECK(AttrTimeoutFor(options, st) == 1.0);
+  st.st_mode = S_IFDIR | S_ISGID | 0755;  // a setgid directory: its bit is not cleared
+  CHECK(AttrTimeoutFor(options, st) == 3600);
+  options.attr_timeout = 0.5;
+  st.st_mode = S_IFREG | S_ISUID | 0755;
+  CHECK(AttrTimeoutFor(options, st) == 0.5);
 }
