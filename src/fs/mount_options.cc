@@ -27,12 +27,13 @@ struct RawOptions {
   char* watch = nullptr;
   char* verify = nullptr;
   char* track_sizes = nullptr;
+  char* kernel_cache = nullptr;
   int list_totals = 0;
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
     for (char* s : {index, compact_interval, compact_threshold, threads, fd_budget, entry_timeout,
-                    attr_timeout, watch, verify, track_sizes})
+                    attr_timeout, watch, verify, track_sizes, kernel_cache})
       std::free(s);
   }
 };
@@ -66,14 +67,16 @@ const Spec kSpecs[] = {
      "source descriptors kept open (default: half of RLIMIT_NOFILE, at most 32768)",
      &ranges::kFdBudget},
     {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S",
-     "kernel name cache (default 3600 when watched with fanotify, else 1)", &ranges::kEntryTimeout},
+     "kernel name cache (default 3600 with kernel_cache, else 1)", &ranges::kEntryTimeout},
     {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S",
-     "kernel attribute cache (default 3600 when watched with fanotify, else 1)",
-     &ranges::kAttrTimeout},
+     "kernel attribute cache (default 3600 with kernel_cache, else 1)", &ranges::kAttrTimeout},
     {DTKFS_OPT("watch=%s", watch), "auto|fanotify|inotify|off",
      "how changes beside the mount are seen (default auto)"},
     {DTKFS_OPT("verify=%s", verify), "on|off",
      "verify every directory after a mount from an index (default on)"},
+    {DTKFS_OPT("kernel_cache=%s", kernel_cache), "auto|on|off",
+     "the kernel keeps names and attributes 3600 s and pages and listings across opens: auto "
+     "(default) when fanotify watches the source, on, or off (1 s, nothing kept)"},
     {DTKFS_OPT("track_sizes=%s", track_sizes), "on|off",
      "count sizes (default on); off: a plain passthrough whose size names answer ENODATA"},
     {{"list_totals", offsetof(RawOptions, list_totals), 1},
@@ -177,8 +180,10 @@ std::string MountOptionsHelp() {
 }
 
 void ChooseKernelCaching(const MountOptions& options, bool whole_source_watched, Options* fs) {
-  fs->kernel_keeps = whole_source_watched;
-  const double timeout = whole_source_watched ? kWatchedCacheTimeout : 1.0;
+  fs->kernel_keeps = options.kernel_cache == KernelCacheMode::kAuto
+                         ? whole_source_watched
+                         : options.kernel_cache == KernelCacheMode::kOn;
+  const double timeout = fs->kernel_keeps ? kWatchedCacheTimeout : 1.0;
   if (!options.entry_timeout_given) fs->entry_timeout = timeout;
   if (!options.attr_timeout_given) fs->attr_timeout = timeout;
 }
@@ -249,6 +254,18 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       return Status::InvalidArgument(
           fmt::format("-o verify: bad value '{}': on or off", std::string(v)));
     out.verify = v == "on";
+  }
+  if (raw.kernel_cache != nullptr) {
+    const std::string_view k = raw.kernel_cache;
+    if (k == "auto")
+      out.kernel_cache = KernelCacheMode::kAuto;
+    else if (k == "on")
+      out.kernel_cache = KernelCacheMode::kOn;
+    else if (k == "off")
+      out.kernel_cache = KernelCacheMode::kOff;
+    else
+      return Status::InvalidArgument(
+          fmt::format("-o kernel_cache: bad value '{}': one of auto, on, off", std::string(k)));
   }
   if (raw.track_sizes != nullptr) {
     const std::string_view v = raw.track_sizes;

@@ -94,6 +94,25 @@ TEST_CASE("the kernel keeps its caches long only when every change beside the mo
   CHECK_FALSE(fs.kernel_keeps);
   CHECK(fs.entry_timeout == 1.0);
   CHECK(fs.attr_timeout == 1.0);
+  // Chosen, whatever the watching.
+  for (bool watched : {true, false}) {
+    auto on = ParseMountOptions({"kernel_cache=on"});
+    REQUIRE(on.ok());
+    fs = on->fs;
+    ChooseKernelCaching(*on, watched, &fs);
+    CHECK(fs.kernel_keeps);
+    CHECK(fs.attr_timeout == kWatchedCacheTimeout);
+    auto off = ParseMountOptions({"kernel_cache=off"});
+    REQUIRE(off.ok());
+    fs = off->fs;
+    ChooseKernelCaching(*off, watched, &fs);
+    CHECK_FALSE(fs.kernel_keeps);
+    CHECK(fs.entry_timeout == 1.0);
+  }
+  for (const char* bad : {"kernel_cache=", "kernel_cache=yes", "kernel_cache=ON"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseMountOptions({bad}).ok());
+  }
   // Given timeouts win either way.
   auto given = ParseMountOptions({"entry_timeout=0,attr_timeout=7"});
   REQUIRE(given.ok());
@@ -144,6 +163,7 @@ TEST_CASE("mount options: the help lists every row of the table with its range",
                            "watch=auto|fanotify|inotify|off",
                            "verify=on|off",
                            "track_sizes=on|off",
+                           "kernel_cache=auto|on|off",
                            "list_totals",
                            "allow_other",
                            "default_permissions",
