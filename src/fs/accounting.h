@@ -63,7 +63,6 @@ class Accounting {
   // it is (and no fstat is made after writes).
   Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
              size_t compact_threshold, bool tracking = true);
-  bool tracking() const { return tracking_; }
 
   // --- files ---
   // After a call that may have changed a file's size: fstat (fd, or the inode's O_PATH fd

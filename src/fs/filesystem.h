@@ -50,13 +50,14 @@ namespace dtkfs::fs {
 
 struct Options {
   // How long the kernel may keep names and attributes (seconds). The mount's defaults
-  // (daemon.cc) are long when the kernel keeps caches (below), else 1.
+  // (ChooseKernelCaching, fs/mount_options.h) are long when the kernel keeps caches (below),
+  // else 1.
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
   // The kernel keeps file pages and directory listings across opens (keep_cache,
-  // cache_readdir): only when every change to the source reaches dtkfs (fanotify), which then
-  // invalidates what a change beside the mount made stale (KernelCache). Changes through the
-  // mount the kernel sees itself.
+  // cache_readdir): by default only when every change to the source reaches dtkfs (fanotify),
+  // which then invalidates what a change beside the mount made stale (KernelCache). Changes
+  // through the mount the kernel sees itself.
   bool kernel_keeps = false;
   bool list_totals = false;  // listxattr shows user.total_* on directories
   // false (-o track_sizes=off): a plain passthrough that counts nothing (for measuring what
