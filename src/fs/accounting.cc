@@ -15,8 +15,12 @@
 namespace dtkfs::fs {
 
 Accounting::Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
-                       size_t compact_threshold)
-    : table_(table), store_(store), ns_mu_(ns_mu), compact_threshold_(compact_threshold) {}
+                       size_t compact_threshold, bool tracking)
+    : table_(table),
+      store_(store),
+      ns_mu_(ns_mu),
+      compact_threshold_(compact_threshold),
+      tracking_(tracking) {}
 
 namespace {
 
@@ -74,7 +78,7 @@ void Accounting::MadeDir(const Inode& dir) {
 }
 
 void Accounting::Account(Inode& inode, int fd, bool ns_held) {
-  if (inode.is_dir) return;
+  if (inode.is_dir || !tracking_) return;
   std::shared_lock<std::shared_mutex> ns(ns_mu_, std::defer_lock);
   if (!ns_held) ns.lock();
   InodeFd self;  // before size_mu: ending it takes the table's locks
@@ -98,6 +102,7 @@ void Accounting::ResetKernelSize(Inode& inode, uint64_t size) { inode.kernel_siz
 void Accounting::NoteKernelEnd(Inode& inode, uint64_t end) { inode.kernel_size.NoteEnd(end); }
 
 void Accounting::AccountTo(Inode& inode, uint64_t size) {
+  if (!tracking_) return;
   std::lock_guard size_lock(inode.size_mu);
   AccountToLocked(inode, size);
 }
@@ -149,14 +154,14 @@ void Accounting::ApplyDeltaAt(const std::string& dir_path, const Delta& delta) {
 }
 
 void Accounting::ApplyOutOfBand(const std::string& dir, const Delta& delta) {
-  if (delta.empty()) return;
+  if (delta.empty() || !tracking_) return;
   MarkDirtyPath(dir);
   ReportStoreError(store_.AddDelta(dir, delta));
   MaybeRequestCompaction();
 }
 
 void Accounting::ApplyDelta(Inode& dir, const Delta& delta) {
-  if (delta.empty()) return;
+  if (delta.empty() || !tracking_) return;
   auto p = table_.DirPath(dir);
   if (!p) return;  // the directory is gone; nothing below it is counted any more
   MarkDirty(dir);  // done before the syscall by the operation; a no-op then
@@ -164,17 +169,20 @@ void Accounting::ApplyDelta(Inode& dir, const Delta& delta) {
 }
 
 void Accounting::MakeDir(Inode& parent, const std::string& name) {
+  if (!tracking_) return;
   NoteEntriesChanged("*");
   if (auto p = table_.DirPath(parent)) ReportStoreError(store_.MakeDir(path::Join(*p, name)));
   MaybeRequestCompaction();
 }
 
 void Accounting::RemoveDir(Inode& parent, const std::string& name) {
+  if (!tracking_) return;
   NoteEntriesChanged("*");
   if (auto p = table_.DirPath(parent)) ReportStoreError(store_.RemoveDir(path::Join(*p, name)));
 }
 
 void Accounting::RenameDir(const std::string& from, const std::string& to) {
+  if (!tracking_) return;
   NoteEntriesChanged("*");
   if (EntriesListener* l = entries_listener_.load()) l->DirMoved(from, to, false);
   ReportStoreError(store_.RenameDir(from, to));
@@ -182,6 +190,7 @@ void Accounting::RenameDir(const std::string& from, const std::string& to) {
 }
 
 void Accounting::ExchangeDirs(const std::string& a, const std::string& b) {
+  if (!tracking_) return;
   NoteEntriesChanged("*");
   if (EntriesListener* l = entries_listener_.load()) l->DirMoved(a, b, true);
   ReportStoreError(store_.ExchangeDirs(a, b));

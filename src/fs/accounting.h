@@ -60,8 +60,10 @@ class Accounting {
     virtual void FollowLinks(dev_t dev, ino_t ino) = 0;
   };
 
+  // tracking false (-o track_sizes=off): every change below is ignored, the store stays as
+  // it is (and no fstat is made after writes).
   Accounting(InodeTable& table, SizeStore& store, std::shared_mutex& ns_mu,
-             size_t compact_threshold);
+             size_t compact_threshold, bool tracking = true);
 
   // --- the journal (store/journal.h): called before a change reaches the source ---
   // Each returns 0, or the errno to fail the operation with (the journal could neither
@@ -164,6 +166,7 @@ class Accounting {
   std::shared_mutex& ns_mu_;
   const size_t compact_threshold_;
   Journal* journal_ = nullptr;
+  const bool tracking_;
   std::atomic<CompactionWaker*> waker_{nullptr};
   std::atomic<LinkFollower*> follower_{nullptr};
   std::atomic<EntriesListener*> entries_listener_{nullptr};

@@ -116,8 +116,9 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       stats.base_entries, stats.active_entries + stats.frozen_entries, stats.rename_levels,
       stats.generation, report.runs, TimeString(report.last_time),
       EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
-      suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
-              : ExactOrUnwatched(fs));
+      !fs.options().track_sizes ? std::string("off (track_sizes=off)")
+      : suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))
+                : ExactOrUnwatched(fs));
   *value += WatcherStatus(fs);
   *value += JournalStatus(fs);
   const InodeTable::FdStats fds = fs.table().GetFdStats();
@@ -138,6 +139,8 @@ int ControlSet(Filesystem& fs, std::string_view name, std::string_view) {
     return 0;
   }
   if (name != kControlCompact) return EPERM;
+  // Nothing counted: a compaction would write an empty index over the source's.
+  if (!fs.options().track_sizes) return ENOTSUP;
   Status s = fs.compactor().CompactNow();
   if (!s.ok()) {
     log::Error("{}", s.message());

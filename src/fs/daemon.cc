@@ -1,6 +1,8 @@
 // The mount daemon, step by step (RunMount): read the options, check the paths, take the
 // source's and the index's locks, load or build the index, leave the start markers, mount,
 // serve (with the compaction thread), unmount, compact a last time, leave the exit markers.
+// With -o track_sizes=off: no index read, no watcher, no compaction; the index is marked
+// dirty for the next mount, which rescans.
 #include "fs/daemon.h"
 
 #include <fcntl.h>
@@ -88,10 +90,12 @@ Result<std::unique_ptr<FileLock>> LockTheIndex(Env& env, const IndexTarget& targ
 // on a full disk, and the journal can say in place that it broke). Without a journal,
 // INDEX.dirty says the overlay may hold changes the index lacks, so a crash makes the next
 // mount rescan instead of trusting a stale index; with one, the journal says where to look.
-Status WriteStartMarkers(Env& env, const std::string& index, bool journal) {
+// Not tracking, INDEX.dirty says so (the source changes uncounted).
+Status WriteStartMarkers(Env& env, const std::string& index, bool tracking, bool journal) {
   DTKFS_RETURN_IF_ERROR(StartExitStatus(env, index));
-  if (journal) return Status::Ok();
-  return WriteMarker(env, DirtyMarkerPath(index), "mounted\n");
+  if (tracking && journal) return Status::Ok();
+  return WriteMarker(env, DirtyMarkerPath(index),
+                     tracking ? "mounted\n" : std::string(kUntrackedMarker) + "\n");
 }
 
 // After a crash: the journal's marked directories are reconciled into a store over base.
@@ -185,8 +189,11 @@ int RunMount(MountArgs args) {
   // daemon creates takes it from the process.
   ::umask(0);
   InitCredentials();  // as root: every request reaches the source as its caller
+  const bool tracking = options->fs.track_sizes;
   // Watching starts before the index is read or built: changes made meanwhile are queued.
-  auto events = OpenEventSource(options->watch, *source);
+  auto events =
+      tracking ? OpenEventSource(options->watch, *source)
+               : Result<std::unique_ptr<watch::EventSource>>(std::unique_ptr<watch::EventSource>());
   if (!events.ok()) {
     if (options->watch != WatchMode::kAuto)
       return fail(events.status().WithContext("cannot watch the source"));
@@ -199,15 +206,20 @@ int RunMount(MountArgs args) {
   ScanOptions scan_options;
   scan_options.on_progress = args.on_scan_progress;
   bool scanned = false;
-  auto base = LoadOrScan(env, *target, scan_options, &scanned);
+  auto base = tracking ? LoadOrScan(env, *target, scan_options, &scanned)
+                       : Result<std::shared_ptr<const IndexReader>>(nullptr);
   if (!base.ok()) return fail(base.status());
-  // The journal files a crashed daemon left (none after a scan: it removes them).
-  const uint64_t covered = (*base)->journal_generation();
-  auto journals = ReadJournals(env, target->index, covered);
+  // The journal files a crashed daemon left (none after a scan: it removes them; not read
+  // when not tracking: the next tracked mount rescans).
+  const uint64_t covered = tracking ? (*base)->journal_generation() : 0;
+  auto journals =
+      tracking ? ReadJournals(env, target->index, covered) : Result<JournalSet>(JournalSet());
   if (!journals.ok())
     return fail(journals.status().WithContext(fmt::format(
         "cannot read the journal beside {}; `dtkfs scan` rebuilds the index", target->index)));
-  if (Status s = WriteStartMarkers(env, target->index, options->journal); !s.ok()) return fail(s);
+  const bool journal_on = tracking && options->journal;
+  if (Status s = WriteStartMarkers(env, target->index, tracking, journal_on); !s.ok())
+    return fail(s);
 
   int root_fd = ::open(source->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return fail(Status::FromErrno(errno, "open", *source));
@@ -220,16 +232,19 @@ int RunMount(MountArgs args) {
     store_owner = std::move(recovered).value();
   } else {
     store_owner = std::make_unique<SizeStore>(std::move(base).value());
-    for (const std::string& file : journals->obsolete) env.Remove(file).PermitUnchecked();
+    if (tracking)
+      for (const std::string& file : journals->obsolete) env.Remove(file).PermitUnchecked();
   }
   SizeStore& store = *store_owner;
   Compactor compactor(store, env, target->index, *source);
   Options fs_options = options->fs;
   fs_options.index_path = target->index;
+  // fanotify marks whole filesystems: every change to the source reaches the watcher.
+  ChooseKernelCaching(*options, *events && !(*events)->WatchesDirectories(), &fs_options);
   Filesystem filesystem(root_fd, *source, store, compactor, fs_options);
   compactor.SetFreezer(&filesystem);
   std::optional<Journal> journal;
-  if (options->journal) {
+  if (journal_on) {
     journal.emplace(env, target->index, std::max(covered, journals->last_generation) + 1);
     journal->NoteExisting(journals->last_generation);
     filesystem.SetJournal(&*journal);
@@ -245,23 +260,35 @@ int RunMount(MountArgs args) {
     DTKFS_KILL_POINT("recovery.after-compact");
   }
   SourceWatcher watcher(filesystem, std::move(events).value());
-  watcher.WatchTree();
+  if (tracking) watcher.WatchTree();
 
   auto session = Session::Mount(filesystem, *source, *mnt, options->fuse);
   if (!session.ok()) {
-    env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
+    if (tracking) env.Remove(DirtyMarkerPath(target->index)).PermitUnchecked();
     WriteExitStatus(env, target->index, "error: " + session.status().message() + "\n")
         .PermitUnchecked();
     return fail(session.status());
   }
-  log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
-            store.GetStats().generation);
+  if (tracking)
+    log::Info("mounted {} on {} (index {}, generation {})", *source, *mnt, target->index,
+              store.GetStats().generation);
+  else
+    log::Info("mounted {} on {} with track_sizes=off: nothing is counted; the next mount rescans",
+              *source, *mnt);
   if (!args.foreground) {
     log::UseSyslog();
     (*session)->Daemonize();
   }
 
   int rc;
+  if (!tracking) {
+    rc = (*session)->Serve(options->threads);
+    (*session)->Unmount();
+    // INDEX.dirty stays (kUntrackedMarker): the source changed without being counted.
+    if (Status s = WriteExitStatus(env, target->index, "ok\n"); !s.ok())
+      log::Error("{}: `dtkfs umount` will not know the result", s.message());
+    return rc == 0 ? 0 : 2;
+  }
   bool links_incomplete = false;
   {
     CompactionThread compaction(store, compactor, options->compact_interval,

@@ -23,7 +23,7 @@ Filesystem::Filesystem(int root_fd, std::string source_root, SizeStore& store, C
       options_(options),
       table_(root_fd, source_root_),
       links_(table_, store_),
-      accounting_(table_, store_, ns_mu_, options_.compact_threshold) {
+      accounting_(table_, store_, ns_mu_, options_.compact_threshold, options_.track_sizes) {
   table_.SetLinkListener(&links_);
   if (options_.fd_budget != 0) table_.SetFdBudget(options_.fd_budget);
 }
@@ -90,6 +90,7 @@ int Filesystem::Lookup(Inode& parent, const char* name, fuse_entry_param* e, boo
         }
   if (created_out != nullptr) *created_out = created && !counted_known;
   Accounting::NoteKernelSize(*inode, static_cast<uint64_t>(e->attr.st_size));
+  e->attr_timeout = AttrTimeout(e->attr);
   e->ino = IdOf(*inode);
   return 0;
 }

@@ -53,13 +53,33 @@
 namespace dtkfs::fs {
 
 struct Options {
+  // How long the kernel may keep names and attributes (seconds). The mount's defaults
+  // (ChooseKernelCaching, fs/mount_options.h) are long when the kernel keeps caches (below),
+  // else 1.
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
-  bool list_totals = false;           // listxattr shows user.total_* on directories
+  // The kernel keeps file pages and directory listings across opens (keep_cache,
+  // cache_readdir): by default only when every change to the source reaches dtkfs (fanotify),
+  // which then invalidates what a change beside the mount made stale (KernelCache). Changes
+  // through the mount the kernel sees itself.
+  bool kernel_keeps = false;
+  bool list_totals = false;  // listxattr shows user.total_* on directories
+  // false (-o track_sizes=off): a plain passthrough that counts nothing (for measuring what
+  // counting costs). The size names answer ENODATA, the store stays empty, nothing watches
+  // the source, and the index is left marked dirty, so the next mount rescans.
+  bool track_sizes = true;
   size_t compact_threshold = 200000;  // active overlay entries that trigger a compaction
   size_t fd_budget = 0;               // inode descriptors kept open (0: InodeTable's default)
   std::string index_path;             // shown by the control channel
 };
+
+// How long the kernel may keep st: attr_timeout, but at most 1 s for a file with setuid or
+// setgid, which the source clears on another user's write (as that user) without the kernel
+// seeing it (README, "Many users").
+inline double AttrTimeoutFor(const Options& options, const struct stat& st) {
+  const bool setid = S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0;
+  return setid && options.attr_timeout > 1.0 ? 1.0 : options.attr_timeout;
+}
 
 class SourceWatcher;
 
@@ -85,6 +105,7 @@ class Filesystem final : public Compactor::Freezer {
   LinkTracker& links() { return links_; }
   Accounting& accounting() { return accounting_; }
   const Options& options() const { return options_; }
+  double AttrTimeout(const struct stat& st) const { return AttrTimeoutFor(options_, st); }
   SizeStore& store() { return store_; }
   Compactor& compactor() { return compactor_; }
   const std::string& source_root() const { return source_root_; }

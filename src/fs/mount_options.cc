@@ -27,12 +27,14 @@ struct RawOptions {
   char* watch = nullptr;
   char* verify = nullptr;
   char* journal = nullptr;
+  char* track_sizes = nullptr;
+  char* kernel_cache = nullptr;
   int list_totals = 0;
   int allow_other = 0;
   int default_permissions = 0;
   ~RawOptions() {
     for (char* s : {index, compact_interval, compact_threshold, threads, fd_budget, entry_timeout,
-                    attr_timeout, watch, verify, journal})
+                    attr_timeout, watch, verify, journal, track_sizes, kernel_cache})
       std::free(s);
   }
 };
@@ -65,16 +67,21 @@ const Spec kSpecs[] = {
     {DTKFS_OPT("fd_budget=%s", fd_budget), "N",
      "source descriptors kept open (default: half of RLIMIT_NOFILE, at most 32768)",
      &ranges::kFdBudget},
-    {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S", "kernel name cache (default 1)",
-     &ranges::kEntryTimeout},
-    {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S", "kernel attribute cache (default 1)",
-     &ranges::kAttrTimeout},
+    {DTKFS_OPT("entry_timeout=%s", entry_timeout), "S",
+     "kernel name cache (default 3600 with kernel_cache, else 1)", &ranges::kEntryTimeout},
+    {DTKFS_OPT("attr_timeout=%s", attr_timeout), "S",
+     "kernel attribute cache (default 3600 with kernel_cache, else 1)", &ranges::kAttrTimeout},
     {DTKFS_OPT("watch=%s", watch), "auto|fanotify|inotify|off",
      "how changes beside the mount are seen (default auto)"},
     {DTKFS_OPT("verify=%s", verify), "on|off",
      "verify every directory after a mount from an index (default on)"},
     {DTKFS_OPT("journal=%s", journal), "on|off",
      "write-intent journal: after a crash, reconcile only what changed (default on)"},
+    {DTKFS_OPT("kernel_cache=%s", kernel_cache), "auto|on|off",
+     "the kernel keeps names and attributes 3600 s and pages and listings across opens: auto "
+     "(default) when fanotify watches the source, on, or off (1 s, nothing kept)"},
+    {DTKFS_OPT("track_sizes=%s", track_sizes), "on|off",
+     "count sizes (default on); off: a plain passthrough whose size names answer ENODATA"},
     {{"list_totals", offsetof(RawOptions, list_totals), 1},
      "",
      "listxattr lists the user.total_* names"},
@@ -190,6 +197,15 @@ Status OnOff(std::string_view name, const char* value, bool* out) {
 
 }  // namespace
 
+void ChooseKernelCaching(const MountOptions& options, bool whole_source_watched, Options* fs) {
+  fs->kernel_keeps = options.kernel_cache == KernelCacheMode::kAuto
+                         ? whole_source_watched
+                         : options.kernel_cache == KernelCacheMode::kOn;
+  const double timeout = fs->kernel_keeps ? kWatchedCacheTimeout : 1.0;
+  if (!options.entry_timeout_given) fs->entry_timeout = timeout;
+  if (!options.attr_timeout_given) fs->attr_timeout = timeout;
+}
+
 Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values) {
   MountOptions out;
   out.threads = std::max(2u, std::thread::hardware_concurrency());
@@ -231,6 +247,8 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
       Number("entry_timeout", raw.entry_timeout, ranges::kEntryTimeout, &out.fs.entry_timeout));
   DTKFS_RETURN_IF_ERROR(
       Number("attr_timeout", raw.attr_timeout, ranges::kAttrTimeout, &out.fs.attr_timeout));
+  out.entry_timeout_given = raw.entry_timeout != nullptr;
+  out.attr_timeout_given = raw.attr_timeout != nullptr;
   out.fs.compact_threshold = static_cast<size_t>(threshold);
   out.threads = static_cast<unsigned>(threads);
   out.fs.list_totals = raw.list_totals != 0;
@@ -250,6 +268,19 @@ Result<MountOptions> ParseMountOptions(const std::vector<std::string>& o_values)
   }
   DTKFS_RETURN_IF_ERROR(OnOff("verify", raw.verify, &out.verify));
   DTKFS_RETURN_IF_ERROR(OnOff("journal", raw.journal, &out.journal));
+  DTKFS_RETURN_IF_ERROR(OnOff("track_sizes", raw.track_sizes, &out.fs.track_sizes));
+  if (raw.kernel_cache != nullptr) {
+    const std::string_view k = raw.kernel_cache;
+    if (k == "auto")
+      out.kernel_cache = KernelCacheMode::kAuto;
+    else if (k == "on")
+      out.kernel_cache = KernelCacheMode::kOn;
+    else if (k == "off")
+      out.kernel_cache = KernelCacheMode::kOff;
+    else
+      return Status::InvalidArgument(
+          fmt::format("-o kernel_cache: bad value '{}': one of auto, on, off", std::string(k)));
+  }
 
   // What is left is libfuse's (argv[0] is ours).
   for (int i = 1; i < args.argc; ++i) out.fuse.emplace_back(args.argv[i]);

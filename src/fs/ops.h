@@ -32,6 +32,10 @@ inline bool RefuseOpaque(fuse_req_t req, const Inode& inode) {
   return true;
 }
 
+// ops_file.cc: whether the kernel may skip FLUSH at each close of an open file of the source
+// (fd, opened with flags): FOPEN_NOFLUSH.
+bool FlushUseless(int fd, int flags);
+
 // ops_dir.cc: names and directories
 void OpLookup(fuse_req_t, fuse_ino_t, const char*);
 void OpForget(fuse_req_t, fuse_ino_t, uint64_t);

@@ -51,7 +51,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   int err = StatInode(fs, inode, fi, &st);
   if (err != 0) return ReplyErr(req, err);
   Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
-  fuse_reply_attr(req, &st, fs.options().attr_timeout);
+  fuse_reply_attr(req, &st, fs.AttrTimeout(st));
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
@@ -102,7 +102,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
       Accounting::ResetKernelSize(inode, static_cast<uint64_t>(st.st_size));  // truncated
     else
       Accounting::NoteKernelSize(inode, static_cast<uint64_t>(st.st_size));
-    fuse_reply_attr(req, &st, fs.options().attr_timeout);
+    fuse_reply_attr(req, &st, fs.AttrTimeout(st));
   });
 }
 

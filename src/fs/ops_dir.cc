@@ -264,7 +264,10 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     d->empty = fs.Get(ino).opaque;
     fi->fh = reinterpret_cast<uint64_t>(d.release());
-    fi->cache_readdir = 0;
+    // The kernel keeps the listing across opens (Options::kernel_keeps); a change through
+    // the mount drops it (the kernel's own), one beside it too (KernelCache, on the directory).
+    fi->cache_readdir = fs.options().kernel_keeps;
+    fi->keep_cache = fs.options().kernel_keeps;
     ReplyOpen(req, fi, [fi] { delete HandleOf(fi); });
   });
 }

@@ -17,6 +17,10 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE);
+  // Requests are read with read(2) by dtkfs's hooks (fs/tmpfile.h), which have no splice
+  // receive; libfuse 3.14 asks for splice reads by default, and they would bring a pipe and
+  // 4 KiB copies per write back if the hooks went (docs/design.md, "Round trips").
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ);
   // The kernel checks modes and POSIX ACLs (read through getxattr, cached) with the caller's
   // own credentials, groups included, and leaves the umask to dtkfs (UseCallerUmask), so
   // default ACLs apply to new files as natively. The source checks again: every request

@@ -98,6 +98,8 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     Inode& inode = fs.Get(ino);
     std::string_view n(name);
     if (IsSizeName(n)) {
+      // Nothing counted (-o track_sizes=off): no number rather than a stale one.
+      if (!fs.options().track_sizes) return ReplyErr(req, ENODATA);
       fs.SyncWithSource();  // exact: changes beside the mount that already returned count
       auto t = TotalsOf(fs, inode);
       if (!t) return ReplyErr(req, ENODATA);
@@ -139,7 +141,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     len = list(t.path.c_str(), names.data(), names.size());
     if (len < 0) return ReplyErr(req, errno);
     names.resize(static_cast<size_t>(len));
-    if (fs.options().list_totals && inode.is_dir) {
+    if (fs.options().list_totals && fs.options().track_sizes && inode.is_dir) {
       for (std::string_view n : {kTotalBytes, kTotalFiles, kTotalDirs}) {
         names.append(n);
         names.push_back('\0');

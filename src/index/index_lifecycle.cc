@@ -74,6 +74,8 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarge
                     "the last daemon met changes it could not apply ({}), so the index "
                     "may be off",
                     (*dirty)->substr(9))
+          : (*dirty)->rfind(kUntrackedMarker, 0) == 0
+              ? "the last daemon was mounted with track_sizes=off and counted nothing"
           : (*dirty)->rfind("links: ", 0) == 0
               ? "the last daemon saw hard links made beside it whose other names it had not "
                 "found, so the index's link table may miss them"

@@ -51,6 +51,8 @@ Result<std::shared_ptr<const IndexReader>> LoadOrScan(Env& env, const IndexTarge
                                                       bool* scanned = nullptr);
 
 // The markers beside the index.
+// INDEX.dirty's text from a daemon mounted with -o track_sizes=off (it counted nothing).
+inline constexpr std::string_view kUntrackedMarker = "untracked: mounted with track_sizes=off";
 // INDEX.last-exit is created at mount time with exactly this many bytes ("running" padded)
 // and overwritten in place at exit, so the result fits without new blocks on a full disk.
 inline constexpr size_t kExitStatusSize = 4096;

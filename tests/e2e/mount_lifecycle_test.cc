@@ -213,6 +213,49 @@ TEST_CASE("list_totals shows the size names in listxattr", "[e2e]") {
   REQUIRE(fx.Unmount().status == 0);
 }
 
+TEST_CASE("track_sizes=off: a plain passthrough; sizes answer ENODATA; the next mount rescans",
+          "[e2e]") {
+  MountFixture fx;
+  DTKFS_REQUIRE_MOUNTABLE(fx);
+  MakeTree(fx.src());
+  REQUIRE(fx.Mount().status == 0);  // an exact index first
+  REQUIRE(fx.Unmount().status == 0);
+  const uint64_t gen = Generation(fx.index());
+
+  auto off = fx.Mount({"-o", "track_sizes=off,list_totals"});
+  INFO(off.err);
+  REQUIRE(off.status == 0);
+  CHECK(off.err.find("scanning") == std::string::npos);  // the index is not even read
+  REQUIRE(Run({"cp", "-r", fx.mnt() + "/a", fx.mnt() + "/a2"}).status == 0);
+  std::ofstream(fx.mnt() + "/d/f4") << std::string(777, 'x');
+  REQUIRE(Run({"rm", "-rf", fx.mnt() + "/a/b"}).status == 0);
+  // Never a number: not the index's stale one, not a partial count.
+  for (const std::string dir : {"", "/a", "/a2", "/d"}) {
+    INFO(dir);
+    char value[64];
+    CHECK(::getxattr((fx.mnt() + dir).c_str(), "user.total_bytes", value, sizeof value) == -1);
+    CHECK(errno == ENODATA);
+  }
+  CHECK(::getxattr((fx.mnt() + "/d/f4").c_str(), "user.total_bytes", nullptr, 0) == -1);
+  char names[4096];
+  ssize_t n = ::listxattr(fx.mnt().c_str(), names, sizeof names);
+  CHECK(std::string(names, static_cast<size_t>(std::max<ssize_t>(n, 0))).find("user.total_") ==
+        std::string::npos);
+  CHECK(fx.StatusField("totals") == "off (track_sizes=off)");
+  // No compaction: it would write the empty store over the index.
+  CHECK(Run({DtkfsBinary(), "compact", fx.mnt()}).status != 0);
+  REQUIRE(fx.Unmount().status == 0);
+  CHECK(Generation(fx.index()) == gen);  // untouched
+  CHECK(Env::Default().FileExists(DirtyMarkerPath(fx.index())));
+
+  auto on = fx.Mount();
+  INFO(on.err);
+  REQUIRE(on.status == 0);
+  CHECK(on.err.find("track_sizes=off") != std::string::npos);  // why it rescans
+  REQUIRE(fx.Differences() == "");
+  REQUIRE(fx.Unmount().status == 0);
+}
+
 TEST_CASE("du and top on a mounted path answer from the live xattrs", "[e2e]") {
   MountFixture fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);

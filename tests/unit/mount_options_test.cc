@@ -80,6 +80,61 @@ TEST_CASE("mount options: watch= and verify= choose how the source is watched", 
   for (const std::string& arg : chosen->fuse) CHECK(arg.find("watch") == std::string::npos);
 }
 
+TEST_CASE("the kernel keeps its caches long only when every change beside the mount is seen",
+          "[fs]") {
+  auto defaults = ParseMountOptions({});
+  REQUIRE(defaults.ok());
+  Options fs = defaults->fs;
+  ChooseKernelCaching(*defaults, /*whole_source_watched=*/true, &fs);
+  CHECK(fs.kernel_keeps);
+  CHECK(fs.entry_timeout == kWatchedCacheTimeout);
+  CHECK(fs.attr_timeout == kWatchedCacheTimeout);
+  fs = defaults->fs;
+  ChooseKernelCaching(*defaults, /*whole_source_watched=*/false, &fs);
+  CHECK_FALSE(fs.kernel_keeps);
+  CHECK(fs.entry_timeout == 1.0);
+  CHECK(fs.attr_timeout == 1.0);
+  // Chosen, whatever the watching.
+  for (bool watched : {true, false}) {
+    auto on = ParseMountOptions({"kernel_cache=on"});
+    REQUIRE(on.ok());
+    fs = on->fs;
+    ChooseKernelCaching(*on, watched, &fs);
+    CHECK(fs.kernel_keeps);
+    CHECK(fs.attr_timeout == kWatchedCacheTimeout);
+    auto off = ParseMountOptions({"kernel_cache=off"});
+    REQUIRE(off.ok());
+    fs = off->fs;
+    ChooseKernelCaching(*off, watched, &fs);
+    CHECK_FALSE(fs.kernel_keeps);
+    CHECK(fs.entry_timeout == 1.0);
+  }
+  for (const char* bad : {"kernel_cache=", "kernel_cache=yes", "kernel_cache=ON"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseMountOptions({bad}).ok());
+  }
+  // Given timeouts win either way.
+  auto given = ParseMountOptions({"entry_timeout=0,attr_timeout=7"});
+  REQUIRE(given.ok());
+  for (bool watched : {true, false}) {
+    fs = given->fs;
+    ChooseKernelCaching(*given, watched, &fs);
+    CHECK(fs.entry_timeout == 0.0);
+    CHECK(fs.attr_timeout == 7.0);
+  }
+}
+
+TEST_CASE("mount options: track_sizes= turns size accounting off", "[fs]") {
+  CHECK(ParseMountOptions({})->fs.track_sizes);
+  CHECK_FALSE(ParseMountOptions({"track_sizes=off"})->fs.track_sizes);
+  CHECK(ParseMountOptions({"track_sizes=off,track_sizes=on"})->fs.track_sizes);
+  for (const char* bad : {"track_sizes=", "track_sizes=no", "track_sizes=OFF"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseMountOptions({bad}).ok());
+  }
+  CHECK(ParseMountOptions({"track_sizes=off"})->fuse.empty());
+}
+
 TEST_CASE("regression: options mount(8) adds for a helper are accepted, not passed to libfuse",
           "[fs]") {
   // What `mount -a` hands mount.dtkfs for `defaults,user,nofail,_netdev,x-systemd.automount`
@@ -107,6 +162,8 @@ TEST_CASE("mount options: the help lists every row of the table with its range",
                            "attr_timeout=S",
                            "watch=auto|fanotify|inotify|off",
                            "verify=on|off",
+                           "track_sizes=on|off",
+                           "kernel_cache=auto|on|off",
                            "list_totals",
                            "allow_other",
                            "default_permissions",
