@@ -5,8 +5,7 @@
 # section of docs/benchmarks.md, with the chart docs/benchmarks-speed.svg. See
 # bench/run_bench.py for the workloads and the options each peer gets. Needs root (loop
 # mounts, drop_caches); installs the peers with ./scripts/deps.sh bench and builds dtkfs
-# Release. About 10 minutes a round on a 2-core VM with the subset only; the whole tree adds
-# about as much again per round (bindfs extracts it slowly).
+# Release. About 7 minutes a round on a loaded 2-core VM, 5 without the whole tree.
 #
 # Usage: ./bench/run.sh
 # Environment:

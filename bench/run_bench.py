@@ -623,7 +623,7 @@ def write_chart(T, res, path):
     m = medians(res)
     series = [("bindfs", "#b0b0b0"), ("mergerfs", "#6f8fb8"), ("dtkfs", "#d9822b"),
               ("untracked", "#f2c18d")]
-    lo, hi = 0.001, 4.0
+    lo, hi = 0.01, 8.0
     left, width, bar, gap, top = 330, 520, 9, 12, 60
     xs = lambda v: left + width * (math.log10(max(lo, min(hi, v))) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
     rows = list(res)
@@ -637,7 +637,7 @@ def write_chart(T, res, path):
         o.append(f'<rect x="{10 + i * 170}" y="30" width="12" height="12" fill="{c}"/>'
                  f'<text x="{26 + i * 170}" y="40">{LABEL[n]}'
                  f'{" (" + T[n].why + ")" if not T[n].available else ""}</text>')
-    for g in (0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 4):
+    for g in (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8):
         gx = xs(g)
         o.append(f'<line x1="{gx:.1f}" y1="{top - 6}" x2="{gx:.1f}" y2="{height - 30}" '
                  f'stroke="{"#333" if g == 1 else "#ddd"}" stroke-width="1"/>'
@@ -658,10 +658,11 @@ def write_chart(T, res, path):
         f.write("\n".join(o) + "\n")
 
 
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the mounts are cleaned up
-signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
-try:
-    main()
-finally:
-    stop_children()
-    unmount_all()
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the mounts are cleaned up
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
+    try:
+        main()
+    finally:
+        stop_children()
+        unmount_all()
