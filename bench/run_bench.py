@@ -21,7 +21,8 @@ rotated per round. Workloads (WORKLOADS below):
     into the same mount, and (dtkfs) during `dtkfs compact` in a loop.
 
 Writes the section between the speed-bench markers of docs/benchmarks.md and the chart
-docs/benchmarks-speed.svg. Raw results: WORK_DIR/results.json.
+docs/benchmarks-speed.svg. Raw results: WORK_DIR/results.json (all else under WORK_DIR is
+removed at the end).
 Arguments: REPO DTKFS_BINARY WORK_DIR TARBALL ROUNDS
 Environment (for short development runs; the defaults are the real benchmark):
   DTKFS_BENCH_PARTS    top-level directories of the kernel subset (default "fs include lib
@@ -168,6 +169,17 @@ def stop_children():
                 pass
             p.wait()
     children.clear()
+
+
+def remove_scratch():
+    """Removes the loop files and tarballs (tens of GB), keeping results.json; only when nothing
+    is mounted under WORK any more."""
+    if any(l.split()[1].startswith(WORK + "/") for l in open("/proc/self/mounts")):
+        say(f"something is still mounted under {WORK}: its files are left in place")
+        return
+    for e in os.listdir(WORK) if os.path.isdir(WORK) else []:
+        if e != "results.json":
+            subprocess.run(["rm", "-rf", os.path.join(WORK, e)])
 
 
 def clean_leftovers():
@@ -666,3 +678,4 @@ if __name__ == "__main__":
     finally:
         stop_children()
         unmount_all()
+        remove_scratch()
