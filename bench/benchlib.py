@@ -1,4 +1,5 @@
-"""Helpers the benchmark drivers share (mount_bench.py, watch_bench.py, bigtree_bench.py)."""
+"""Helpers the benchmark drivers share (mount_bench.py, watch_bench.py, bigtree_bench.py,
+run_bench.py)."""
 import os
 import subprocess
 import time
@@ -18,12 +19,12 @@ def timed(argv):
     return time.perf_counter() - t0
 
 
-def write_section(repo, name, section):
+def write_section(repo, name, section, doc=None):
     """Replaces docs/benchmarks.md's generated section `name` (between its begin and end
-    markers) with section, or appends it when the file has none yet."""
-    import os
+    markers) with section, or appends it when the file has none yet. doc: another file to
+    write instead."""
     import re
-    doc = os.path.join(repo, "docs", "benchmarks.md")
+    doc = doc or os.path.join(repo, "docs", "benchmarks.md")
     text = open(doc).read()
     pat = re.compile(r"<!-- " + name + r":begin.*?<!-- " + name + r":end -->\n?", re.S)
     text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section

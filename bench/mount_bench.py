@@ -164,8 +164,8 @@ def main():
           f"{os.cpu_count()} cores, Linux {platform.release()}; {versions}; load average at the end "
           f"{' '.join(load)}. {ROUNDS} rounds; in each round every workload runs on every target, the "
           "targets in rotated order. bindfs runs with `--multithreaded`, mergerfs with "
-          "`cache.files=off` (its default), dtkfs with its defaults. Every tree, native or under a "
-          "mount, is on one fresh journaled ext4 in a loop file.", ""]
+          "`cache.files=off` (not its default, which is `cache.files=libfuse`), dtkfs with its "
+          "defaults. Every tree, native or under a mount, is on one fresh journaled ext4 in a loop file.", ""]
     what = (f"the directories {', '.join(PARTS)} of the Linux 6.1 source tarball" if PARTS
             else "the Linux 6.1 source tarball")
     s += [f"### Workloads ({what}, uncompressed: {entries:,} entries)", "",

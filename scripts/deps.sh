@@ -6,7 +6,7 @@
 #                    ncdu and python3-prometheus-client read the export test's output, man-db
 #                    checks the man page, acl and e2fsprogs serve the many-users tests; sqlite3,
 #                    git and rsync run inside the mount in the real-programs test)
-#   deps.sh bench    and the peers the benchmarks compare with
+#   deps.sh bench    and the peers the benchmarks compare with (and fio, git for bench/run.sh)
 set -euo pipefail
 PACKAGES=(build-essential cmake ninja-build pkg-config libfuse3-dev fuse3 libboost-filesystem-dev
           libfmt-dev catch2 attr dpkg-dev)
@@ -14,7 +14,7 @@ case "${1:-build}" in
   build) ;;
   test) PACKAGES+=(clang clang-format libclang-rt-14-dev git linux-source-6.1 xz-utils acl
                    e2fsprogs ncdu python3-prometheus-client man-db sqlite3 rsync) ;;
-  bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu
+  bench) PACKAGES+=(clang libclang-rt-14-dev git linux-source-6.1 xz-utils mergerfs bindfs gdu fio
                     hyperfine libcli11-dev libboost-program-options-dev) ;;
   *) echo "usage: deps.sh [build|test|bench]" >&2; exit 2 ;;
 esac
