@@ -195,6 +195,7 @@ bool IsNumericStatusKey(std::string_view key) {
   static const std::set<std::string_view> kNumeric = {"pid",
                                                       "entries",
                                                       "overlay",
+                                                      "frozen_levels",
                                                       "rename_levels",
                                                       "generation",
                                                       "compactions",

@@ -108,13 +108,14 @@ int ControlGet(Filesystem& fs, std::string_view name, std::string* value) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - fs.started()).count();
   const auto suspect = fs.SuspectReason();
   *value = fmt::format(
-      "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\nrename_levels: {}\n"
+      "pid: {}\nsource: {}\nindex: {}\nentries: {}\noverlay: {}\nfrozen_levels: {}\n"
+      "rename_levels: {}\n"
       "generation: {}\n"
       "compactions: {}\nlast_compaction: {}\nlast_result: {}\nuptime_seconds: {:.0f}\n"
       "totals: {}\n",
       ::getpid(), EscapeStatusValue(fs.source_root()), EscapeStatusValue(fs.options().index_path),
-      stats.base_entries, stats.active_entries + stats.frozen_entries, stats.rename_levels,
-      stats.generation, report.runs, TimeString(report.last_time),
+      stats.base_entries, stats.active_entries + stats.frozen_entries, stats.frozen_levels,
+      stats.rename_levels, stats.generation, report.runs, TimeString(report.last_time),
       EscapeStatusValue(report.runs == 0 ? "none" : report.last_status.ToString()), uptime,
       !fs.options().track_sizes ? std::string("off (track_sizes=off)")
       : suspect ? EscapeStatusValue(fmt::format("suspect ({}; the next mount rescans)", *suspect))

@@ -45,18 +45,23 @@ void CompactionThread::Wake() {
 void CompactionThread::Run() {
   std::unique_lock lock(mu_);
   while (!stop_) {
-    if (period_.count() > 0)
+    if (backoff_.count() > 0)
+      cv_.wait_for(lock, backoff_, [&] { return stop_; });  // a retry after a failure
+    else if (period_.count() > 0)
       cv_.wait_for(lock, period_, [&] { return stop_ || woken_; });
     else
       cv_.wait(lock, [&] { return stop_ || woken_; });
     if (stop_) break;
     woken_ = false;
     lock.unlock();
-    if (store_.dirty()) {
-      Status s = compactor_.CompactNow();
-      if (!s.ok()) log::Error("{} (will retry)", s.message());
-    }
+    bool failed = false;
+    if (store_.dirty()) failed = !compactor_.CompactNow().ok();  // the Compactor logs
     lock.lock();
+    backoff_ = !failed ? std::chrono::milliseconds(0)
+                       : std::min<std::chrono::milliseconds>(
+                             std::max<std::chrono::milliseconds>(backoff_ * 2,
+                                                                 std::chrono::milliseconds(1000)),
+                             std::chrono::milliseconds(60000));
   }
 }
 

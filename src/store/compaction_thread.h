@@ -1,6 +1,8 @@
 // CompactionThread: the compactions nobody asks for by name. It runs Compactor::CompactNow
 // on a timer (only when the store has changes) and when woken (the active overlay passed its
-// threshold: Accounting wakes it through the CompactionWaker interface).
+// threshold: Accounting wakes it through the CompactionWaker interface). After a failure
+// (ENOSPC, EIO) it retries with backoff: 1 s, doubling up to a minute, whatever the timer
+// says; the Compactor logs once per episode.
 //
 // Thread-safety: Wake may be called from any thread; the destructor stops and joins the
 // thread (a run in progress finishes first). Lock: mu_ guards stop_ and woken_; it is never
@@ -46,6 +48,7 @@ class CompactionThread final : public CompactionWaker {
   std::condition_variable cv_;
   bool stop_ = false;
   bool woken_ = false;
+  std::chrono::milliseconds backoff_{0};  // 0: the last run succeeded
   std::thread thread_;
 };
 

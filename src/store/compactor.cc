@@ -5,6 +5,7 @@
 #include "index/index_builder.h"
 #include "index/index_reader.h"
 #include "util/kill_point.h"
+#include "util/log.h"
 
 namespace dtkfs {
 
@@ -36,6 +37,18 @@ Status Compactor::CompactNow() {
     report_.runs++;
     report_.last_time = std::chrono::system_clock::now();
     report_.last_status = s;
+    // Logged once per episode of failures (a full disk fails every retry the same way).
+    if (!s.ok() && report_.failing_since == 0) {
+      report_.failing_since = report_.runs;
+      log::Error(
+          "compaction failed: {}; the totals stay exact in memory, the journal is kept, "
+          "and it is retried with backoff",
+          s.message());
+    } else if (s.ok() && report_.failing_since != 0) {
+      log::Info("compaction works again after {} failed runs",
+                report_.runs - report_.failing_since);
+      report_.failing_since = 0;
+    }
     if (s.ok()) {
       report_.last_entries = entries;
       report_.last_seconds = std::chrono::duration<double>(t1 - t0).count();

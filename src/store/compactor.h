@@ -74,8 +74,9 @@ class Compactor {
     uint64_t generation = 0;  // generation of the index on disk after the last success
     std::chrono::system_clock::time_point last_time{};  // when the last run finished
     Status last_status;                                 // its result
-    uint64_t last_entries = 0;  // entries written by the last successful run
-    double last_seconds = 0;    // its duration
+    uint64_t last_entries = 0;   // entries written by the last successful run
+    double last_seconds = 0;     // its duration
+    uint64_t failing_since = 0;  // the run that began the current failures (0: not failing)
   };
   Report GetReport() const;
 

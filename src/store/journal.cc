@@ -197,8 +197,7 @@ Status Journal::WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t s
     newest_file_ = std::max(newest_file_, generation);
     if (!s.ok()) {
       if (broken_generation_ != generation)
-        log::Error("journal: {}; until the next compaction, a crash means a full rescan",
-                   s.message());
+        log::Error("{}; until the next compaction, a crash means a full rescan", s.message());
       broken_generation_ = generation;
       broken_ = s.message();
       poison_failure_ = poisoned;

@@ -290,6 +290,7 @@ SizeStore::Stats SizeStore::GetStats() const {
     if (f.overlay) s.frozen_entries += f.overlay->size();
     if (f.renames) s.rename_levels++;
   }
+  s.frozen_levels = frozen_.size();
   s.generation = base_ ? base_->generation() : 0;
   s.base_path = base_ ? base_->file_path() : std::string();
   return s;
@@ -328,9 +329,25 @@ SizeStore::Snapshot SizeStore::Freeze() {
     frozen_.insert(frozen_.begin(), FrozenLevel{std::move(active_), nullptr});
     active_ = std::make_shared<Overlay>();
   }
+  if (frozen_.size() > kMaxFrozenLevels) MergeFrozenOverlaysLocked();
   links_frozen_ = links_frozen_ || links_active_;
   links_active_ = false;
   return Snapshot{base_, frozen_, links_frozen_};
+}
+
+void SizeStore::MergeFrozenOverlaysLocked() {
+  std::vector<FrozenLevel> merged;
+  for (FrozenLevel& level : frozen_) {
+    // frozen_ is newest first: an older overlay goes under the newer one merged so far.
+    if (level.overlay && !merged.empty() && merged.back().overlay) {
+      auto combined = std::make_shared<Overlay>(*level.overlay);
+      for (const auto& [path, value] : *merged.back().overlay) (*combined)[path] = value;
+      merged.back().overlay = std::move(combined);
+    } else {
+      merged.push_back(std::move(level));
+    }
+  }
+  frozen_ = std::move(merged);
 }
 
 void SizeStore::Publish(std::shared_ptr<const IndexReader> new_base, const Snapshot& snapshot) {

@@ -82,6 +82,7 @@ class SizeStore {
     size_t active_entries = 0;
     size_t frozen_entries = 0;  // in frozen overlays
     size_t rename_levels = 0;   // rename maps not yet compacted (rename_levels())
+    size_t frozen_levels = 0;   // frozen overlays and rename maps
     uint64_t generation = 0;
     std::string base_path;
   };
@@ -107,7 +108,11 @@ class SizeStore {
     Levels levels() const;
   };
   // Moves the active overlay (if not empty) to the frozen list and returns base + frozen.
+  // When compactions keep failing (a full disk), each retry freezes one more overlay: past
+  // kMaxFrozenLevels, adjacent frozen overlays are merged into one, so lookups do not walk
+  // an unbounded list and memory holds each path once.
   Snapshot Freeze();
+  static constexpr size_t kMaxFrozenLevels = 4;
   // Installs new_base, which must contain everything in snapshot, and drops the snapshot's
   // frozen levels (overlays and rename maps). Levels pushed since the freeze stay, above the
   // new base, which holds the namespace they were written over.
@@ -132,6 +137,8 @@ class SizeStore {
   // Freezes the active overlay (if not empty) under a rename map of entries and starts a new
   // one, so what is written from now on is named by the map.
   void PushRenameMapLocked(std::vector<RenameMap::Entry> entries);
+  // Merges every run of adjacent frozen overlays (no rename map between) into one overlay.
+  void MergeFrozenOverlaysLocked();
 
   mutable std::shared_mutex mu_;  // guards everything below
   std::shared_ptr<const IndexReader> base_;

@@ -17,6 +17,7 @@
 #include "support/files.h"
 #include "support/mount_fixture.h"
 #include "support/reference_walk.h"
+#include "support/small_tmpfs.h"
 
 using namespace dtkfs;
 using namespace dtkfs::testing;
@@ -41,27 +42,6 @@ CommandResult MountWithIndex(const MountFixture& fx, const std::string& index,
   argv.insert(argv.end(), extra.begin(), extra.end());
   return Run(argv);
 }
-
-// A small tmpfs for the index directory, unmounted (lazily) when the test ends.
-class SmallTmpfs {
- public:
-  SmallTmpfs(const std::string& dir, const std::string& size) : dir_(dir) {
-    ::mkdir(dir_.c_str(), 0700);
-    mounted_ =
-        ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0700").c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallTmpfs() {
-    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-  std::string error_;
-};
 
 }  // namespace
 
