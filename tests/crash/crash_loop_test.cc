@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -135,31 +136,6 @@ void StopWorkers(std::vector<pid_t>& pids) {
   pids.clear();
 }
 
-// Whether pid still runs: a zombie (a killed daemon whose last thread is stuck in the
-// kernel, see AbortConnection) does not.
-bool Alive(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (pid <= 0 || !std::getline(in, line)) return false;
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
-         line[paren + 2] != 'X';
-}
-
-// Whether pid has let go of everything (its descriptors, and with them its locks): gone, or a
-// zombie with no thread left running.
-bool Gone(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return true;
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string state, field;
-  rest >> state;
-  for (int i = 4; i <= 20 && rest >> field; ++i) {
-  }
-  return state == "Z" && field == "1";  // field 20: num_threads
-}
-
 // Asks the daemon for a compaction (what `dtkfs compact` does), from a child process: a
 // request to a daemon that dies meanwhile may never be answered until the connection is
 // aborted.
@@ -170,26 +146,6 @@ pid_t RequestCompaction(const std::string& mnt) {
     ::_exit(0);
   }
   return pid;
-}
-
-// After a kill -9 the kernel may keep the connection: a daemon thread stuck in a cache
-// invalidation that waits for a directory lock held by a request only the daemon could
-// answer keeps /dev/fuse open. Aborting the connection ends every waiting request (as
-// `echo 1 > /sys/fs/fuse/connections/N/abort` does by hand; README "After a crash").
-void AbortConnection(const std::string& mnt) {
-  std::string device;
-  std::ifstream in("/proc/self/mountinfo");
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    fields >> id >> parent >> dev >> root >> point;
-    if (point == mnt) device = dev;
-  }
-  if (device.empty()) return;
-  if (!std::filesystem::exists("/sys/fs/fuse/connections/" + device.substr(device.find(':') + 1)))
-    ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
-  std::ofstream("/sys/fs/fuse/connections/" + device.substr(device.find(':') + 1) + "/abort")
-      << "1";
 }
 
 // Sets DTKFS_KILL_AT for the daemons started while it lives.
@@ -203,11 +159,11 @@ class KillAt {
 // request of the test (or of its workers) waits on a dead daemon.
 class DeathWatch {
  public:
-  DeathWatch(pid_t daemon, std::string mnt)
-      : thread_([this, daemon, mnt = std::move(mnt)] {
+  DeathWatch(pid_t daemon, std::function<void()> abort)
+      : thread_([this, daemon, abort = std::move(abort)] {
           while (!stop_.load()) {
-            if (!Alive(daemon)) {
-              AbortConnection(mnt);
+            if (!ProcessAlive(daemon)) {
+              abort();
               return;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -258,13 +214,13 @@ struct Trial {
     if (mounted.status == 0) {
       const pid_t daemon = fx.DaemonPid();
       if (daemon <= 0) return Fail("the daemon does not answer after mounting");
-      DeathWatch watch(daemon, fx.mnt());
+      DeathWatch watch(daemon, [this] { fx.AbortConnection(); });
       const pid_t beside = StartWorker(fx.src(), rng(), 15);
       for (int i = 0; i < 2; ++i) workers.push_back(StartWorker(fx.mnt(), rng(), 1 << 30));
       ::waitpid(beside, nullptr, 0);
       char buf[32];
-      beside_seen =
-          ::getxattr(fx.mnt().c_str(), xattr::kTotalBytes, buf, sizeof buf) > 0 && Alive(daemon);
+      beside_seen = ::getxattr(fx.mnt().c_str(), xattr::kTotalBytes, buf, sizeof buf) > 0 &&
+                    ProcessAlive(daemon);
       workers.push_back(StartWorker(fx.mnt(), rng(), 1 << 30));
       if (kill_point.empty() || kill_point.rfind("recovery.", 0) == 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 700));
@@ -273,22 +229,22 @@ struct Trial {
       } else {
         // Compactions until the kill point is reached.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (Alive(daemon) && std::chrono::steady_clock::now() < deadline) {
+        while (ProcessAlive(daemon) && std::chrono::steady_clock::now() < deadline) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           workers.push_back(RequestCompaction(fx.mnt()));
         }
-        if (Alive(daemon)) {
+        if (ProcessAlive(daemon)) {
           ::kill(daemon, SIGKILL);
           StopWorkers(workers);
-          AbortConnection(fx.mnt());
+          fx.AbortConnection();
           return Fail("kill point " + kill_point + " was never reached");
         }
       }
-      for (int i = 0; i < 500 && !Gone(daemon); ++i) {
-        if (!Alive(daemon)) AbortConnection(fx.mnt());
+      for (int i = 0; i < 500 && !ProcessGone(daemon); ++i) {
+        if (!ProcessAlive(daemon)) fx.AbortConnection();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-      if (!Gone(daemon)) return Fail("the killed daemon does not go away");
+      if (!ProcessGone(daemon)) return Fail("the killed daemon does not go away");
     }
     StopWorkers(workers);
     dtkfs::testing::Run({"fusermount3", "-u", "-z", fx.mnt()});
@@ -296,7 +252,7 @@ struct Trial {
       // A second crash, during recovery itself.
       KillAt kill(kill_point);
       fx.Mount(kMountOptions);
-      AbortConnection(fx.mnt());
+      fx.AbortConnection();
       dtkfs::testing::Run({"fusermount3", "-u", "-z", fx.mnt()});
     }
     strict = beside_seen;

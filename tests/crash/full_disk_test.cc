@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "support/files.h"
@@ -38,18 +39,34 @@ void Change(const std::string& mnt, int round) {
   std::filesystem::remove_all(mnt + "/d" + std::to_string(round + 20));
 }
 
+// A mount of a small tree whose index lives on a 1 MiB tmpfs (filled by Fill).
+struct SmallIndexDisk {
+  MountFixture fx;
+  TempDir t;
+  std::unique_ptr<SmallTmpfs> small;
+  std::string index = t / "full/x.idx";
+  std::string filler = t / "full/filler";
+
+  // False (with the test's warning or failure given) when FUSE or root is missing.
+  bool Set() {
+    if (!fx.available() || ::geteuid() != 0) return false;
+    MakeTree(fx.src());
+    small = std::make_unique<SmallTmpfs>(t / "full", "1m");
+    return small->mounted();
+  }
+  void Fill() { Run({"sh", "-c", "cat /dev/zero > " + filler}); }
+};
+
 }  // namespace
 
 TEST_CASE("full disk: compaction fails, totals stay exact, and it succeeds once space returns",
           "[crash]") {
-  MountFixture fx;
+  SmallIndexDisk d;
+  MountFixture& fx = d.fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   DTKFS_ROOT_ONLY("mounts a tmpfs");
-  MakeTree(fx.src());
-  TempDir t;
-  SmallTmpfs small(t / "full", "1m");
-  REQUIRE(small.mounted());
-  const std::string index = t / "full/x.idx";
+  REQUIRE(d.Set());
+  const std::string& index = d.index;
   auto mounted = fx.Mount({"--index", index, "--compact-interval", "1"});
   INFO(mounted.err);
   REQUIRE(mounted.status == 0);
@@ -57,7 +74,7 @@ TEST_CASE("full disk: compaction fails, totals stay exact, and it succeeds once 
   REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
 
   // The disk fills up: every compaction and journal write fails from now on.
-  CHECK(Run({"sh", "-c", "cat /dev/zero > " + t / "full/filler"}).status != 0);
+  d.Fill();
   for (int round = 1; round <= 8; ++round) {
     Change(fx.mnt(), round);
     REQUIRE(fx.Differences() == "");
@@ -73,7 +90,7 @@ TEST_CASE("full disk: compaction fails, totals stay exact, and it succeeds once 
 
   // Space returns: the next compaction (the thread retries with backoff; `dtkfs compact`
   // asks at once) writes everything, and the journal works again.
-  REQUIRE(::unlink((t / "full/filler").c_str()) == 0);
+  REQUIRE(::unlink(d.filler.c_str()) == 0);
   REQUIRE(Run({DtkfsBinary(), "compact", fx.mnt()}).status == 0);
   CHECK(fx.StatusField("last_result") == "ok");
   CHECK(fx.StatusField("frozen_levels") == "0");
@@ -82,11 +99,7 @@ TEST_CASE("full disk: compaction fails, totals stay exact, and it succeeds once 
   // A crash now is recovered from the journal alone (no verification), exactly.
   Change(fx.mnt(), 9);
   REQUIRE(fx.Differences() == "");
-  const pid_t pid = fx.DaemonPid();
-  REQUIRE(pid > 0);
-  REQUIRE(::kill(pid, SIGKILL) == 0);
-  REQUIRE(WaitForExit(pid, 20));
-  Run({"fusermount3", "-u", "-z", fx.mnt()});
+  REQUIRE(fx.CrashDaemon());
   auto again = fx.Mount({"--index", index, "-o", "verify=off"});
   INFO(again.err);
   REQUIRE(again.status == 0);
@@ -98,23 +111,18 @@ TEST_CASE("full disk: compaction fails, totals stay exact, and it succeeds once 
 
 TEST_CASE("full disk at a crash: the broken journal makes the next mount rescan, exactly",
           "[crash]") {
-  MountFixture fx;
+  SmallIndexDisk d;
+  MountFixture& fx = d.fx;
   DTKFS_REQUIRE_MOUNTABLE(fx);
   DTKFS_ROOT_ONLY("mounts a tmpfs");
-  MakeTree(fx.src());
-  TempDir t;
-  SmallTmpfs small(t / "full", "1m");
-  REQUIRE(small.mounted());
-  const std::string index = t / "full/x.idx";
+  REQUIRE(d.Set());
+  const std::string& index = d.index;
   REQUIRE(fx.Mount({"--index", index}).status == 0);
-  CHECK(Run({"sh", "-c", "cat /dev/zero > " + t / "full/filler"}).status != 0);
+  d.Fill();
   Change(fx.mnt(), 1);
   REQUIRE(fx.Differences() == "");
-  const pid_t pid = fx.DaemonPid();
-  REQUIRE(::kill(pid, SIGKILL) == 0);
-  REQUIRE(WaitForExit(pid, 20));
-  Run({"fusermount3", "-u", "-z", fx.mnt()});
-  REQUIRE(::unlink((t / "full/filler").c_str()) == 0);
+  REQUIRE(fx.CrashDaemon());
+  REQUIRE(::unlink(d.filler.c_str()) == 0);
   auto again = fx.Mount({"--index", index, "-o", "verify=off"});
   INFO(again.err);
   REQUIRE(again.status == 0);

@@ -41,11 +41,7 @@ TEST_CASE("recovery after a crash reconciles only the directories that changed",
                   std::ios::app)
         << "more bytes";
   REQUIRE(fx.Differences() == "");
-  const pid_t pid = fx.DaemonPid();
-  REQUIRE(pid > 0);
-  REQUIRE(::kill(pid, SIGKILL) == 0);
-  REQUIRE(WaitForExit(pid, 20));
-  Run({"fusermount3", "-u", "-z", fx.mnt()});
+  REQUIRE(fx.CrashDaemon());
 
   auto again = fx.Mount({"-o", "verify=off"});
   INFO(again.err);

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -11,6 +13,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -136,6 +139,54 @@ bool WaitForExit(pid_t pid, int timeout_s) {
   const int ready = ::poll(&p, 1, timeout_s * 1000);
   ::close(fd);
   return ready == 1;
+}
+
+bool ProcessAlive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (pid <= 0 || !std::getline(in, line)) return false;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
+         line[paren + 2] != 'X';
+}
+
+bool ProcessGone(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return true;
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string state, field;
+  rest >> state;
+  for (int i = 4; i <= 20 && rest >> field; ++i) {
+  }
+  return state == "Z" && field == "1";  // field 20: num_threads
+}
+
+void MountFixture::AbortConnection() const {
+  std::string device;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point == mnt()) device = dev;
+  }
+  if (device.empty()) return;
+  const std::string conn = "/sys/fs/fuse/connections/" + device.substr(device.find(':') + 1);
+  if (!std::filesystem::exists(conn))
+    ::mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
+  std::ofstream(conn + "/abort") << "1";
+}
+
+bool MountFixture::CrashDaemon() {
+  const pid_t pid = DaemonPid();
+  if (pid <= 0 || ::kill(pid, SIGKILL) != 0) return false;
+  for (int i = 0; i < 1000 && !ProcessGone(pid); ++i) {
+    if (!ProcessAlive(pid)) AbortConnection();
+    ::usleep(20000);
+  }
+  Run({"fusermount3", "-u", "-z", mnt()});
+  return ProcessGone(pid);
 }
 
 CommandResult MountFixture::Unmount() { return Run({binary_, "umount", mnt()}); }

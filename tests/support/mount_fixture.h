@@ -50,6 +50,15 @@ class MountFixture {
                            const std::vector<std::string>& extra = {});
   // dtkfs umount MNT.
   CommandResult Unmount();
+  // kill -9 of the daemon, as a crash would: waits until it has let go of everything
+  // (aborting its connection if a daemon thread stays stuck in the kernel, see
+  // AbortConnection) and clears the dead mount (fusermount3 -uz). False if it would not die.
+  bool CrashDaemon();
+  // Aborts the mount's FUSE connection (/sys/fs/fuse/connections/N/abort): every request
+  // waiting on a dead daemon ends. A killed daemon can keep its connection open when one of
+  // its threads is stuck in a cache invalidation that waits for a directory lock held by a
+  // request only the daemon could answer.
+  void AbortConnection() const;
   // Mounts with binary from now on (KillableBinary for the crash tests).
   void UseBinary(std::string binary) { binary_ = std::move(binary); }
   bool mounted() const;
@@ -75,6 +84,11 @@ class MountFixture {
 
 // Waits until process pid has exited (at most timeout_s seconds); true if it has.
 bool WaitForExit(pid_t pid, int timeout_s);
+// Whether pid runs: a zombie does not (a killed daemon whose last thread is stuck).
+bool ProcessAlive(pid_t pid);
+// Whether pid has let go of its descriptors, and with them its locks: gone, or a zombie
+// with no thread left.
+bool ProcessGone(pid_t pid);
 
 // Reads the three size xattrs of path (nullopt-like zero Totals with ok=false on failure).
 bool ReadTotals(const std::string& path, Totals* out);
