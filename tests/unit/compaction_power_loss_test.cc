@@ -22,6 +22,7 @@
 #include "support/env_wrappers.h"
 #include "support/files.h"
 #include "support/power_loss_env.h"
+#include "support/store_views.h"
 #include "support/temp_dir.h"
 
 using namespace dtkfs;
@@ -30,9 +31,12 @@ using dtkfs::testing::ReadFileBytes;
 using dtkfs::testing::TempDir;
 using dtkfs::testing::WriteFileBytes;
 
-namespace {
+using dtkfs::testing::LiveView;
+using dtkfs::testing::ReaderView;
+using dtkfs::testing::ScanView;
+using dtkfs::testing::View;
 
-using View = std::map<std::string, Totals>;
+namespace {
 
 Env& Fast() { return dtkfs::testing::NoSyncDefault(); }
 
@@ -40,21 +44,6 @@ bool Exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
 }
-
-View LiveView(const SizeStore& store) {
-  View v;
-  if (auto root = store.Lookup("")) v[""] = *root;
-  for (auto& [p, t] : store.ListBelow("", 0)) v[p] = t;
-  return v;
-}
-
-View ReaderView(const IndexReader& r) {
-  View v;
-  for (size_t i = 0; i < r.size(); ++i) v[std::string(r.path_at(i))] = r.totals_at(i);
-  return v;
-}
-
-View ScanView(const ScanResult& scan) { return View(scan.dirs.begin(), scan.dirs.end()); }
 
 std::string Join(const std::vector<std::string>& v) {
   std::string out;

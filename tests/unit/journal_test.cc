@@ -27,6 +27,7 @@
 #include "support/files.h"
 #include "support/power_loss_env.h"
 #include "support/scanned_index.h"
+#include "support/store_views.h"
 #include "support/temp_dir.h"
 
 using namespace dtkfs;
@@ -44,20 +45,10 @@ std::vector<std::string> Paths(const JournalFile& f) {
   return out;
 }
 
-// Every directory's totals in the store, as a map.
-std::map<std::string, Totals> StoreTotals(const SizeStore& store) {
-  std::map<std::string, Totals> out;
-  out[""] = *store.Lookup("");
-  for (auto& [p, t] : store.ListBelow("", 0)) out[p] = t;
-  return out;
-}
-
-std::map<std::string, Totals> ScannedTotals(const std::string& src) {
+dtkfs::testing::View ScannedTotals(const std::string& src) {
   auto scan = ScanTree(src, "", ScanOptions{});
   REQUIRE(scan.ok());
-  std::map<std::string, Totals> out;
-  for (auto& [p, t] : scan->dirs) out[p] = t;
-  return out;
+  return dtkfs::testing::ScanView(*scan);
 }
 
 }  // namespace
@@ -270,7 +261,7 @@ TEST_CASE("regression: a directory removed and re-created at the same path is sc
     SizeStore store(base);
     auto report = RecoverFromJournal(store, src, journals);
     REQUIRE(report.ok());
-    return StoreTotals(store);
+    return dtkfs::testing::LiveView(store);
   };
   CHECK(recover(true) == ScannedTotals(src));
   // Without the record, p/q looks the same from p (a subdirectory named q) and its old
@@ -301,7 +292,7 @@ TEST_CASE("recovery reconciles the marked directories and finds what is new belo
   SizeStore store(base);
   auto report = RecoverFromJournal(store, src, journals);
   REQUIRE(report.ok());
-  CHECK(StoreTotals(store) == ScannedTotals(src));
+  CHECK(dtkfs::testing::LiveView(store) == ScannedTotals(src));
   CHECK(report->reconciled == 4);  // d3/e went with d3
   CHECK(report->changed == 3);
   CHECK(report->rescanned == 1);
