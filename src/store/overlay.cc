@@ -37,8 +37,14 @@ std::optional<std::string_view> RenameMap::MapDown(std::string_view p, std::stri
 
 std::optional<Totals> LookupBelow(const std::vector<FrozenLevel>& frozen, const IndexReader* base,
                                   std::string_view path) {
+  return LookupBelow(frozen, 0, base, path);
+}
+
+std::optional<Totals> LookupBelow(const std::vector<FrozenLevel>& frozen, size_t first,
+                                  const IndexReader* base, std::string_view path) {
   std::string renamed;
-  for (const FrozenLevel& level : frozen) {
+  for (size_t i = first; i < frozen.size(); ++i) {
+    const FrozenLevel& level = frozen[i];
     if (level.overlay) {
       if (auto it = level.overlay->find(path); it != level.overlay->end()) {
         if (it->second.tombstone) return std::nullopt;

@@ -98,6 +98,9 @@ void MergedRange(const Levels& levels, std::string_view lo, std::optional<std::s
 // nullopt when absent, deleted or hidden by a rename.
 std::optional<Totals> LookupBelow(const std::vector<FrozenLevel>& frozen, const IndexReader* base,
                                   std::string_view path);
+// The same over frozen[first..] only (path named above frozen[first]).
+std::optional<Totals> LookupBelow(const std::vector<FrozenLevel>& frozen, size_t first,
+                                  const IndexReader* base, std::string_view path);
 
 // The [lo, hi) keys of the entries strictly below dir. Not contiguous with dir itself:
 // "dir!" sorts between dir and "dir/".

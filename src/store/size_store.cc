@@ -110,7 +110,15 @@ Status SizeStore::ApplyToChainLocked(std::string_view dir, const Delta& delta,
 
 bool SizeStore::Persisted(std::string_view dir) const {
   std::shared_lock lock(mu_);
-  return PersistedLocked(dir);
+  // A crash now leaves recovery to start from the index on disk (the base), or from the
+  // one a compaction of the frozen levels under its freeze is writing: the base merged with
+  // a suffix of frozen_. Recovery reads each under its own names, so dir is looked up in
+  // each candidate as it is: not through the rename maps above it (a directory renamed
+  // away keeps its old path in the base), and not stopped by a tombstone in a frozen level
+  // (the base under it still holds the path if that compaction never lands).
+  for (size_t first = 0; first <= frozen_.size(); ++first)
+    if (LookupBelow(frozen_, first, base_.get(), dir)) return true;
+  return false;
 }
 
 std::optional<Totals> SizeStore::Lookup(std::string_view dir) const {

@@ -47,8 +47,10 @@ class SizeStore {
   void SetRenameMapThreshold(size_t entries);
 
   std::optional<Totals> Lookup(std::string_view dir) const;
-  // Whether dir is live in the levels under the active overlay (the index, frozen overlays,
-  // rename maps): what a crash now would leave for recovery to start from may hold it.
+  // Whether what a crash now would leave for recovery to start from may hold dir: the
+  // index on disk (the base), or the base merged with the frozen levels under a freeze (a
+  // compaction in flight or failing), each read under its own names (dir itself, not mapped
+  // through the rename maps above it nor hidden by a tombstone above it).
   bool Persisted(std::string_view dir) const;
 
   // A non-directory entry directly inside dir changed (created, removed, resized): applies

@@ -362,3 +362,41 @@ TEST_CASE("regression: an operation straddling a freeze lands in the generation 
   CHECK((in_index || still_marked));
   CHECK(in_index);
 }
+
+// Found by the breaker: WillPlaceDir asked SizeStore::Persisted whether the state a crash
+// leaves may hold a path, and Persisted looked through the rename maps above the base and
+// stopped at a tombstone in a frozen overlay. A big directory (a rename map) renamed away,
+// then a new one made at its old path, wrote no "replaced" record: recovery kept the old
+// subtree there (counted twice), or lost writes inside a directory renamed away and back.
+TEST_CASE("regression: a path renamed away through a rename map is still persisted",
+          "[journal]") {
+  TempDir dir;
+  const std::string src = dir / "src";
+  std::filesystem::create_directories(src + "/a/X/s");
+  std::filesystem::create_directories(src + "/c");
+  WriteFileBytes(src + "/a/X/s/f", std::string(500, 'o'));
+  SizeStore store(dtkfs::testing::ScanIndex(src, dir / "x.idx"));
+  store.SetRenameMapThreshold(0);  // every rename pushes a map, as a big one does
+  REQUIRE(store.RenameDir("a/X", "c/X").ok());
+  CHECK_FALSE(store.Lookup("a/X"));
+  // The index on disk still holds a/X: a directory made there must be scanned whole.
+  CHECK(store.Persisted("a/X"));
+  CHECK(store.Persisted("c/X"));  // the same directory, under its new name: harmless
+  CHECK_FALSE(store.Persisted("a/Y"));
+}
+
+TEST_CASE("regression: a path removed before a freeze is persisted until the compaction lands",
+          "[journal]") {
+  TempDir dir;
+  const std::string src = dir / "src";
+  std::filesystem::create_directories(src + "/a/X/s");
+  WriteFileBytes(src + "/a/X/s/f", std::string(500, 'o'));
+  SizeStore store(dtkfs::testing::ScanIndex(src, dir / "x.idx"));
+  REQUIRE(store.RemoveDir("a/X").ok());
+  CHECK(store.Persisted("a/X"));
+  // The compaction freezes the tombstone; until its index is installed, the old one (with
+  // a/X) is what a crash leaves.
+  auto snapshot = store.Freeze();
+  CHECK(store.Persisted("a/X"));
+  CHECK_FALSE(store.Persisted("a/Y"));
+}
