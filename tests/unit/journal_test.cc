@@ -368,8 +368,7 @@ TEST_CASE("regression: an operation straddling a freeze lands in the generation 
 // stopped at a tombstone in a frozen overlay. A big directory (a rename map) renamed away,
 // then a new one made at its old path, wrote no "replaced" record: recovery kept the old
 // subtree there (counted twice), or lost writes inside a directory renamed away and back.
-TEST_CASE("regression: a path renamed away through a rename map is still persisted",
-          "[journal]") {
+TEST_CASE("regression: a path renamed away through a rename map is still persisted", "[journal]") {
   TempDir dir;
   const std::string src = dir / "src";
   std::filesystem::create_directories(src + "/a/X/s");
