@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/filesystem.hpp>
 #include <cerrno>
@@ -253,10 +254,16 @@ class PosixEnv final : public Env {
       ::close(fd);
       return s;
     }
-    std::string out(max_bytes, '\0');
+    // Sized by the file, not by max_bytes: a caller's bound (the journal's is 1 GiB) must
+    // not become an allocation, zero-filled page by page, for a file of a few bytes.
+    struct stat st;
+    size_t cap = 4096;
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) cap = static_cast<size_t>(st.st_size) + 1;
+    std::string out(std::min(cap, max_bytes), '\0');
     size_t got = 0;
     while (got < max_bytes) {
-      ssize_t n = ::read(fd, out.data() + got, max_bytes - got);
+      if (got == out.size()) out.resize(std::min(max_bytes, out.size() * 2));  // it grew
+      ssize_t n = ::read(fd, out.data() + got, out.size() - got);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         int err = errno;

@@ -1,6 +1,7 @@
 // The POSIX Env's mappings: what another process does to a mapped file cannot reach the
 // bytes a reader holds (src/env/map_guard.h).
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,4 +72,35 @@ TEST_CASE("regression: a mapped index must be this user's: the file mapped is th
   auto file = Env::Default().MapReadOnly(path);
   REQUIRE_FALSE(file.ok());
   CHECK(file.status().message().find("owned by uid 65534") != std::string::npos);
+}
+
+// Found by the breaker: ReadFileToString allocated (and zero-filled) max_bytes whatever the
+// file's size. ReadJournals passes 1 GiB, so every mount that recovered from a journal of a
+// few bytes, and every journal retirement that met a newer file, took 1 GiB of memory: a
+// daemon under a memory limit was killed at the mount that was to recover it.
+TEST_CASE("regression: reading a small file with a large bound allocates what the file holds",
+          "[env]") {
+  TempDir dir;
+  std::ofstream(dir / "small") << "a few bytes";
+  std::string big(3 * 4096 + 5, 'b');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  std::ofstream(dir / "big") << big;
+  auto max_rss_kib = [] {
+    struct rusage ru;
+    ::getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+  };
+  const long before = max_rss_kib();
+  for (int i = 0; i < 3; ++i) {
+    auto small = Env::Default().ReadFileToString(dir / "small", (size_t{1} << 30) + 1);
+    REQUIRE(small.ok());
+    CHECK(*small == "a few bytes");
+  }
+  CHECK(max_rss_kib() - before < 64 * 1024);
+  // Bounds and sizes still hold: the bound cuts, a file larger than its first guess is read
+  // whole.
+  CHECK(*Env::Default().ReadFileToString(dir / "big", 10) == big.substr(0, 10));
+  CHECK(*Env::Default().ReadFileToString(dir / "big", 1 << 20) == big);
+  CHECK(*Env::Default().ReadFileToString(dir / "big", big.size()) == big);
+  CHECK(Env::Default().ReadFileToString(dir / "small", 0)->empty());
 }
