@@ -20,6 +20,8 @@ constexpr size_t kHeaderSize = 32;
 constexpr size_t kRecordHeader = 9;  // length u32, CRC u32, type u8
 // Larger than any store path; a length beyond it is a bad record, not an allocation.
 constexpr size_t kMaxPayload = format::kMaxPathLength;
+// Far above any generation a daemon reaches; the generation after it cannot wrap.
+constexpr uint64_t kMaxJournalGeneration = uint64_t{1} << 48;
 // A journal this large is read as far as this; more is not a torn tail but a damaged file.
 constexpr size_t kMaxJournalBytes = size_t{1} << 30;
 
@@ -103,6 +105,13 @@ Result<JournalSet> ReadJournals(Env& env, const std::string& index, uint64_t cov
   std::sort(found.begin(), found.end());
   for (const auto& [generation, name] : found) {
     const std::string file = path::Join(IndexDir(index), name);
+    // The next journal begins after the newest generation found: a name near 2^64 would
+    // make it wrap to 1, below what the index covers, and its marks would be read as
+    // obsolete after a crash. No daemon counts that far (a compaction a second for 8
+    // million years), so such a file was planted or damaged.
+    if (generation > kMaxJournalGeneration)
+      return Status::Corruption(
+          fmt::format("journal {}: generation {} out of range", file, generation));
     if (generation <= covered) {
       set.obsolete.push_back(file);
       continue;

@@ -399,3 +399,18 @@ TEST_CASE("regression: a path removed before a freeze is persisted until the com
   CHECK(store.Persisted("a/X"));
   CHECK_FALSE(store.Persisted("a/Y"));
 }
+
+// Found by the breaker: a journal file named with a generation near 2^64 (planted, or a
+// damaged name) made the next journal begin at max + 1, which wrapped to generation 1,
+// below what the index covers: after a crash its marks were read as obsolete and lost.
+TEST_CASE("regression: a journal generation that would wrap the next one is refused", "[journal]") {
+  TempDir dir;
+  const std::string index = dir / "x.idx";
+  WriteFileBytes(index + ".journal.18446744073709551615", "garbage");
+  auto set = ReadJournals(Env::Default(), index, 3);
+  REQUIRE_FALSE(set.ok());
+  CHECK_THAT(set.status().message(), Catch::Contains("out of range"));
+  std::filesystem::remove(index + ".journal.18446744073709551615");
+  WriteFileBytes(index + ".journal.281474976710656", EncodeJournalHeader(281474976710656));
+  CHECK(ReadJournals(Env::Default(), index, 3).ok());  // 2^48 itself is still read
+}
