@@ -122,24 +122,23 @@ void Filesystem::SyncWithSource() {
 
 Filesystem::SizeChange::SizeChange(Filesystem& fs) : fs_(fs.journal_ ? &fs : nullptr) {
   if (fs_ == nullptr) return;
-  std::unique_lock lock(fs_->gate_mu_);
-  fs_->gate_cv_.wait(lock, [&] { return !fs_->gate_closed_; });
-  ++fs_->gate_inflight_;
+  // Read before the mark: the mark goes to this generation or a later one.
+  generation_ = fs_->journal_->generation();
+  std::lock_guard lock(fs_->gate_mu_);
+  ++fs_->inflight_[generation_];
 }
 
 Filesystem::SizeChange::~SizeChange() {
   if (fs_ == nullptr) return;
   std::lock_guard lock(fs_->gate_mu_);
-  if (--fs_->gate_inflight_ == 0 && fs_->gate_closed_) fs_->gate_cv_.notify_all();
+  auto it = fs_->inflight_.find(generation_);
+  if (--it->second == 0) {
+    fs_->inflight_.erase(it);
+    fs_->gate_cv_.notify_all();
+  }
 }
 
 Compactor::Frozen Filesystem::FreezeForCompaction() {
-  if (journal_ != nullptr) {
-    // New size changes wait; those in flight (marked in this generation) finish in it.
-    std::unique_lock gate(gate_mu_);
-    gate_closed_ = true;
-    gate_cv_.wait(gate, [&] { return gate_inflight_ == 0; });
-  }
   std::unique_lock ns(ns_mu_);  // no namespace change or size accounting in flight
   Compactor::Frozen out;
   out.snap = store_.Freeze();
@@ -150,11 +149,6 @@ Compactor::Frozen Filesystem::FreezeForCompaction() {
   }
   LinkTracker::Captured links = links_.Capture(out.snap.base.get());
   ns.unlock();
-  if (journal_ != nullptr) {
-    std::lock_guard gate(gate_mu_);
-    gate_closed_ = false;
-    gate_cv_.notify_all();
-  }
   // The index is immutable: its records are decoded without holding up the mount.
   out.link_table = LinkTracker::Encode(std::move(links), out.snap.base.get());
   return out;
@@ -172,8 +166,15 @@ void Filesystem::SetJournal(Journal* journal) {
 }
 
 void Filesystem::Published(const Compactor::Frozen& frozen) {
-  if (journal_ != nullptr && frozen.journal_generation)
-    journal_->Retire(*frozen.journal_generation);
+  if (journal_ == nullptr || !frozen.journal_generation) return;
+  const uint64_t covered = *frozen.journal_generation;
+  {
+    // A size change that began in a covered generation may have landed after the freeze
+    // (not in the new index): its mark must stay until its store update re-marked it.
+    std::unique_lock gate(gate_mu_);
+    gate_cv_.wait(gate, [&] { return inflight_.empty() || inflight_.begin()->first > covered; });
+  }
+  journal_->Retire(covered);
 }
 
 }  // namespace dtkfs::fs

@@ -14,7 +14,7 @@
 // one parent, so a directory's path (the size store's key) follows from the inode table.
 //
 // Locks, in order (never take an earlier one while holding a later one):
-//   gate_mu_        SizeChange's gate: taken alone, before everything below.
+//   gate_mu_        SizeChange's count of size changes in flight: a leaf, taken alone.
 //   ns_mu_          shared_mutex. Exclusive: operations that change the namespace (create,
 //                   mknod, mkdir, symlink, link, unlink, rmdir, rename) and the compaction
 //                   freeze, held across their syscall and store update, so the store never
@@ -37,6 +37,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -144,10 +145,14 @@ class Filesystem final : public Compactor::Freezer {
   int Lookup(Inode& parent, const char* name, fuse_entry_param* e, bool* created = nullptr);
   // The mount's compaction freeze: the store's overlays and the multi-link table of the
   // same moment (no namespace change or size accounting in between), and the end of the
-  // journal's generation. Size changes of open files in flight finish first and new ones
-  // wait (SizeChange), so each lands in the generation of its journal mark.
+  // journal's generation. It waits for no size change of an open file in flight (one may
+  // be stuck in its system call for as long as the source likes: a lease, a hung NFS
+  // server, dirty-page throttling); Published waits for them instead.
   Compactor::Frozen FreezeForCompaction() override;
-  // Retires the journal generations the new index covers.
+  // Retires the journal generations the new index covers, once every size change that
+  // began in them has made its store update (SizeChange): one that landed after the freeze
+  // is missing from the new index, and its accounting marked it again in the new generation
+  // (Accounting::AccountToLocked) before the store heard of it.
   void Published(const Compactor::Frozen& frozen) override;
 
   // The write-intent journal (store/journal.h); null when the mount runs without one. Set
@@ -159,8 +164,10 @@ class Filesystem final : public Compactor::Freezer {
   const std::string& recovery_summary() const { return recovery_; }
 
   // Held by an operation that changes an open file's size (write, truncate, fallocate,
-  // copy_file_range, an O_TRUNC open) from before its journal mark until its store update.
-  // Namespace operations need none: they hold the namespace lock, which the freeze takes.
+  // copy_file_range, an O_TRUNC open) from before its journal mark until its store update:
+  // the journal generation it began in is not retired before it ends (Published). It never
+  // waits. Namespace operations need none: they hold the namespace lock, which the freeze
+  // takes.
   class SizeChange {
    public:
     explicit SizeChange(Filesystem& fs);
@@ -169,7 +176,8 @@ class Filesystem final : public Compactor::Freezer {
     SizeChange& operator=(const SizeChange&) = delete;
 
    private:
-    Filesystem* fs_;  // null: no journal, nothing held
+    Filesystem* fs_;           // null: no journal, nothing held
+    uint64_t generation_ = 0;  // the journal's when it began (its mark is in it or later)
   };
   // The watcher of changes beside the mount (null: none, or stopped).
   void SetWatcher(SourceWatcher* watcher) { watcher_.store(watcher); }
@@ -197,11 +205,10 @@ class Filesystem final : public Compactor::Freezer {
   std::atomic<SourceWatcher*> watcher_{nullptr};
   Journal* journal_ = nullptr;
   std::string recovery_;
-  // The size-change gate (SizeChange): the freeze closes it and waits for in-flight ones.
+  // Size changes in flight (SizeChange), by the journal generation each began in.
   std::mutex gate_mu_;
   std::condition_variable gate_cv_;
-  bool gate_closed_ = false;
-  uint64_t gate_inflight_ = 0;
+  std::map<uint64_t, uint64_t> inflight_;
   std::shared_mutex ns_mu_;
   std::atomic<uint64_t> ns_seq_{0};  // odd while a NamespaceChange is in progress
   InodeTable table_;
