@@ -174,9 +174,11 @@ Status Journal::AppendLocked(std::unique_lock<std::mutex>& lock, std::string rec
                              uint64_t* key) {
   if (broken_generation_ == generation_) {
     // Nothing written can be trusted in this generation; the next mount after a crash
-    // rescans (INDEX.last-exit says so).
+    // rescans (INDEX.last-exit says so, once the write that broke it has said so: until
+    // then the operation waits).
+    cv_.wait(lock, [&] { return !writing_; });
     if (key) *key = 0;
-    return poison_failure_;
+    if (broken_generation_ == generation_) return poison_failure_;
   }
   queue_ += record;
   const uint64_t seq = ++queued_seq_;
@@ -199,18 +201,25 @@ Status Journal::WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t s
     const uint64_t generation = generation_;
     lock.unlock();
     Status s = Io([&] { return WriteBatch(generation, batch); });
-    Status poisoned;
-    if (!s.ok()) poisoned = Io([&] { return Break(s); });
+    if (!s.ok()) {
+      // Broken before INDEX.last-exit says so, under poison_mu_ (Break): a Retire of an older
+      // broken generation then cannot clear what this one writes.
+      std::lock_guard poison(poison_mu_);
+      {
+        std::lock_guard relock(mu_);
+        if (broken_generation_ != generation)
+          log::Error("{}; until the next compaction, a crash means a full rescan", s.message());
+        broken_generation_ = generation;
+        broken_ = s.message();
+      }
+      Status poisoned = Io([&] { return Break(s); });
+      std::lock_guard relock(mu_);
+      poison_failure_ = poisoned;
+    }
     lock.lock();
     writing_ = false;
     newest_file_ = std::max(newest_file_, generation);
-    if (!s.ok()) {
-      if (broken_generation_ != generation)
-        log::Error("{}; until the next compaction, a crash means a full rescan", s.message());
-      broken_generation_ = generation;
-      broken_ = s.message();
-      poison_failure_ = poisoned;
-    } else {
+    if (s.ok()) {
       ++syncs_;
       records_ += upto - durable_seq_;
     }
@@ -309,17 +318,20 @@ void Journal::RetireFiles(uint64_t generation) {
     log::Warning("{}", set.status().message());
   }
   DTKFS_KILL_POINT("journal.after-retire");
-  std::lock_guard lock(mu_);
-  if (broken_generation_ != 0 && broken_generation_ <= generation) {
-    // The broken generations are covered by a durable index: a crash no longer needs more
-    // than the journal from here on.
-    if (WriteExitStatus(env_, index_, "running\n").ok()) {
-      log::Info("journal: working again");
-      broken_generation_ = 0;
-      broken_.clear();
-      poison_failure_ = Status::Ok();
-    }
+  // The broken generations are covered by a durable index: a crash no longer needs more than
+  // the journal from here on. Under poison_mu_, so a newer generation breaking meanwhile
+  // writes its line after this one is cleared, never before.
+  std::lock_guard poison(poison_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (broken_generation_ == 0 || broken_generation_ > generation) return;
   }
+  if (!WriteExitStatus(env_, index_, "running\n").ok()) return;
+  std::lock_guard lock(mu_);
+  log::Info("journal: working again");
+  broken_generation_ = 0;
+  broken_.clear();
+  poison_failure_ = Status::Ok();
 }
 
 Journal::Stats Journal::GetStats() const {

@@ -155,6 +155,9 @@ class Journal {
   Env& env_;
   const std::string index_;
   IoWrapper wrap_;
+  // Serialises what INDEX.last-exit says about the journal (Break, and Retire clearing it).
+  // Taken before mu_, never while holding it.
+  std::mutex poison_mu_;
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   uint64_t generation_;
