@@ -8,7 +8,8 @@ through bench/journal_bench.sh, which builds dtkfs (Release) first.
      mark covers a whole filesystem, and the journal's fsyncs go to the disk the index is on),
      the two in alternating order in every round, `sync` before every timed step:
        - extract the kernel subset (`tar -x` of an uncompressed tarball of some top-level
-         directories of linux-source-6.1) into the empty mount, then `dtkfs compact` (not
+         directories of linux-source-6.1) where the last round's copy was removed (round 1:
+         the empty mount), then `dtkfs compact` (not
          timed: the new directories enter the index, a new journal generation begins);
        - the same extraction again over that tree (every directory is now in the index, so
          each one's first change is journalled), then `rm -rf` it (not timed);
@@ -199,7 +200,8 @@ def write_path():
     fs = {j: make_fs(f"fs-{j}") for j in ("on", "off")}
     for j in fs:
         mount(fs[j], f"journal={j}")
-    # extract: into an empty directory (only the mount root is in the index: one mark);
+    # extract: where the last round's copy was removed (round 1: into the empty mount, one
+    # mark); the index still lists the removed directories, so their re-creation is marked;
     # overwrite: the same extraction over the tree the last one left, after `dtkfs compact`
     # put its directories into the index and began a new generation (every directory marked).
     workloads = {
@@ -402,7 +404,7 @@ def section(wp, rec):
               "the journal during one run of the workload (medians), from `dtkfs status`.", "",
               "| workload | journal=on | journal=off | cost (median) | cost (best) | journal records | journal syncs |",
               "|---|---:|---:|---:|---:|---:|---:|"]
-        names = {"extract": "extract the subset (`tar -x`) into an empty directory",
+        names = {"extract": "extract the subset (`tar -x`) where the last round's copy was just removed",
                  "overwrite": "extract it again over itself, after `dtkfs compact`",
                  "seq": f"sequential write, {SEQ_MIB:,} MiB (`dd bs=1M conv=fsync`)"}
         for w, by in wp["times"].items():
