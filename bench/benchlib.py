@@ -50,3 +50,24 @@ def dtkfs_status(dtkfs, mnt):
         if sep:
             fields[k] = v
     return fields
+
+
+def tree_bytes(root):
+    """The sum of st_size of every non-directory below root: what dtkfs counts (brief section 2)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            total += os.lstat(os.path.join(dirpath, n)).st_size
+    return total
+
+
+def clean_leftovers(work):
+    """Unmounts what an interrupted run left under work (FUSE first), then empties work."""
+    if os.path.isdir(work):
+        mounts = [l.split()[1] for l in open("/proc/self/mounts")]
+        for m in sorted((m for m in mounts if m.startswith(work + "/")), key=len, reverse=True):
+            if subprocess.run(["fusermount3", "-u", m], stderr=subprocess.DEVNULL).returncode:
+                if subprocess.run(["umount", m], stderr=subprocess.DEVNULL).returncode:
+                    subprocess.run(["umount", "-l", m])
+    run(["rm", "-rf", work])
+    os.makedirs(work)

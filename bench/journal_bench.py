@@ -59,7 +59,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import dtkfs_status, force_unmount, loadavg, out, run, timed, write_section  # noqa: E402
+from benchlib import (clean_leftovers, dtkfs_status, force_unmount, loadavg, out, run,  # noqa: E402
+                      timed, tree_bytes, write_section)
 
 REPO, DTKFS, WORK, TARBALL = sys.argv[1:5]
 ROUNDS = int(sys.argv[5])
@@ -104,18 +105,6 @@ def make_fs(name, inodes=None):
     for d in ("src", "mnt", "index"):
         os.makedirs(os.path.join(fs, d))
     return fs
-
-
-def clean_leftovers():
-    """Unmounts what an interrupted run left under WORK (FUSE first), then empties WORK."""
-    if os.path.isdir(WORK):
-        mounts = [l.split()[1] for l in open("/proc/self/mounts")]
-        for m in sorted((m for m in mounts if m.startswith(WORK + "/")), key=len, reverse=True):
-            if subprocess.run(["fusermount3", "-u", m], stderr=subprocess.DEVNULL).returncode:
-                if subprocess.run(["umount", m], stderr=subprocess.DEVNULL).returncode:
-                    subprocess.run(["umount", "-l", m])
-    run(["rm", "-rf", WORK])
-    os.makedirs(WORK)
 
 
 def unmount_all():
@@ -171,14 +160,6 @@ def journal_counts(mnt):
     line = dtkfs_status(DTKFS, mnt).get("journal", "")
     m = JOURNAL_RE.search(line)
     return (int(m.group(2)), int(m.group(3))) if m else (0, 0)
-
-
-def tree_bytes(root):  # the sum of st_size of every non-directory below root (what dtkfs counts)
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
 
 
 # ---- 1. the write path -----------------------------------------------------------------------
@@ -447,7 +428,7 @@ def section(wp, rec):
 
 
 def main():
-    clean_leftovers()
+    clean_leftovers(WORK)
     wp, rec = None, []
     try:
         wp = write_path() if "write" in ONLY else None

@@ -26,6 +26,7 @@
 #                         capped at the tree's leaf directories)
 #   DTKFS_JOURNAL_RECOVERY_ROUNDS  rounds of the recovery part (default 3)
 #   DTKFS_BENCH_BINARY    measure this dtkfs binary instead (nothing is built)
+#   DTKFS_BENCH_REF       measure a Release build of this commit (bench/bench_binary.sh)
 #   DTKFS_KERNEL_TARBALL  (default /usr/src/linux-source-6.1.tar.xz, Debian linux-source-6.1)
 #   DTKFS_BENCH_WRITE     0: print the section, do not write it
 set -euo pipefail
@@ -36,31 +37,7 @@ TARBALL=${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
 BENCH_DIR=${DTKFS_BENCH_DIR:-/var/tmp/dtkfs-bench}
 WORK=$BENCH_DIR/journal
 mkdir -p "$BENCH_DIR"
-export DTKFS_BENCH_COMMIT
-if [[ -n ${DTKFS_BENCH_BINARY:-} ]]; then
-  BINARY=$DTKFS_BENCH_BINARY
-  DTKFS_BENCH_COMMIT="\`$("$BINARY" --version | head -1)\` (a given binary)"
-else
-  ./scripts/deps.sh >/dev/null
-  cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-bench -j"$(nproc)" --target dtkfs >/dev/null
-  BINARY=build-bench/dtkfs
-  DTKFS_BENCH_COMMIT="\`$(git rev-parse --short HEAD)\`"
-  if [[ -n $(git status --porcelain --untracked-files=no -- src include CMakeLists.txt) ]]; then
-    DTKFS_BENCH_COMMIT+=" with uncommitted changes"
-  fi
-fi
-# If the driver dies without its own cleanup: unmount what is left under $WORK, FUSE first
-# (lazily: a killed daemon's mount may hang), then the loop filesystems.
-cleanup() {
-  findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r m; do
-    fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null ||
-      umount "$m" 2>/dev/null || umount -l "$m"
-  done || true
-}
-trap cleanup EXIT
-# The binary as built now: a rebuild during the run must not change it under the benchmark.
-mkdir -p "$BENCH_DIR/journal-bin"
-cp "$BINARY" "$BENCH_DIR/journal-bin/dtkfs"
-/usr/bin/python3 -B bench/journal_bench.py "$PWD" "$BENCH_DIR/journal-bin/dtkfs" "$WORK" "$TARBALL" \
+source bench/bench_binary.sh
+bench_binary journal
+/usr/bin/python3 -B bench/journal_bench.py "$PWD" "$BINARY" "$WORK" "$TARBALL" \
   "${DTKFS_BENCH_ROUNDS:-7}"

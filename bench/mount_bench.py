@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import out, run, timed, write_section  # noqa: E402
+from benchlib import out, run, timed, tree_bytes, write_section  # noqa: E402
 
 REPO, BUILD, WORK, TARBALL, ROUNDS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 PARTS = sys.argv[6:]
@@ -33,8 +33,6 @@ DTKFS = os.path.join(BUILD, "dtkfs")
 XATTR_BENCH = os.path.join(BUILD, "bench", "xattr_bench")
 TARGETS = ["native", "bindfs", "mergerfs", "dtkfs"]
 mounted = []
-
-
 
 
 def unmount_all():
@@ -45,14 +43,6 @@ def unmount_all():
             if subprocess.run(["fusermount3", "-u", m], stderr=subprocess.DEVNULL).returncode:
                 subprocess.run(["fusermount3", "-u", "-z", m])
     mounted.clear()
-
-
-def tree_bytes(root):  # brief section 2: the sum of st_size of every non-directory below root
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
 
 
 def main():

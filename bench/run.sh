@@ -39,38 +39,7 @@ fi
 BENCH_DIR=${DTKFS_BENCH_DIR:-/var/tmp/dtkfs-bench}
 WORK=$BENCH_DIR/speed
 mkdir -p "$BENCH_DIR"
-export DTKFS_BENCH_COMMIT
-if [[ -n ${DTKFS_BENCH_BINARY:-} ]]; then
-  BINARY=$DTKFS_BENCH_BINARY
-  DTKFS_BENCH_COMMIT="\`$("$BINARY" --version | head -1)\` (a given binary)"
-elif [[ -n ${DTKFS_BENCH_REF:-} ]]; then
-  BUILT=$BENCH_DIR/speed-build
-  rm -rf "$BUILT" && mkdir -p "$BUILT/src"
-  git archive "$DTKFS_BENCH_REF" | tar -x -C "$BUILT/src"
-  cmake -S "$BUILT/src" -B "$BUILT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILT/build" -j"$(nproc)" --target dtkfs >/dev/null
-  BINARY=$BUILT/build/dtkfs
-  DTKFS_BENCH_COMMIT="\`$(git rev-parse --short "$DTKFS_BENCH_REF^{commit}")\` (git archive of it)"
-else
-  cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-bench -j"$(nproc)" --target dtkfs >/dev/null
-  BINARY=build-bench/dtkfs
-  DTKFS_BENCH_COMMIT="\`$(git rev-parse --short HEAD)\`"
-  if [[ -n $(git status --porcelain --untracked-files=no -- src include CMakeLists.txt) ]]; then
-    DTKFS_BENCH_COMMIT+=" with uncommitted changes"
-  fi
-fi
-# The binary as built now: a rebuild during the run must not change it under the benchmark.
-# (run_bench.py empties $WORK first, after unmounting what an interrupted run left there.)
-# If the driver dies without its own cleanup: unmount what is left under $WORK, FUSE first.
-cleanup() {
-  findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r m; do
-    fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null ||
-      umount "$m" 2>/dev/null || umount -l "$m"
-  done || true
-}
-trap cleanup EXIT
-mkdir -p "$BENCH_DIR/speed-bin"
-cp "$BINARY" "$BENCH_DIR/speed-bin/dtkfs"
-/usr/bin/python3 -B bench/run_bench.py "$PWD" "$BENCH_DIR/speed-bin/dtkfs" "$WORK" \
+source bench/bench_binary.sh
+bench_binary speed
+/usr/bin/python3 -B bench/run_bench.py "$PWD" "$BINARY" "$WORK" \
   "${DTKFS_KERNEL_TARBALL:-/usr/src/linux-source-6.1.tar.xz}" "${DTKFS_BENCH_ROUNDS:-3}"

@@ -54,7 +54,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import force_unmount, loadavg, out, run, write_section  # noqa: E402
+from benchlib import clean_leftovers, force_unmount, loadavg, out, run, tree_bytes, write_section  # noqa: E402,E501
 
 REPO, DTKFS, WORK, TARBALL = sys.argv[1:5]
 ROUNDS = int(sys.argv[5])
@@ -129,14 +129,6 @@ def timed(argv, cwd=None, shell=False):
     return time.perf_counter() - t0
 
 
-def tree_bytes(root):  # the sum of st_size of every non-directory below root (what dtkfs counts)
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
-
-
 class Target:
     def __init__(self, name):
         self.name = name
@@ -182,18 +174,6 @@ def remove_scratch():
     for e in os.listdir(WORK) if os.path.isdir(WORK) else []:
         if e != "results.json":
             subprocess.run(["rm", "-rf", os.path.join(WORK, e)])
-
-
-def clean_leftovers():
-    """Unmounts what an interrupted run left under WORK (FUSE first), then empties WORK."""
-    if os.path.isdir(WORK):
-        mounts = [l.split()[1] for l in open("/proc/self/mounts")]
-        for m in sorted((m for m in mounts if m.startswith(WORK + "/")), key=len, reverse=True):
-            if subprocess.run(["fusermount3", "-u", m], stderr=subprocess.DEVNULL).returncode:
-                if subprocess.run(["umount", m], stderr=subprocess.DEVNULL).returncode:
-                    subprocess.run(["umount", "-l", m])
-    run(["rm", "-rf", WORK])
-    os.makedirs(WORK)
 
 
 def make_fs(t):
@@ -278,7 +258,7 @@ def sample_xattr(probes, until, pace=0.0005):
 
 
 def main():
-    clean_leftovers()
+    clean_leftovers(WORK)
     T = {n: Target(n) for n in TARGETS}
     load_start = loadavg()
     t_start = time.time()
