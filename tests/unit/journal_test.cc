@@ -51,6 +51,41 @@ dtkfs::testing::View ScannedTotals(const std::string& src) {
   return dtkfs::testing::ScanView(*scan);
 }
 
+// A Filesystem with a journal over src (a/b/f of 1234 bytes, a/g of 10), as a mount has them,
+// without FUSE: for the races between size changes and the compaction freeze.
+struct JournaledMount {
+  TempDir dir;
+  std::string src = dir / "src", index = dir / "index";
+  std::unique_ptr<SizeStore> store;
+  std::unique_ptr<Compactor> compactor;
+  std::unique_ptr<fs::Filesystem> filesystem;
+  std::unique_ptr<Journal> journal;
+
+  JournaledMount() {
+    std::filesystem::create_directories(src + "/a/b");
+    WriteFileBytes(src + "/a/b/f", std::string(1234, 'f'));
+    WriteFileBytes(src + "/a/g", std::string(10, 'g'));
+    store = std::make_unique<SizeStore>(dtkfs::testing::ScanIndex(src, index));
+    compactor = std::make_unique<Compactor>(*store, Env::Default(), index, src);
+    const int root_fd = ::open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(root_fd >= 0);
+    filesystem = std::make_unique<fs::Filesystem>(root_fd, src, *store, *compactor, fs::Options{});
+    compactor->SetFreezer(filesystem.get());
+    journal = std::make_unique<Journal>(Env::Default(), index, 1);
+    filesystem->SetJournal(journal.get());
+  }
+  // The inode at the path of names, looked up one name at a time as the kernel does.
+  fs::Inode& Find(std::initializer_list<const char*> names) {
+    fs::Inode* at = &filesystem->table().root();
+    for (const char* name : names) {
+      fuse_entry_param e;
+      REQUIRE(filesystem->Lookup(*at, name, &e) == 0);
+      at = &filesystem->Get(e.ino);
+    }
+    return *at;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("journal format: records round-trip; any truncation is a torn tail", "[journal]") {
@@ -309,25 +344,12 @@ TEST_CASE("recovery reconciles the marked directories and finds what is new belo
 
 TEST_CASE("regression: an operation straddling a freeze lands in the generation of its mark",
           "[journal][fs]") {
-  TempDir dir;
-  const std::string src = dir / "src", index = dir / "index";
-  std::filesystem::create_directories(src + "/a/b");
-  WriteFileBytes(src + "/a/b/f", std::string(1234, 'f'));
-  SizeStore store(dtkfs::testing::ScanIndex(src, index));
-  Compactor compactor(store, Env::Default(), index, src);
-  const int root_fd = ::open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(root_fd >= 0);
-  fs::Filesystem filesystem(root_fd, src, store, compactor, fs::Options{});
-  compactor.SetFreezer(&filesystem);
-  Journal journal(Env::Default(), index, 1);
-  filesystem.SetJournal(&journal);
-  fuse_entry_param e;
-  REQUIRE(filesystem.Lookup(filesystem.table().root(), "a", &e) == 0);
-  fs::Inode& a = filesystem.Get(e.ino);
-  REQUIRE(filesystem.Lookup(a, "b", &e) == 0);
-  fs::Inode& b = filesystem.Get(e.ino);
-  REQUIRE(filesystem.Lookup(b, "f", &e) == 0);
-  fs::Inode& f = filesystem.Get(e.ino);
+  JournaledMount m;
+  const std::string &src = m.src, &index = m.index;
+  fs::Filesystem& filesystem = *m.filesystem;
+  Compactor& compactor = *m.compactor;
+  Journal& journal = *m.journal;
+  fs::Inode& f = m.Find({"a", "b", "f"});
 
   // A write: marked, then its syscall, then (later) its store update.
   std::promise<void> marked, release;
@@ -374,28 +396,13 @@ TEST_CASE("regression: an operation straddling a freeze lands in the generation 
 // the stuck change's generation waits for it.
 TEST_CASE("regression: a size change stuck in its syscall does not hold other writers",
           "[journal][fs]") {
-  TempDir dir;
-  const std::string src = dir / "src", index = dir / "index";
-  std::filesystem::create_directories(src + "/a/b");
-  WriteFileBytes(src + "/a/b/f", std::string(1234, 'f'));
-  WriteFileBytes(src + "/a/g", std::string(10, 'g'));
-  SizeStore store(dtkfs::testing::ScanIndex(src, index));
-  Compactor compactor(store, Env::Default(), index, src);
-  const int root_fd = ::open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(root_fd >= 0);
-  fs::Filesystem filesystem(root_fd, src, store, compactor, fs::Options{});
-  compactor.SetFreezer(&filesystem);
-  Journal journal(Env::Default(), index, 1);
-  filesystem.SetJournal(&journal);
-  fuse_entry_param e;
-  REQUIRE(filesystem.Lookup(filesystem.table().root(), "a", &e) == 0);
-  fs::Inode& a = filesystem.Get(e.ino);
-  REQUIRE(filesystem.Lookup(a, "b", &e) == 0);
-  fs::Inode& b = filesystem.Get(e.ino);
-  REQUIRE(filesystem.Lookup(b, "f", &e) == 0);
-  fs::Inode& f = filesystem.Get(e.ino);
-  REQUIRE(filesystem.Lookup(a, "g", &e) == 0);
-  fs::Inode& g = filesystem.Get(e.ino);
+  JournaledMount m;
+  const std::string& src = m.src;
+  fs::Filesystem& filesystem = *m.filesystem;
+  Compactor& compactor = *m.compactor;
+  SizeStore& store = *m.store;
+  fs::Inode& f = m.Find({"a", "b", "f"});
+  fs::Inode& g = m.Find({"a", "g"});
 
   std::promise<void> marked, release;
   auto stuck = std::async(std::launch::async, [&] {
